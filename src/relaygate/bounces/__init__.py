@@ -1,0 +1,1 @@
+"""relaygate.bounces."""

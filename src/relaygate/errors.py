@@ -1,0 +1,63 @@
+"""The project's exception tree. Callers catch these, never a library's own.
+
+    RelaygateError
+    ├── ConfigError            settings file invalid (carries every problem at once)
+    ├── TransientError         retry later: 503 / 451
+    │   ├── StoreUnavailable   the store cannot commit right now (locked, disk full, read-only)
+    │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
+    └── PermanentError         will not work if retried
+        ├── RequestError       a client's input is wrong (carries an HTTP status and detail)
+        ├── IllegalTransition  a state change from a state that does not allow it
+        └── DeliveryFailed     5xx, no route, null MX
+
+Each third-party library's exceptions are translated into these in exactly one place
+(sqlite3 in ``store``, aiosmtplib in ``relay.client``, dnspython in ``relay.routing``...).
+"""
+
+from __future__ import annotations
+
+
+class RelaygateError(Exception):
+    """Base of every error relaygate raises on purpose."""
+
+
+class ConfigError(RelaygateError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class TransientError(RelaygateError):
+    """Something that may work if retried later."""
+
+
+class StoreUnavailable(TransientError):
+    """The store cannot accept writes right now."""
+
+
+class DeliveryDeferred(TransientError):
+    """A delivery attempt failed temporarily."""
+
+
+class PermanentError(RelaygateError):
+    """Something that will not work if retried."""
+
+
+class RequestError(PermanentError):
+    """A client request is invalid. ``status`` is the HTTP status, ``detail`` the message."""
+
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+        super().__init__(detail)
+
+
+class IllegalTransition(PermanentError):
+    """A state transition was attempted from a state that does not allow it."""
+
+
+class DeliveryFailed(PermanentError):
+    """A delivery attempt failed permanently."""
