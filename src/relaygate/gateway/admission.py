@@ -1,0 +1,201 @@
+"""The funnel: every way in (HTTP, SMTP) ends here, where policy is checked and the message and its
+recipients are committed in one transaction. Nothing is acknowledged before that commit.
+
+Trust: everything in a request is stranger-controlled. Each problem becomes a ``RequestError``
+with the HTTP status of the contract and a ``detail`` naming the problem; nothing is written
+unless every check passed.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relaygate.clock import Clock
+from relaygate.compose.addresses import AddressError, Mailbox, domain_of, parse_mailbox
+from relaygate.compose.mime import Attachment, AttachmentError, HeaderError, build_message, validate_headers
+from relaygate.errors import RequestError
+from relaygate.settings import Settings
+from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
+from relaygate.store.spool import Store, new_message_id
+
+log = logging.getLogger("relaygate.admission")
+
+MAX_RECIPIENTS = 50
+_FIELDS = frozenset({"from_email", "to", "cc", "bcc", "reply_to", "subject", "html", "text", "template", "variables",
+                     "headers", "tags", "attachments"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accepted:
+    id: str
+    limits: Limits
+
+
+def check_key(key: ApiKey, account: Account, scope: str) -> None:
+    """Scope (403) and plan (402) checks for an authenticated key."""
+    if scope not in key.scopes:
+        raise RequestError(403, f"this API key lacks the {scope} scope")
+    if scope == "email:send" and account.plan == "free":
+        raise RequestError(402, "accounts on the free plan cannot send; upgrade to trial or paid")
+
+
+def _string(body: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise RequestError(400, f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise RequestError(400, f"{name} must be a string")
+    return value
+
+
+def _address_list(body: Mapping[str, Any], name: str) -> list[Mailbox]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise RequestError(400, f"{name} must be a list of email addresses")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise RequestError(400, f"{name}[{i}] must be a string")
+        try:
+            out.append(parse_mailbox(item))
+        except AddressError as exc:
+            raise RequestError(400, f"{name}[{i}]: {exc}") from None
+    return out
+
+
+class Admission:
+    def __init__(self, *, store: Store, settings: Settings, clock: Clock) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.on_commit: Callable[[], None] | None = None
+
+    async def send(self, key: ApiKey, account: Account, body: Any) -> Accepted:
+        """POST /v1/send after authentication: validate, compose, commit."""
+        check_key(key, account, "email:send")
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        unknown = sorted(set(body) - _FIELDS)
+        if unknown:
+            raise RequestError(400, f"unknown field(s): {', '.join(unknown)}")
+        from_raw = _string(body, "from_email", required=True)
+        assert from_raw is not None
+        try:
+            sender = parse_mailbox(from_raw)
+        except AddressError as exc:
+            raise RequestError(400, f"from_email: {exc}") from None
+        to = _address_list(body, "to")
+        cc = _address_list(body, "cc")
+        bcc = _address_list(body, "bcc")
+        if not to:
+            raise RequestError(400, "to must list at least one recipient")
+        if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
+            raise RequestError(400, f"too many recipients: to+cc+bcc is {len(to) + len(cc) + len(bcc)}, at most {MAX_RECIPIENTS}")
+        reply_raw = _string(body, "reply_to")
+        reply_to = None
+        if reply_raw:
+            try:
+                reply_to = parse_mailbox(reply_raw)
+            except AddressError as exc:
+                raise RequestError(400, f"reply_to: {exc}") from None
+        subject = _string(body, "subject")
+        html = _string(body, "html")
+        text = _string(body, "text")
+        template = _string(body, "template")
+        if template is not None:
+            raise RequestError(404, f"template {template!r} not found")
+        if not subject:
+            raise RequestError(400, "subject is required unless a template is used")
+        if not html and not text:
+            raise RequestError(400, "html or text is required unless a template is used")
+        headers_raw = body.get("headers") or {}
+        if not isinstance(headers_raw, dict):
+            raise RequestError(400, "headers must be an object of string values")
+        try:
+            headers = validate_headers(headers_raw)
+        except HeaderError as exc:
+            raise RequestError(400, f"headers: {exc}") from None
+        tags = self._tags(body.get("tags"))
+        attachments = self._attachments(body.get("attachments"))
+        if "\r" in subject or "\n" in subject:
+            raise RequestError(400, "subject must not contain line breaks")
+        if not self.store.sender_allowed(account.id, sender.addr_spec):
+            raise RequestError(403, f"from_email {sender.addr_spec} is not a verified identity of this account")
+        msg_id = new_message_id()
+        header_id = f"<{msg_id}@{self.settings.hostname}>"
+        raw = build_message(
+            message_id=header_id, date=self.clock.now(), from_=sender, to=to, cc=cc, reply_to=reply_to,
+            subject=subject, text=text or None, html=html or None, headers=headers, attachments=attachments,
+            hostname=self.settings.hostname,
+        )
+        recipients = self._recipients(to, cc, bcc)
+        limits = await self.store.admit(
+            NewMessage(id=msg_id, account_id=account.id, channel="http", from_addr=sender.addr_spec,
+                       sender_domain=domain_of(sender.addr_spec), subject=subject, header_message_id=header_id,
+                       tags=tuple(tags), body=raw, recipients=recipients)
+        )
+        if self.on_commit is not None:
+            self.on_commit()
+        log.info("accepted", extra={"msg_id": msg_id, "channel": "http", "account": account.id, "recipients": len(recipients)})
+        return Accepted(id=msg_id, limits=limits)
+
+    @staticmethod
+    def _recipients(to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]) -> tuple[NewRecipient, ...]:
+        seen: set[str] = set()
+        out = []
+        for kind, boxes in (("to", to), ("cc", cc), ("bcc", bcc)):
+            for box in boxes:
+                addr = box.addr_spec
+                if addr.lower() in seen:
+                    continue
+                seen.add(addr.lower())
+                out.append(NewRecipient(address=addr, kind=kind))
+        return tuple(out)
+
+    @staticmethod
+    def _tags(value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise RequestError(400, "tags must be a list of strings")
+        for t in value:
+            if not t or len(t) > 128 or any(c in t for c in "\r\n\x00"):
+                raise RequestError(400, f"tag {t[:40]!r} must be 1-128 characters without line breaks")
+        if len(value) > 20:
+            raise RequestError(400, "at most 20 tags per message")
+        return list(dict.fromkeys(value))
+
+    @staticmethod
+    def _attachments(value: Any) -> list[Attachment]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise RequestError(400, "attachments must be a list")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise RequestError(400, f"attachments[{i}] must be an object")
+            filename = item.get("filename")
+            content = item.get("content_base64")
+            ctype = item.get("content_type") or "application/octet-stream"
+            if not isinstance(filename, str) or not filename or not isinstance(content, str) or not isinstance(ctype, str):
+                raise RequestError(400, f"attachments[{i}] needs filename, content_base64 and content_type strings")
+            try:
+                data = binascii.a2b_base64(content.encode("ascii"), strict_mode=True)
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                raise RequestError(400, f"attachments[{i}].content_base64 is not valid base64") from None
+            try:
+                out.append(Attachment(filename=filename, content=data, content_type=ctype))
+            except AttachmentError as exc:
+                raise RequestError(400, f"attachments[{i}]: {exc}") from None
+        return out

@@ -1,0 +1,170 @@
+"""The HTTP way in: the Starlette app for /v1/*, health, readiness and the OpenAPI document.
+
+Trust: request bodies, headers and paths are stranger-controlled. Bodies are read in chunks and
+refused with 413 as soon as they pass the limit (never buffered whole first). Every error is a JSON
+object with a ``detail`` from our own catalogue; an internal fault answers 503, never 500, and
+never the exception's text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from relaygate.errors import RequestError, StoreUnavailable
+from relaygate.gateway.admission import Admission, check_key
+from relaygate.gateway.openapi import openapi_document
+from relaygate.store.models import Account, ApiKey
+from relaygate.store.spool import Store, limit_headers
+
+log = logging.getLogger("relaygate.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def guarded(handler: Handler) -> Handler:
+    """Map every failure to the contract: RequestError → its status; store trouble or a bug → 503."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except RequestError as exc:
+            return error(exc.status, exc.detail, exc.headers or None)
+        except StoreUnavailable:
+            log.warning("store unavailable", extra={"path": request.url.path})
+            return error(503, "the spool cannot accept requests right now; retry later", {"Retry-After": "5"})
+        except Exception:
+            log.exception("internal error", extra={"path": request.url.path})
+            return error(503, "internal error; retry later", {"Retry-After": "5"})
+
+    return wrapper
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestError(400, "invalid Content-Length")
+        if int(declared) > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise RequestError(400, "request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise RequestError(400, "request body is not valid JSON") from None
+
+
+class HttpApi:
+    def __init__(self, *, store: Store, admission: Admission, max_request_bytes: int, ready: Callable[[], bool] | None = None,
+                 extra_routes: Sequence[BaseRoute] = ()) -> None:
+        self.store = store
+        self.admission = admission
+        self.max_request_bytes = max_request_bytes
+        self.ready = ready or store.writable
+        self.extra_routes = list(extra_routes)
+
+    def authenticate(self, request: Request) -> tuple[ApiKey, Account]:
+        secret = request.headers.get("x-api-key", "")
+        if not secret:
+            raise RequestError(401, "missing X-API-Key header")
+        found = self.store.authenticate(secret.strip())
+        if found is None:
+            raise RequestError(401, "unknown or revoked API key")
+        return found
+
+    async def send(self, request: Request) -> Response:
+        key, account = self.authenticate(request)
+        try:
+            check_key(key, account, "email:send")
+            raw = await read_body(request, self.max_request_bytes)
+            body = parse_json(raw)
+            accepted = await self.admission.send(key, account, body)
+        except RequestError as exc:
+            if exc.status != 429:
+                exc.headers = {**limit_headers(self.store.current_limits(account)), **exc.headers}
+            raise
+        return JSONResponse({"id": accepted.id, "status": "queued"}, headers=limit_headers(accepted.limits))
+
+    async def get_message(self, request: Request) -> Response:
+        key, account = self.authenticate(request)
+        check_key(key, account, "email:read")
+        found = self.store.message(request.path_params["id"], account_id=account.id)
+        if found is None:
+            raise RequestError(404, "message not found")
+        return JSONResponse(present_message(found))
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if self.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, status_code=503)
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    def app(self) -> Starlette:
+        routes: list[BaseRoute] = [
+            Route("/v1/send", guarded(self.send), methods=["POST"]),
+            Route("/v1/messages/{id}", guarded(self.get_message), methods=["GET"]),
+            Route("/healthz", guarded(self.healthz), methods=["GET"]),
+            Route("/readyz", guarded(self.readyz), methods=["GET"]),
+            Route("/openapi.json", guarded(self.openapi), methods=["GET"]),
+            *self.extra_routes,
+        ]
+        return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error(404, "not found")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return error(405, "method not allowed")
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    return error(503, "internal error; retry later", {"Retry-After": "5"})
+
+
+def present_message(m: dict[str, Any]) -> dict[str, Any]:
+    from relaygate.clock import iso
+    from relaygate.store.states import message_state
+
+    def event(e: Any) -> dict[str, Any]:
+        return {"type": e.type, "state": e.state_to, "at": iso(e.created_at), "data": e.data}
+
+    return {
+        "id": m["id"], "from": m["from"], "subject": m["subject"], "message_id": m["message_id"], "tags": m["tags"],
+        "created_at": iso(m["created_at"]), "channel": m["channel"],
+        "status": message_state([r["state"] for r in m["recipients"]]),
+        "recipients": [
+            {"address": r["address"], "kind": r["kind"], "state": "queued" if r["state"] == "active" else r["state"],
+             "attempts": r["attempts"], "last_response": r["last_response"], "events": [event(e) for e in r["events"]]}
+            for r in m["recipients"]
+        ],
+    }

@@ -1,0 +1,41 @@
+"""Delivery mode ``capture``: each message is written to a local directory as one ``.eml`` file.
+
+For development and the quick start. The file is written atomically (temp file, fsync, rename),
+so a reader never sees half a message; a second delivery of the same message overwrites it with
+identical bytes. Envelope recipients are recorded in an ``X-Relaygate-Envelope-To`` header
+prepended to the file (outside any DKIM-signed header set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from relaygate.relay.transport import Batch, RecipientResult
+
+
+class CaptureTransport:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    async def deliver(self, batch: Batch) -> list[RecipientResult]:
+        await asyncio.to_thread(self._write, batch)
+        return [RecipientResult(recipient_id=r.id, outcome="delivered", code=250, status="2.0.0",
+                                text=f"250 2.0.0 captured as {batch.message_id}.eml") for r in batch.recipients]
+
+    def _write(self, batch: Batch) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        envelope = (
+            f"Return-Path: <{batch.mail_from}>\r\n"
+            f"X-Relaygate-Envelope-To: {', '.join(r.address for r in batch.recipients)}\r\n"
+        ).encode()
+        final = self.directory / f"{batch.message_id}.eml"
+        tmp = self.directory / f".{batch.message_id}.{os.getpid()}.{id(batch)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, envelope + batch.data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)

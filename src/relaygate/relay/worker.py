@@ -1,0 +1,132 @@
+"""The scheduler: claims due recipients with a lease, groups them into per-message, per-domain
+batches, hands each batch to the transport, and records per-recipient outcomes.
+
+Bounded: at most ``batch_size`` recipients are leased per claim and at most ``concurrency``
+transactions run at once, so a backlog of a million queued recipients never grows memory.
+A crash loses nothing: leases expire and the work is claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+
+from relaygate.clock import Clock
+from relaygate.relay.backoff import RetryPolicy
+from relaygate.relay.transport import Batch, RecipientResult, Transport
+from relaygate.settings import Settings
+from relaygate.store.models import Claimed, Outcome
+from relaygate.store.spool import Store
+
+log = logging.getLogger("relaygate.relay")
+
+BodyHook = Callable[[str, bytes], bytes]
+
+
+class DeliveryWorker:
+    def __init__(self, *, store: Store, settings: Settings, clock: Clock, transport: Transport,
+                 mail_from: Callable[[Claimed], str] | None = None, prepare: BodyHook | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.transport = transport
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.policy = RetryPolicy(min_backoff=settings.delivery.min_backoff, max_backoff=settings.delivery.max_backoff,
+                                  lifetime=settings.delivery.lifetime)
+        self.rng = rng or random.Random()
+        self._mail_from = mail_from or (lambda c: f"bounces@{settings.return_path_domain}")
+        self._prepare = prepare
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(settings.delivery.concurrency)
+        self._inflight: set[int] = set()
+        self.stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and deliver until ``stop()``; sleeps while nothing is due."""
+        while not self.stopping:
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("delivery loop error")
+                handled = 0
+            if handled == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        due = self.store.next_due()
+        if due is None:
+            return 1.0
+        return max(0.02, min(1.0, due - self.clock.now()))
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """One claim-deliver-record round. Returns how many recipients were handled."""
+        d = self.settings.delivery
+        claimed = await self.store.claim(self.owner, limit=d.batch_size, lease_seconds=d.lease_seconds,
+                                         max_lease_losses=d.max_lease_losses)
+        if not claimed:
+            return 0
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        for c in claimed:
+            groups[(c.message_id, c.domain)].append(c)
+        await asyncio.gather(*(self._deliver_group(rcpts) for rcpts in groups.values()))
+        return len(claimed)
+
+    async def _deliver_group(self, rcpts: list[Claimed]) -> None:
+        first = rcpts[0]
+        async with self._sem:
+            try:
+                data = self.store.body(first.message_id)
+                if self._prepare is not None:
+                    data = self._prepare(first.message_id, data)
+                batch = Batch(message_id=first.message_id, account_id=first.account_id, domain=first.domain,
+                              mail_from=self._mail_from(first), data=data, recipients=tuple(rcpts))
+                results = await self.transport.deliver(batch)
+            except Exception as exc:
+                log.exception("transport error", extra={"msg_id": first.message_id})
+                results = [RecipientResult(recipient_id=r.id, outcome="deferred", code=None, status="4.3.0",
+                                           text=f"local error: {type(exc).__name__}") for r in rcpts]
+        by_id = {r.id: r for r in rcpts}
+        outcomes = [self._outcome(by_id[res.recipient_id], res) for res in results]
+        lost = await self.store.record(self.owner, outcomes)
+        for o in outcomes:
+            if o.recipient_id in lost:
+                log.warning("lease lost", extra={"msg_id": first.message_id, "recipient_id": o.recipient_id})
+            else:
+                log.info(o.state, extra={"msg_id": first.message_id, "recipient_id": o.recipient_id,
+                                         "response": o.response[:200]})
+
+    def _outcome(self, c: Claimed, res: RecipientResult) -> Outcome:
+        data = {"status": res.status, "remote": res.remote, "code": res.code}
+        response = res.text
+        if res.outcome == "delivered":
+            return Outcome(recipient_id=c.id, state="delivered", response=response, data=data)
+        if res.outcome == "bounced":
+            return Outcome(recipient_id=c.id, state="bounced", response=response, data={**data, **self._classify(res)})
+        now = self.clock.now()
+        nxt = self.policy.next_attempt(queued_at=c.queued_at, now=now, rng=self.rng)
+        if nxt is None:
+            return Outcome(recipient_id=c.id, state="expired", response=response,
+                           data={**data, "bounce_type": "soft", "reason": "expired", "diagnostic": response})
+        return Outcome(recipient_id=c.id, state="deferred", response=response, next_attempt_at=nxt, data=data)
+
+    @staticmethod
+    def _classify(res: RecipientResult) -> dict[str, str]:
+        hard = res.status.startswith("5.1.") or res.status in ("5.1.1", "5.1.10")
+        return {"bounce_type": "hard" if hard else "soft", "reason": "userunknown" if hard else "undefined",
+                "diagnostic": res.text}

@@ -1,0 +1,135 @@
+"""``relaygate serve``: runs the roles (http, smtp, relay, webhooks) in one asyncio process.
+
+Each role is a task on one loop over one store. SIGTERM drains: listeners stop taking new work,
+in-flight work finishes (bounded by a timeout), leases are released, the writer flushes. When the
+listeners are up, the actual addresses are written to ``<state_dir>/run/ready.json`` (atomically)
+and sd_notify READY is sent, so tests and service managers know where and when it is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from relaygate.clock import Clock, SystemClock
+from relaygate.gateway.admission import Admission
+from relaygate.gateway.http import HttpApi
+from relaygate.relay.capture import CaptureTransport
+from relaygate.relay.transport import Transport
+from relaygate.relay.worker import DeliveryWorker
+from relaygate.settings import Settings, parse_hostport
+from relaygate.store.spool import Store
+
+log = logging.getLogger("relaygate.serve")
+ROLES = ("http", "smtp", "relay", "webhooks")
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # we own the signals
+        yield
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = parse_hostport(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _addr(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def make_transport(settings: Settings) -> Transport:
+    mode = settings.delivery.mode
+    if mode == "capture":
+        return CaptureTransport(settings.capture_dir)
+    from relaygate.relay.outbound import make_network_transport
+
+    return make_network_transport(settings)
+
+
+class Service:
+    def __init__(self, settings: Settings, *, roles: Sequence[str] = ROLES, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.roles = tuple(roles)
+        self.clock = clock or SystemClock()
+        self.store = Store(settings.database, clock=self.clock)
+        self.stop_event = asyncio.Event()
+        self.ready_info: dict[str, Any] = {}
+        self.worker: DeliveryWorker | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop_event.set)
+        self.store.open()
+        self.store.start_writer()
+        tasks: list[asyncio.Task[Any]] = []
+        servers: list[Any] = []
+        try:
+            if "relay" in self.roles:
+                self.worker = DeliveryWorker(store=self.store, settings=self.settings, clock=self.clock,
+                                             transport=make_transport(self.settings))
+                tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
+            if "http" in self.roles:
+                admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
+                if self.worker is not None:
+                    admission.on_commit = self.worker.wake
+                api = HttpApi(store=self.store, admission=admission, max_request_bytes=self.settings.http.max_request_bytes)
+                sock = bind(self.settings.http.listen)
+                config = uvicorn.Config(api.app(), lifespan="off", log_config=None, access_log=False,
+                                        http="httptools", loop="none", timeout_graceful_shutdown=10,
+                                        server_header=False, date_header=True)
+                server = _Uvicorn(config)
+                servers.append(server)
+                tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
+                self.ready_info["http"] = _addr(sock)
+                while not server.started and not tasks[-1].done():
+                    await asyncio.sleep(0.01)
+            self._write_ready()
+            log.info("ready", extra=self.ready_info)
+            await self.stop_event.wait()
+            log.info("stopping")
+        finally:
+            for server in servers:
+                server.should_exit = True
+            if self.worker is not None:
+                await self.worker.stop()
+            if tasks:
+                await asyncio.wait(tasks, timeout=30)
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            self.store.close()
+            with contextlib.suppress(OSError):
+                (self.settings.state_dir / "run" / "ready.json").unlink()
+
+    def _write_ready(self) -> None:
+        run_dir = self.settings.state_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        info = {"pid": os.getpid(), "roles": list(self.roles), **self.ready_info}
+        tmp = run_dir / f".ready.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, run_dir / "ready.json")
+
+
+def ready_file(state_dir: Path) -> Path:
+    return state_dir / "run" / "ready.json"

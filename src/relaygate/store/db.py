@@ -1,0 +1,96 @@
+"""SQLite connections, numbered migrations, and the one place sqlite3 errors are translated.
+
+Every connection runs in WAL mode with ``synchronous=FULL``: a commit has reached stable storage
+when ``commit()`` returns. Migrations are ``migrations/NNN_name.sql`` applied in order, each in
+its own transaction, recorded in ``schema_migrations``; they run on every start and are idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from relaygate.errors import StoreUnavailable
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with relaygate's pragmas; autocommit off (explicit BEGIN)."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot open the store: {exc}") from exc
+    return conn
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Turn sqlite3's operational failures (locked, disk full, read-only, I/O) into StoreUnavailable."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        raise StoreUnavailable(f"store unavailable: {exc}") from exc
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    with translated():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("relaygate.store").joinpath("migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            found.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet applied. Returns the names applied now."""
+    applied_now: list[str] = []
+    with translated():
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, name, sql in _migrations():
+            if version in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            applied_now.append(name)
+    return applied_now
+
+
+def _split(sql: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside our string literals)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
