@@ -79,14 +79,18 @@ def _plain(value: Any) -> Any:
 def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
     path = Path(args.config)
     if not path.exists():
-        raise CliError(f"{path}: no such config file (run `relaygate --config {path} init` first)", 2)
+        raise CliError(
+            f"{path}: no such config file (run `relaygate --config {path} init` first)", 2
+        )
     return settings_mod.load(path)
 
 
 def open_store(args: argparse.Namespace) -> Store:
     s = load_settings(args)
     if not s.database.exists():
-        raise CliError(f"{s.database}: no store yet (run `relaygate --config {args.config} init`)", 2)
+        raise CliError(
+            f"{s.database}: no store yet (run `relaygate --config {args.config} init`)", 2
+        )
     return Store(s.database).open()
 
 
@@ -101,14 +105,28 @@ def write_secret_file(path: Path, data: bytes) -> None:
 
 
 # -- init / check-config / serve -----------------------------------------------------------------
-def initialise(config: Path, *, mode: str = "mx", http_listen: str = "127.0.0.1:8025",
-               smtp_listen: str = "127.0.0.1:2525", state_dir: str = "./var", hostname: str | None = None) -> tuple[settings_mod.Settings, bool]:
+def initialise(
+    config: Path,
+    *,
+    mode: str = "mx",
+    http_listen: str = "127.0.0.1:8025",
+    smtp_listen: str = "127.0.0.1:2525",
+    state_dir: str = "./var",
+    hostname: str | None = None,
+) -> tuple[settings_mod.Settings, bool]:
     created = False
     if not config.exists():
         config.parent.mkdir(parents=True, exist_ok=True)
         host = hostname or "localhost"
-        config.write_text(CONFIG_TEMPLATE.format(state_dir=state_dir, hostname=host, http_listen=http_listen,
-                                                 smtp_listen=smtp_listen, mode=mode))
+        config.write_text(
+            CONFIG_TEMPLATE.format(
+                state_dir=state_dir,
+                hostname=host,
+                http_listen=http_listen,
+                smtp_listen=smtp_listen,
+                mode=mode,
+            )
+        )
         created = True
     s = settings_mod.load(config)
     s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -119,10 +137,27 @@ def initialise(config: Path, *, mode: str = "mx", http_listen: str = "127.0.0.1:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    s, created = initialise(Path(args.config), mode=args.mode, http_listen=args.http_listen, smtp_listen=args.smtp_listen,
-                            state_dir=args.state_dir, hostname=args.hostname)
-    data = {"config": str(Path(args.config)), "config_created": created, "state_dir": str(s.state_dir), "database": str(s.database)}
-    out(args, data, lambda: ("wrote " if created else "kept existing ") + f"{args.config}; store at {s.database}")
+    s, created = initialise(
+        Path(args.config),
+        mode=args.mode,
+        http_listen=args.http_listen,
+        smtp_listen=args.smtp_listen,
+        state_dir=args.state_dir,
+        hostname=args.hostname,
+    )
+    data = {
+        "config": str(Path(args.config)),
+        "config_created": created,
+        "state_dir": str(s.state_dir),
+        "database": str(s.database),
+    }
+    out(
+        args,
+        data,
+        lambda: (
+            ("wrote " if created else "kept existing ") + f"{args.config}; store at {s.database}"
+        ),
+    )
     return 0
 
 
@@ -145,12 +180,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _configure_logging(s: settings_mod.Settings) -> None:
     import logging
 
-    try:
-        from relaygate.logs import configure_logging
-    except ImportError:
-        logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        return
-    configure_logging(s.log_level, json=s.log_json, stream=sys.stdout)
+    logging.basicConfig(
+        level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 def _run(coro: Any) -> None:
@@ -177,7 +209,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     secret = key_file.read_text().strip() if key_file.exists() else "<your key>"
     host, port = settings_mod.parse_hostport(s.http.listen)
     smtp_host, smtp_port = settings_mod.parse_hostport(s.smtp.listen[0])
-    print(f"""
+    print(
+        f"""
 relaygate is starting (delivery mode: {s.delivery.mode}; mail is written to {s.capture_dir})
   HTTP API : http://{host}:{port}
   SMTP     : {smtp_host}:{smtp_port}
@@ -187,7 +220,9 @@ Send a test message:
   curl -s -X POST http://{host}:{port}/v1/send \\
     -H "X-API-Key: {secret}" -H "Content-Type: application/json" \\
     -d '{{"from_email": "you@example.com", "to": ["recipient@example.com"], "subject": "Hello", "html": "<p>Hi from relaygate</p>", "text": "Hi from relaygate"}}'
-""", flush=True)
+""",
+        flush=True,
+    )
     _configure_logging(s)
     from relaygate.service import Service
 
@@ -198,17 +233,34 @@ Send a test message:
 # -- accounts / keys / identities ---------------------------------------------------------------
 def cmd_account_create(args: argparse.Namespace) -> int:
     store = open_store(args)
-    a = store.create_account(args.name, plan=args.plan, daily_quota=args.daily_quota, rate_limit=args.rate_limit)
-    out(args, {"id": a.id, "name": a.name, "plan": a.plan, "daily_quota": a.daily_quota, "rate_limit": a.rate_limit},
-        f"account {a.id} ({a.name}, {a.plan}) created")
+    a = store.create_account(
+        args.name, plan=args.plan, daily_quota=args.daily_quota, rate_limit=args.rate_limit
+    )
+    out(
+        args,
+        {
+            "id": a.id,
+            "name": a.name,
+            "plan": a.plan,
+            "daily_quota": a.daily_quota,
+            "rate_limit": a.rate_limit,
+        },
+        f"account {a.id} ({a.name}, {a.plan}) created",
+    )
     return 0
 
 
 def cmd_account_list(args: argparse.Namespace) -> int:
     store = open_store(args)
     rows = store.list_accounts()
-    out(args, rows, lambda: _table(["id", "name", "plan", "daily_quota", "rate_limit"],
-                                   [[a.id, a.name, a.plan, a.daily_quota, a.rate_limit] for a in rows]))
+    out(
+        args,
+        rows,
+        lambda: _table(
+            ["id", "name", "plan", "daily_quota", "rate_limit"],
+            [[a.id, a.name, a.plan, a.daily_quota, a.rate_limit] for a in rows],
+        ),
+    )
     return 0
 
 
@@ -226,27 +278,63 @@ def cmd_account_set(args: argparse.Namespace) -> int:
 
 def cmd_key_create(args: argparse.Namespace) -> int:
     store = open_store(args)
-    key, secret = store.create_key(args.account, scopes=args.scope or ["email:send"], name=args.name or "")
-    out(args, {"id": key.id, "key": secret, "account_id": key.account_id, "scopes": list(key.scopes), "name": key.name},
-        f"key {key.id} for account {key.account_id} ({' '.join(key.scopes)}):\n{secret}\n(shown once: store it now)")
+    key, secret = store.create_key(
+        args.account, scopes=args.scope or ["email:send"], name=args.name or ""
+    )
+    out(
+        args,
+        {
+            "id": key.id,
+            "key": secret,
+            "account_id": key.account_id,
+            "scopes": list(key.scopes),
+            "name": key.name,
+        },
+        f"key {key.id} for account {key.account_id} ({' '.join(key.scopes)}):\n{secret}\n(shown once: store it now)",
+    )
     return 0
 
 
 def cmd_key_list(args: argparse.Namespace) -> int:
     store = open_store(args)
     keys = store.list_keys(args.account)
-    data = [{"id": k.id, "account_id": k.account_id, "name": k.name, "scopes": list(k.scopes), "hint": k.hint,
-             "created_at": k.created_at, "revoked": k.revoked_at is not None} for k in keys]
-    out(args, data, lambda: _table(["id", "account", "name", "scopes", "hint", "revoked"],
-                                   [[d["id"], d["account_id"], d["name"], " ".join(d["scopes"]), d["hint"], d["revoked"]] for d in data]))
+    data: list[dict[str, Any]] = [
+        {
+            "id": k.id,
+            "account_id": k.account_id,
+            "name": k.name,
+            "scopes": list(k.scopes),
+            "hint": k.hint,
+            "created_at": k.created_at,
+            "revoked": k.revoked_at is not None,
+        }
+        for k in keys
+    ]
+    out(
+        args,
+        data,
+        lambda: _table(
+            ["id", "account", "name", "scopes", "hint", "revoked"],
+            [
+                [
+                    d["id"],
+                    d["account_id"],
+                    d["name"],
+                    " ".join(d["scopes"]),
+                    d["hint"],
+                    d["revoked"],
+                ]
+                for d in data
+            ],
+        ),
+    )
     return 0
 
 
 def cmd_key_revoke(args: argparse.Namespace) -> int:
     store = open_store(args)
-    if not store.revoke_key(args.id):
-        if store.get_key(args.id) is None:
-            raise CliError(f"no key {args.id}")
+    if not store.revoke_key(args.id) and store.get_key(args.id) is None:
+        raise CliError(f"no key {args.id}")
     out(args, {"id": args.id, "revoked": True}, f"key {args.id} revoked")
     return 0
 
@@ -254,7 +342,13 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
 def cmd_identity_add(args: argparse.Namespace) -> int:
     store = open_store(args)
     ident = store.add_identity(args.account, args.identity, verified=args.verified)
-    data = {"id": ident.id, "account_id": ident.account_id, "kind": ident.kind, "value": ident.value, "status": ident.status}
+    data = {
+        "id": ident.id,
+        "account_id": ident.account_id,
+        "kind": ident.kind,
+        "value": ident.value,
+        "status": ident.status,
+    }
     out(args, data, f"{ident.kind} {ident.value} for account {ident.account_id}: {ident.status}")
     return 0
 
@@ -262,28 +356,51 @@ def cmd_identity_add(args: argparse.Namespace) -> int:
 def cmd_identity_list(args: argparse.Namespace) -> int:
     store = open_store(args)
     rows = store.list_identities(args.account)
-    data = [{"id": i.id, "account_id": i.account_id, "kind": i.kind, "value": i.value, "status": i.status} for i in rows]
-    out(args, data, lambda: _table(["id", "account", "kind", "value", "status"],
-                                   [[d["id"], d["account_id"], d["kind"], d["value"], d["status"]] for d in data]))
+    data: list[dict[str, Any]] = [
+        {
+            "id": i.id,
+            "account_id": i.account_id,
+            "kind": i.kind,
+            "value": i.value,
+            "status": i.status,
+        }
+        for i in rows
+    ]
+    out(
+        args,
+        data,
+        lambda: _table(
+            ["id", "account", "kind", "value", "status"],
+            [[d["id"], d["account_id"], d["kind"], d["value"], d["status"]] for d in data],
+        ),
+    )
     return 0
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
 
 
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="relaygate", description="Self-hosted SMTP relay gateway.")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default ./relaygate.toml)")
+    p.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="config file (default ./relaygate.toml)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+    def add(
+        parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.set_defaults(func=func)
         return sp
@@ -324,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(key, "revoke", cmd_key_revoke, "revoke a key")
     sp.add_argument("id")
 
-    ident = sub.add_parser("identity", help="sender identities").add_subparsers(dest="sub", required=True)
+    ident = sub.add_parser("identity", help="sender identities").add_subparsers(
+        dest="sub", required=True
+    )
     sp = add(ident, "add", cmd_identity_add, "add an address or domain identity")
     sp.add_argument("--account", type=int, required=True)
     sp.add_argument("identity")

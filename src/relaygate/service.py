@@ -60,13 +60,13 @@ def make_transport(settings: Settings) -> Transport:
     mode = settings.delivery.mode
     if mode == "capture":
         return CaptureTransport(settings.capture_dir)
-    from relaygate.relay.outbound import make_network_transport
-
-    return make_network_transport(settings)
+    raise NotImplementedError(f"delivery mode {mode!r} is not available yet")
 
 
 class Service:
-    def __init__(self, settings: Settings, *, roles: Sequence[str] = ROLES, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, roles: Sequence[str] = ROLES, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.roles = tuple(roles)
         self.clock = clock or SystemClock()
@@ -86,18 +86,34 @@ class Service:
         servers: list[Any] = []
         try:
             if "relay" in self.roles:
-                self.worker = DeliveryWorker(store=self.store, settings=self.settings, clock=self.clock,
-                                             transport=make_transport(self.settings))
+                self.worker = DeliveryWorker(
+                    store=self.store,
+                    settings=self.settings,
+                    clock=self.clock,
+                    transport=make_transport(self.settings),
+                )
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
             if "http" in self.roles:
                 admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
                 if self.worker is not None:
                     admission.on_commit = self.worker.wake
-                api = HttpApi(store=self.store, admission=admission, max_request_bytes=self.settings.http.max_request_bytes)
+                api = HttpApi(
+                    store=self.store,
+                    admission=admission,
+                    max_request_bytes=self.settings.http.max_request_bytes,
+                )
                 sock = bind(self.settings.http.listen)
-                config = uvicorn.Config(api.app(), lifespan="off", log_config=None, access_log=False,
-                                        http="httptools", loop="none", timeout_graceful_shutdown=10,
-                                        server_header=False, date_header=True)
+                config = uvicorn.Config(
+                    api.app(),
+                    lifespan="off",
+                    log_config=None,
+                    access_log=False,
+                    http="httptools",
+                    loop="none",
+                    timeout_graceful_shutdown=10,
+                    server_header=False,
+                    date_header=True,
+                )
                 server = _Uvicorn(config)
                 servers.append(server)
                 tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))

@@ -106,7 +106,11 @@ class Settings:
 
     @property
     def capture_dir(self) -> Path:
-        return Path(self.delivery.capture_dir) if self.delivery.capture_dir else self.state_dir / "capture"
+        return (
+            Path(self.delivery.capture_dir)
+            if self.delivery.capture_dir
+            else self.state_dir / "capture"
+        )
 
     @property
     def return_path_domain(self) -> str:
@@ -150,7 +154,13 @@ class _Reader:
     def _name(self, key: str) -> str:
         return f"{self.section}.{key}" if self.section else key
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         self.seen.add(key)
         if key not in self.data:
             return default
@@ -160,7 +170,9 @@ class _Reader:
             self.problems.append(f"{self._name(key)}: expected {kinds[0].__name__}, got a boolean")
             return default
         if not isinstance(value, kinds):
-            self.problems.append(f"{self._name(key)}: expected {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
+            self.problems.append(
+                f"{self._name(key)}: expected {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}"
+            )
             return default
         if check is not None:
             problem = check(value)
@@ -216,7 +228,11 @@ def _hostport(v: Any) -> str | None:
 
 
 def _url(v: Any) -> str | None:
-    return None if v.startswith(("http://", "https://")) and len(v) > 8 else f"must be an http(s) URL (got {v!r})"
+    return (
+        None
+        if v.startswith(("http://", "https://")) and len(v) > 8
+        else f"must be an http(s) URL (got {v!r})"
+    )
 
 
 def load(path: str | Path) -> Settings:
@@ -243,7 +259,12 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         return candidate if candidate.is_absolute() else base / candidate
 
     state_dir = resolve(top.get("state_dir", str, "./var"))
-    hostname = top.get("hostname", str, "localhost", lambda v: None if v and " " not in v else "must be a host name")
+    hostname = top.get(
+        "hostname",
+        str,
+        "localhost",
+        lambda v: None if v and " " not in v else "must be a host name",
+    )
     secret_key_file = top.get("secret_key_file", str, "")
     log_level = top.get("log_level", str, "info", _one_of(("debug", "info", "warning", "error")))
     log_json = top.get("log_json", bool, True)
@@ -256,7 +277,11 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     )
     if not http.public_url:
         host, port = parse_hostport(http.listen) if http.listen else ("127.0.0.1", 8025)
-        http = HttpSettings(listen=http.listen, public_url=f"http://{host}:{port}", max_request_bytes=http.max_request_bytes)
+        http = HttpSettings(
+            listen=http.listen,
+            public_url=f"http://{host}:{port}",
+            max_request_bytes=http.max_request_bytes,
+        )
     h.finish()
 
     s = _Reader(top.table("smtp"), "smtp", problems)
@@ -317,7 +342,12 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
 
     n = _Reader(top.table("dns"), "dns", problems)
     servers: list[tuple[str, int]] = []
-    for item in n.get("nameservers", list, [], lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings"):
+    for item in n.get(
+        "nameservers",
+        list,
+        [],
+        lambda v: None if all(isinstance(x, str) for x in v) else "must be a list of strings",
+    ):
         try:
             host, port = parse_hostport(item, default_port=53)
             ipaddress.ip_address(host)
@@ -325,7 +355,9 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
             problems.append(f"dns.nameservers: {item!r} is not an IP address (host or host:port)")
             continue
         servers.append((host, port))
-    dns_settings = DnsSettings(nameservers=tuple(servers), timeout=float(n.get("timeout", (int, float), 5.0, _positive)))
+    dns_settings = DnsSettings(
+        nameservers=tuple(servers), timeout=float(n.get("timeout", (int, float), 5.0, _positive))
+    )
     n.finish()
 
     b = _Reader(top.table("bounces"), "bounces", problems)

@@ -12,7 +12,21 @@ from email.utils import formatdate
 from relaygate.compose.addresses import Mailbox
 
 OWNED_HEADERS = frozenset(
-    h.lower() for h in ("From", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "Sender", "Return-Path", "Received", "DKIM-Signature", "MIME-Version")
+    h.lower()
+    for h in (
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Sender",
+        "Return-Path",
+        "Received",
+        "DKIM-Signature",
+        "MIME-Version",
+    )
 )
 
 
@@ -50,9 +64,19 @@ def _fmt(m: Mailbox) -> Address:
 
 
 def build_message(
-    *, message_id: str, date: float, from_: Mailbox, to: Sequence[Mailbox], cc: Sequence[Mailbox],
-    reply_to: Mailbox | None, subject: str, text: str | None, html: str | None,
-    headers: Mapping[str, str], attachments: Sequence[Attachment], hostname: str,
+    *,
+    message_id: str,
+    date: float,
+    from_: Mailbox,
+    to: Sequence[Mailbox],
+    cc: Sequence[Mailbox],
+    reply_to: Mailbox | None,
+    subject: str,
+    text: str | None,
+    html: str | None,
+    headers: Mapping[str, str],
+    attachments: Sequence[Attachment],
+    hostname: str,
 ) -> bytes:
     msg = EmailMessage()
     msg["From"] = _fmt(from_)

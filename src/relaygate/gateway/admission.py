@@ -16,7 +16,13 @@ from typing import Any
 
 from relaygate.clock import Clock
 from relaygate.compose.addresses import AddressError, Mailbox, domain_of, parse_mailbox
-from relaygate.compose.mime import Attachment, AttachmentError, HeaderError, build_message, validate_headers
+from relaygate.compose.mime import (
+    Attachment,
+    AttachmentError,
+    HeaderError,
+    build_message,
+    validate_headers,
+)
 from relaygate.errors import RequestError
 from relaygate.settings import Settings
 from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
@@ -25,8 +31,23 @@ from relaygate.store.spool import Store, new_message_id
 log = logging.getLogger("relaygate.admission")
 
 MAX_RECIPIENTS = 50
-_FIELDS = frozenset({"from_email", "to", "cc", "bcc", "reply_to", "subject", "html", "text", "template", "variables",
-                     "headers", "tags", "attachments"})
+_FIELDS = frozenset(
+    {
+        "from_email",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "subject",
+        "html",
+        "text",
+        "template",
+        "variables",
+        "headers",
+        "tags",
+        "attachments",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +121,10 @@ class Admission:
         if not to:
             raise RequestError(400, "to must list at least one recipient")
         if len(to) + len(cc) + len(bcc) > MAX_RECIPIENTS:
-            raise RequestError(400, f"too many recipients: to+cc+bcc is {len(to) + len(cc) + len(bcc)}, at most {MAX_RECIPIENTS}")
+            raise RequestError(
+                400,
+                f"too many recipients: to+cc+bcc is {len(to) + len(cc) + len(bcc)}, at most {MAX_RECIPIENTS}",
+            )
         reply_raw = _string(body, "reply_to")
         reply_to = None
         if reply_raw:
@@ -130,27 +154,57 @@ class Admission:
         if "\r" in subject or "\n" in subject:
             raise RequestError(400, "subject must not contain line breaks")
         if not self.store.sender_allowed(account.id, sender.addr_spec):
-            raise RequestError(403, f"from_email {sender.addr_spec} is not a verified identity of this account")
+            raise RequestError(
+                403, f"from_email {sender.addr_spec} is not a verified identity of this account"
+            )
         msg_id = new_message_id()
         header_id = f"<{msg_id}@{self.settings.hostname}>"
         raw = build_message(
-            message_id=header_id, date=self.clock.now(), from_=sender, to=to, cc=cc, reply_to=reply_to,
-            subject=subject, text=text or None, html=html or None, headers=headers, attachments=attachments,
+            message_id=header_id,
+            date=self.clock.now(),
+            from_=sender,
+            to=to,
+            cc=cc,
+            reply_to=reply_to,
+            subject=subject,
+            text=text or None,
+            html=html or None,
+            headers=headers,
+            attachments=attachments,
             hostname=self.settings.hostname,
         )
         recipients = self._recipients(to, cc, bcc)
         limits = await self.store.admit(
-            NewMessage(id=msg_id, account_id=account.id, channel="http", from_addr=sender.addr_spec,
-                       sender_domain=domain_of(sender.addr_spec), subject=subject, header_message_id=header_id,
-                       tags=tuple(tags), body=raw, recipients=recipients)
+            NewMessage(
+                id=msg_id,
+                account_id=account.id,
+                channel="http",
+                from_addr=sender.addr_spec,
+                sender_domain=domain_of(sender.addr_spec),
+                subject=subject,
+                header_message_id=header_id,
+                tags=tuple(tags),
+                body=raw,
+                recipients=recipients,
+            )
         )
         if self.on_commit is not None:
             self.on_commit()
-        log.info("accepted", extra={"msg_id": msg_id, "channel": "http", "account": account.id, "recipients": len(recipients)})
+        log.info(
+            "accepted",
+            extra={
+                "msg_id": msg_id,
+                "channel": "http",
+                "account": account.id,
+                "recipients": len(recipients),
+            },
+        )
         return Accepted(id=msg_id, limits=limits)
 
     @staticmethod
-    def _recipients(to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]) -> tuple[NewRecipient, ...]:
+    def _recipients(
+        to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]
+    ) -> tuple[NewRecipient, ...]:
         seen: set[str] = set()
         out = []
         for kind, boxes in (("to", to), ("cc", cc), ("bcc", bcc)):
@@ -170,7 +224,9 @@ class Admission:
             raise RequestError(400, "tags must be a list of strings")
         for t in value:
             if not t or len(t) > 128 or any(c in t for c in "\r\n\x00"):
-                raise RequestError(400, f"tag {t[:40]!r} must be 1-128 characters without line breaks")
+                raise RequestError(
+                    400, f"tag {t[:40]!r} must be 1-128 characters without line breaks"
+                )
         if len(value) > 20:
             raise RequestError(400, "at most 20 tags per message")
         return list(dict.fromkeys(value))
@@ -188,12 +244,21 @@ class Admission:
             filename = item.get("filename")
             content = item.get("content_base64")
             ctype = item.get("content_type") or "application/octet-stream"
-            if not isinstance(filename, str) or not filename or not isinstance(content, str) or not isinstance(ctype, str):
-                raise RequestError(400, f"attachments[{i}] needs filename, content_base64 and content_type strings")
+            if (
+                not isinstance(filename, str)
+                or not filename
+                or not isinstance(content, str)
+                or not isinstance(ctype, str)
+            ):
+                raise RequestError(
+                    400, f"attachments[{i}] needs filename, content_base64 and content_type strings"
+                )
             try:
                 data = binascii.a2b_base64(content.encode("ascii"), strict_mode=True)
             except (binascii.Error, UnicodeEncodeError, ValueError):
-                raise RequestError(400, f"attachments[{i}].content_base64 is not valid base64") from None
+                raise RequestError(
+                    400, f"attachments[{i}].content_base64 is not valid base64"
+                ) from None
             try:
                 out.append(Attachment(filename=filename, content=data, content_type=ctype))
             except AttachmentError as exc:

@@ -43,7 +43,9 @@ def guarded(handler: Handler) -> Handler:
             return error(exc.status, exc.detail, exc.headers or None)
         except StoreUnavailable:
             log.warning("store unavailable", extra={"path": request.url.path})
-            return error(503, "the spool cannot accept requests right now; retry later", {"Retry-After": "5"})
+            return error(
+                503, "the spool cannot accept requests right now; retry later", {"Retry-After": "5"}
+            )
         except Exception:
             log.exception("internal error", extra={"path": request.url.path})
             return error(503, "internal error; retry later", {"Retry-After": "5"})
@@ -78,8 +80,15 @@ def parse_json(raw: bytes) -> Any:
 
 
 class HttpApi:
-    def __init__(self, *, store: Store, admission: Admission, max_request_bytes: int, ready: Callable[[], bool] | None = None,
-                 extra_routes: Sequence[BaseRoute] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        admission: Admission,
+        max_request_bytes: int,
+        ready: Callable[[], bool] | None = None,
+        extra_routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.store = store
         self.admission = admission
         self.max_request_bytes = max_request_bytes
@@ -106,7 +115,9 @@ class HttpApi:
             if exc.status != 429:
                 exc.headers = {**limit_headers(self.store.current_limits(account)), **exc.headers}
             raise
-        return JSONResponse({"id": accepted.id, "status": "queued"}, headers=limit_headers(accepted.limits))
+        return JSONResponse(
+            {"id": accepted.id, "status": "queued"}, headers=limit_headers(accepted.limits)
+        )
 
     async def get_message(self, request: Request) -> Response:
         key, account = self.authenticate(request)
@@ -136,7 +147,9 @@ class HttpApi:
             Route("/openapi.json", guarded(self.openapi), methods=["GET"]),
             *self.extra_routes,
         ]
-        return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal})
+        return Starlette(
+            routes=routes, exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal}
+        )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -159,12 +172,23 @@ def present_message(m: dict[str, Any]) -> dict[str, Any]:
         return {"type": e.type, "state": e.state_to, "at": iso(e.created_at), "data": e.data}
 
     return {
-        "id": m["id"], "from": m["from"], "subject": m["subject"], "message_id": m["message_id"], "tags": m["tags"],
-        "created_at": iso(m["created_at"]), "channel": m["channel"],
+        "id": m["id"],
+        "from": m["from"],
+        "subject": m["subject"],
+        "message_id": m["message_id"],
+        "tags": m["tags"],
+        "created_at": iso(m["created_at"]),
+        "channel": m["channel"],
         "status": message_state([r["state"] for r in m["recipients"]]),
         "recipients": [
-            {"address": r["address"], "kind": r["kind"], "state": "queued" if r["state"] == "active" else r["state"],
-             "attempts": r["attempts"], "last_response": r["last_response"], "events": [event(e) for e in r["events"]]}
+            {
+                "address": r["address"],
+                "kind": r["kind"],
+                "state": "queued" if r["state"] == "active" else r["state"],
+                "attempts": r["attempts"],
+                "last_response": r["last_response"],
+                "events": [event(e) for e in r["events"]],
+            }
             for r in m["recipients"]
         ],
     }

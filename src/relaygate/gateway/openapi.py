@@ -8,7 +8,10 @@ _ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {"t
 
 
 def _err(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -18,7 +21,10 @@ def openapi_document() -> dict[str, Any]:
         "required": ["from_email", "to"],
         "additionalProperties": False,
         "properties": {
-            "from_email": {"type": "string", "description": "Verified identity: exact address or any address at a verified domain."},
+            "from_email": {
+                "type": "string",
+                "description": "Verified identity: exact address or any address at a verified domain.",
+            },
             "to": {**addr_list, "minItems": 1, "maxItems": 50},
             "cc": addr_list,
             "bcc": addr_list,
@@ -35,25 +41,53 @@ def openapi_document() -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "required": ["filename", "content_base64"],
-                    "properties": {"filename": {"type": "string"}, "content_base64": {"type": "string", "format": "byte"},
-                                   "content_type": {"type": "string"}},
+                    "properties": {
+                        "filename": {"type": "string"},
+                        "content_base64": {"type": "string", "format": "byte"},
+                        "content_type": {"type": "string"},
+                    },
                 },
             },
         },
     }
-    security = [{"ApiKey": []}]
+    security: list[dict[str, list[str]]] = [{"ApiKey": []}]
     return {
         "openapi": "3.0.3",
-        "info": {"title": "relaygate", "version": "1", "description": "Self-hosted, SESMetric-compatible email API."},
+        "info": {
+            "title": "relaygate",
+            "version": "1",
+            "description": "Self-hosted, SESMetric-compatible email API.",
+        },
         "paths": {
             "/v1/send": {
                 "post": {
                     "summary": "Queue a transactional email",
                     "security": security,
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SendRequest"}}}},
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SendRequest"}
+                            }
+                        },
+                    },
                     "responses": {
-                        "200": {"description": "Queued", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SendResponse"}}}},
+                        "200": {
+                            "description": "Queued",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/SendResponse"}
+                                }
+                            },
+                        },
                         "400": _err("Validation failed"),
                         "401": _err("Missing, unknown or revoked X-API-Key"),
                         "402": _err("Account on the free plan"),
@@ -71,21 +105,46 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "A message with its recipients and events",
                     "security": security,
-                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "The message", "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  "401": _err("Unauthenticated"), "403": _err("Key lacks email:read"), "404": _err("Not found")},
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The message",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "401": _err("Unauthenticated"),
+                        "403": _err("Key lacks email:read"),
+                        "404": _err("Not found"),
+                    },
                 }
             },
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {
                 "Error": _ERROR,
                 "SendRequest": send_request,
-                "SendResponse": {"type": "object", "required": ["id", "status"],
-                                 "properties": {"id": {"type": "string", "pattern": "^msg_[0-9a-f]+$"}, "status": {"type": "string", "enum": ["queued"]}}},
+                "SendResponse": {
+                    "type": "object",
+                    "required": ["id", "status"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^msg_[0-9a-f]+$"},
+                        "status": {"type": "string", "enum": ["queued"]},
+                    },
+                },
             },
         },
     }

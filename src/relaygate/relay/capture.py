@@ -21,8 +21,16 @@ class CaptureTransport:
 
     async def deliver(self, batch: Batch) -> list[RecipientResult]:
         await asyncio.to_thread(self._write, batch)
-        return [RecipientResult(recipient_id=r.id, outcome="delivered", code=250, status="2.0.0",
-                                text=f"250 2.0.0 captured as {batch.message_id}.eml") for r in batch.recipients]
+        return [
+            RecipientResult(
+                recipient_id=r.id,
+                outcome="delivered",
+                code=250,
+                status="2.0.0",
+                text=f"250 2.0.0 captured as {batch.message_id}.eml",
+            )
+            for r in batch.recipients
+        ]
 
     def _write(self, batch: Batch) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

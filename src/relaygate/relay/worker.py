@@ -30,16 +30,27 @@ BodyHook = Callable[[str, bytes], bytes]
 
 
 class DeliveryWorker:
-    def __init__(self, *, store: Store, settings: Settings, clock: Clock, transport: Transport,
-                 mail_from: Callable[[Claimed], str] | None = None, prepare: BodyHook | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        transport: Transport,
+        mail_from: Callable[[Claimed], str] | None = None,
+        prepare: BodyHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.transport = transport
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.policy = RetryPolicy(min_backoff=settings.delivery.min_backoff, max_backoff=settings.delivery.max_backoff,
-                                  lifetime=settings.delivery.lifetime)
+        self.policy = RetryPolicy(
+            min_backoff=settings.delivery.min_backoff,
+            max_backoff=settings.delivery.max_backoff,
+            lifetime=settings.delivery.lifetime,
+        )
         self.rng = rng or random.Random()
         self._mail_from = mail_from or (lambda c: f"bounces@{settings.return_path_domain}")
         self._prepare = prepare
@@ -77,8 +88,12 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """One claim-deliver-record round. Returns how many recipients were handled."""
         d = self.settings.delivery
-        claimed = await self.store.claim(self.owner, limit=d.batch_size, lease_seconds=d.lease_seconds,
-                                         max_lease_losses=d.max_lease_losses)
+        claimed = await self.store.claim(
+            self.owner,
+            limit=d.batch_size,
+            lease_seconds=d.lease_seconds,
+            max_lease_losses=d.max_lease_losses,
+        )
         if not claimed:
             return 0
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
@@ -94,22 +109,44 @@ class DeliveryWorker:
                 data = self.store.body(first.message_id)
                 if self._prepare is not None:
                     data = self._prepare(first.message_id, data)
-                batch = Batch(message_id=first.message_id, account_id=first.account_id, domain=first.domain,
-                              mail_from=self._mail_from(first), data=data, recipients=tuple(rcpts))
+                batch = Batch(
+                    message_id=first.message_id,
+                    account_id=first.account_id,
+                    domain=first.domain,
+                    mail_from=self._mail_from(first),
+                    data=data,
+                    recipients=tuple(rcpts),
+                )
                 results = await self.transport.deliver(batch)
             except Exception as exc:
                 log.exception("transport error", extra={"msg_id": first.message_id})
-                results = [RecipientResult(recipient_id=r.id, outcome="deferred", code=None, status="4.3.0",
-                                           text=f"local error: {type(exc).__name__}") for r in rcpts]
+                results = [
+                    RecipientResult(
+                        recipient_id=r.id,
+                        outcome="deferred",
+                        code=None,
+                        status="4.3.0",
+                        text=f"local error: {type(exc).__name__}",
+                    )
+                    for r in rcpts
+                ]
         by_id = {r.id: r for r in rcpts}
         outcomes = [self._outcome(by_id[res.recipient_id], res) for res in results]
         lost = await self.store.record(self.owner, outcomes)
         for o in outcomes:
             if o.recipient_id in lost:
-                log.warning("lease lost", extra={"msg_id": first.message_id, "recipient_id": o.recipient_id})
+                log.warning(
+                    "lease lost", extra={"msg_id": first.message_id, "recipient_id": o.recipient_id}
+                )
             else:
-                log.info(o.state, extra={"msg_id": first.message_id, "recipient_id": o.recipient_id,
-                                         "response": o.response[:200]})
+                log.info(
+                    o.state,
+                    extra={
+                        "msg_id": first.message_id,
+                        "recipient_id": o.recipient_id,
+                        "response": o.response[:200],
+                    },
+                )
 
     def _outcome(self, c: Claimed, res: RecipientResult) -> Outcome:
         data = {"status": res.status, "remote": res.remote, "code": res.code}
@@ -117,16 +154,30 @@ class DeliveryWorker:
         if res.outcome == "delivered":
             return Outcome(recipient_id=c.id, state="delivered", response=response, data=data)
         if res.outcome == "bounced":
-            return Outcome(recipient_id=c.id, state="bounced", response=response, data={**data, **self._classify(res)})
+            return Outcome(
+                recipient_id=c.id,
+                state="bounced",
+                response=response,
+                data={**data, **self._classify(res)},
+            )
         now = self.clock.now()
         nxt = self.policy.next_attempt(queued_at=c.queued_at, now=now, rng=self.rng)
         if nxt is None:
-            return Outcome(recipient_id=c.id, state="expired", response=response,
-                           data={**data, "bounce_type": "soft", "reason": "expired", "diagnostic": response})
-        return Outcome(recipient_id=c.id, state="deferred", response=response, next_attempt_at=nxt, data=data)
+            return Outcome(
+                recipient_id=c.id,
+                state="expired",
+                response=response,
+                data={**data, "bounce_type": "soft", "reason": "expired", "diagnostic": response},
+            )
+        return Outcome(
+            recipient_id=c.id, state="deferred", response=response, next_attempt_at=nxt, data=data
+        )
 
     @staticmethod
     def _classify(res: RecipientResult) -> dict[str, str]:
         hard = res.status.startswith("5.1.") or res.status in ("5.1.1", "5.1.10")
-        return {"bounce_type": "hard" if hard else "soft", "reason": "userunknown" if hard else "undefined",
-                "diagnostic": res.text}
+        return {
+            "bounce_type": "hard" if hard else "soft",
+            "reason": "userunknown" if hard else "undefined",
+            "diagnostic": res.text,
+        }

@@ -21,7 +21,9 @@ BUSY_TIMEOUT_MS = 10_000
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection with relaygate's pragmas; autocommit off (explicit BEGIN)."""
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -72,7 +74,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied. Returns the names applied now."""
     applied_now: list[str] = []
     with translated():
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         for version, name, sql in _migrations():
             if version in done:
@@ -81,7 +85,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             try:
                 for statement in _split(sql):
                     conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -17,9 +17,9 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from relaygate.clock import Clock, SystemClock, utc_day
 from relaygate.errors import IllegalTransition, RequestError
@@ -39,6 +39,7 @@ from relaygate.store.writer import GroupWriter
 
 PLANS = ("free", "trial", "paid")
 SCOPES = ("email:send", "email:read")
+T = TypeVar("T")
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -56,52 +57,96 @@ def new_message_id() -> str:
 
 def _row_account(row: sqlite3.Row) -> Account:
     return Account(
-        id=row["id"], name=row["name"], plan=row["plan"], daily_quota=row["daily_quota"],
-        rate_limit=row["rate_limit"], track_opens=bool(row["track_opens"]),
-        track_clicks=bool(row["track_clicks"]), created_at=row["created_at"],
+        id=row["id"],
+        name=row["name"],
+        plan=row["plan"],
+        daily_quota=row["daily_quota"],
+        rate_limit=row["rate_limit"],
+        track_opens=bool(row["track_opens"]),
+        track_clicks=bool(row["track_clicks"]),
+        created_at=row["created_at"],
     )
 
 
 def _row_key(row: sqlite3.Row) -> ApiKey:
     return ApiKey(
-        id=row["id"], account_id=row["account_id"], name=row["name"],
-        scopes=tuple(row["scopes"].split()), hint=row["hint"], created_at=row["created_at"],
+        id=row["id"],
+        account_id=row["account_id"],
+        name=row["name"],
+        scopes=tuple(row["scopes"].split()),
+        hint=row["hint"],
+        created_at=row["created_at"],
         revoked_at=row["revoked_at"],
     )
 
 
 def _row_identity(row: sqlite3.Row) -> Identity:
     return Identity(
-        id=row["id"], account_id=row["account_id"], kind=row["kind"], value=row["value"],
-        status=row["status"], token=row["token"], created_at=row["created_at"],
+        id=row["id"],
+        account_id=row["account_id"],
+        kind=row["kind"],
+        value=row["value"],
+        status=row["status"],
+        token=row["token"],
+        created_at=row["created_at"],
         verified_at=row["verified_at"],
     )
 
 
 def _row_event(row: sqlite3.Row) -> Event:
     return Event(
-        id=row["id"], account_id=row["account_id"], message_id=row["message_id"],
-        recipient_id=row["recipient_id"], type=row["type"], state_from=row["state_from"],
-        state_to=row["state_to"], created_at=row["created_at"], data=json.loads(row["data"]),
+        id=row["id"],
+        account_id=row["account_id"],
+        message_id=row["message_id"],
+        recipient_id=row["recipient_id"],
+        type=row["type"],
+        state_from=row["state_from"],
+        state_to=row["state_to"],
+        created_at=row["created_at"],
+        data=json.loads(row["data"]),
     )
 
 
 def insert_event(
-    conn: sqlite3.Connection, *, account_id: int, message_id: str | None, recipient_id: int | None,
-    type_: str, now: float, state_from: str | None = None, state_to: str | None = None,
+    conn: sqlite3.Connection,
+    *,
+    account_id: int,
+    message_id: str | None,
+    recipient_id: int | None,
+    type_: str,
+    now: float,
+    state_from: str | None = None,
+    state_to: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> int:
     cur = conn.execute(
         "INSERT INTO events (account_id, message_id, recipient_id, type, state_from, state_to, created_at, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (account_id, message_id, recipient_id, type_, state_from, state_to, now, json.dumps(data or {}, separators=(",", ":"))),
+        (
+            account_id,
+            message_id,
+            recipient_id,
+            type_,
+            state_from,
+            state_to,
+            now,
+            json.dumps(data or {}, separators=(",", ":")),
+        ),
     )
     return int(cur.lastrowid or 0)
 
 
 def transition(
-    conn: sqlite3.Connection, *, recipient_id: int, src: State, dst: State, now: float,
-    event_type: str, data: dict[str, Any] | None = None, sets: str = "", params: Sequence[Any] = (),
+    conn: sqlite3.Connection,
+    *,
+    recipient_id: int,
+    src: State,
+    dst: State,
+    now: float,
+    event_type: str,
+    data: dict[str, Any] | None = None,
+    sets: str = "",
+    params: Sequence[Any] = (),
     lease_owner: str | None = None,
 ) -> bool:
     """Guarded CAS of one recipient ``src → dst`` plus its event row. False if the row was not in ``src``."""
@@ -120,8 +165,15 @@ def transition(
     if row is None:
         return False
     insert_event(
-        conn, account_id=row["account_id"], message_id=row["message_id"], recipient_id=recipient_id,
-        type_=event_type, now=now, state_from=src.value, state_to=dst.value, data=data,
+        conn,
+        account_id=row["account_id"],
+        message_id=row["message_id"],
+        recipient_id=recipient_id,
+        type_=event_type,
+        now=now,
+        state_from=src.value,
+        state_to=dst.value,
+        data=data,
     )
     return True
 
@@ -166,7 +218,7 @@ class Store:
         with db.translated():
             return list(self._conn().execute(sql, params))
 
-    def _write(self, fn: Any) -> Any:
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn()
         with db.transaction(conn):
             return fn(conn)
@@ -180,7 +232,9 @@ class Store:
         return True
 
     # -- accounts ---------------------------------------------------------------------------
-    def create_account(self, name: str, *, plan: str = "trial", daily_quota: int = 10_000, rate_limit: int = 100) -> Account:
+    def create_account(
+        self, name: str, *, plan: str = "trial", daily_quota: int = 10_000, rate_limit: int = 100
+    ) -> Account:
         if plan not in PLANS:
             raise RequestError(400, f"plan must be one of {', '.join(PLANS)}")
         if not name.strip():
@@ -189,12 +243,14 @@ class Store:
             raise RequestError(400, "daily quota must be >= 0 and rate limit >= 1")
         now = self.clock.now()
         new_id = self._write(
-            lambda c: c.execute(
-                "INSERT INTO accounts (name, plan, daily_quota, rate_limit, created_at) VALUES (?, ?, ?, ?, ?)",
-                (name, plan, daily_quota, rate_limit, now),
-            ).lastrowid
+            lambda c: (
+                c.execute(
+                    "INSERT INTO accounts (name, plan, daily_quota, rate_limit, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, plan, daily_quota, rate_limit, now),
+                ).lastrowid
+            )
         )
-        account = self.get_account(int(new_id))
+        account = self.get_account(int(new_id or 0))
         assert account is not None
         return account
 
@@ -206,7 +262,14 @@ class Store:
         return [_row_account(r) for r in self._read("SELECT * FROM accounts ORDER BY id")]
 
     def update_account(self, account_id: int, **fields: Any) -> Account:
-        allowed_fields = {"plan", "daily_quota", "rate_limit", "track_opens", "track_clicks", "name"}
+        allowed_fields = {
+            "plan",
+            "daily_quota",
+            "rate_limit",
+            "track_opens",
+            "track_clicks",
+            "name",
+        }
         bad = set(fields) - allowed_fields
         if bad:
             raise RequestError(400, f"unknown account fields: {', '.join(sorted(bad))}")
@@ -214,14 +277,21 @@ class Store:
             raise RequestError(400, f"plan must be one of {', '.join(PLANS)}")
         if fields:
             assignments = ", ".join(f"{k} = ?" for k in fields)
-            self._write(lambda c: c.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*fields.values(), account_id)))
+            self._write(
+                lambda c: c.execute(
+                    f"UPDATE accounts SET {assignments} WHERE id = ?",
+                    (*fields.values(), account_id),
+                )
+            )
         account = self.get_account(account_id)
         if account is None:
             raise RequestError(404, f"no account {account_id}")
         return account
 
     # -- API keys ---------------------------------------------------------------------------
-    def create_key(self, account_id: int, *, scopes: Iterable[str] = ("email:send",), name: str = "") -> tuple[ApiKey, str]:
+    def create_key(
+        self, account_id: int, *, scopes: Iterable[str] = ("email:send",), name: str = ""
+    ) -> tuple[ApiKey, str]:
         scope_list = sorted(set(scopes))
         for scope in scope_list:
             if scope not in SCOPES:
@@ -236,7 +306,15 @@ class Store:
         self._write(
             lambda c: c.execute(
                 "INSERT INTO api_keys (id, account_id, name, scopes, secret_hash, hint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, account_id, name, " ".join(scope_list), hash_secret(secret), secret[:12] + "…" + secret[-4:], now),
+                (
+                    key_id,
+                    account_id,
+                    name,
+                    " ".join(scope_list),
+                    hash_secret(secret),
+                    secret[:12] + "…" + secret[-4:],
+                    now,
+                ),
             )
         )
         key = self.get_key(key_id)
@@ -251,13 +329,20 @@ class Store:
         if account_id is None:
             rows = self._read("SELECT * FROM api_keys ORDER BY created_at, id")
         else:
-            rows = self._read("SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,))
+            rows = self._read(
+                "SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id", (account_id,)
+            )
         return [_row_key(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
         now = self.clock.now()
         count = self._write(
-            lambda c: c.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)).rowcount
+            lambda c: (
+                c.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    (now, key_id),
+                ).rowcount
+            )
         )
         return bool(count)
 
@@ -270,7 +355,11 @@ class Store:
             "SELECT k.*, a.id AS a_id FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = ?",
             (digest,),
         )
-        if not rows or not hmac.compare_digest(rows[0]["secret_hash"], digest) or rows[0]["revoked_at"] is not None:
+        if (
+            not rows
+            or not hmac.compare_digest(rows[0]["secret_hash"], digest)
+            or rows[0]["revoked_at"] is not None
+        ):
             return None
         key = _row_key(rows[0])
         account = self.get_account(key.account_id)
@@ -295,14 +384,18 @@ class Store:
             )
 
         self._write(fn)
-        rows = self._read("SELECT * FROM identities WHERE account_id = ? AND value = ?", (account_id, value))
+        rows = self._read(
+            "SELECT * FROM identities WHERE account_id = ? AND value = ?", (account_id, value)
+        )
         return _row_identity(rows[0])
 
     def list_identities(self, account_id: int | None = None) -> list[Identity]:
         if account_id is None:
             rows = self._read("SELECT * FROM identities ORDER BY id")
         else:
-            rows = self._read("SELECT * FROM identities WHERE account_id = ? ORDER BY id", (account_id,))
+            rows = self._read(
+                "SELECT * FROM identities WHERE account_id = ? ORDER BY id", (account_id,)
+            )
         return [_row_identity(r) for r in rows]
 
     def set_identity_status(self, identity_id: int, status: str) -> None:
@@ -337,19 +430,35 @@ class Store:
 
     def admit_sync(self, message: NewMessage, *, limits: bool = True) -> Limits:
         now = self.clock.now()
-        return self._write(lambda conn: self._admit(conn, message, now, limits))  # type: ignore[no-any-return]
+        return self._write(lambda conn: self._admit(conn, message, now, limits))
 
-    def _admit(self, conn: sqlite3.Connection, m: NewMessage, now: float, check_limits: bool) -> Limits:
+    def _admit(
+        self, conn: sqlite3.Connection, m: NewMessage, now: float, check_limits: bool
+    ) -> Limits:
         account = conn.execute("SELECT * FROM accounts WHERE id = ?", (m.account_id,)).fetchone()
         if account is None:
             raise RequestError(401, "unknown account")
         live = sum(1 for r in m.recipients if r.suppressed is None)
-        limits = self._consume(conn, account, len(m.recipients), now) if check_limits else _no_limits(account)
+        limits = (
+            self._consume(conn, account, len(m.recipients), now)
+            if check_limits
+            else _no_limits(account)
+        )
         conn.execute(
             "INSERT INTO messages (id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.id, m.account_id, m.channel, m.from_addr, m.sender_domain, m.subject, m.header_message_id,
-             json.dumps(list(m.tags)), len(m.body), now),
+            (
+                m.id,
+                m.account_id,
+                m.channel,
+                m.from_addr,
+                m.sender_domain,
+                m.subject,
+                m.header_message_id,
+                json.dumps(list(m.tags)),
+                len(m.body),
+                now,
+            ),
         )
         conn.execute("INSERT INTO bodies (message_id, data) VALUES (?, ?)", (m.id, m.body))
         if m.tags:
@@ -362,34 +471,78 @@ class Store:
             rid = conn.execute(
                 "INSERT INTO recipients (message_id, account_id, address, domain, kind, state, queued_at, next_attempt_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (m.id, m.account_id, r.address, r.address.rpartition("@")[2].lower(), r.kind, state.value, now, now, now),
+                (
+                    m.id,
+                    m.account_id,
+                    r.address,
+                    r.address.rpartition("@")[2].lower(),
+                    r.kind,
+                    state.value,
+                    now,
+                    now,
+                    now,
+                ),
             ).lastrowid
             if r.suppressed:
-                insert_event(conn, account_id=m.account_id, message_id=m.id, recipient_id=rid, type_="bounce", now=now,
-                             state_to=state.value, data={"reason": "suppressed", "bounce_type": "hard",
-                                                         "diagnostic": f"recipient is suppressed: {r.suppressed}", "status": "5.7.1",
-                                                         "smtp_response": ""})
+                insert_event(
+                    conn,
+                    account_id=m.account_id,
+                    message_id=m.id,
+                    recipient_id=rid,
+                    type_="bounce",
+                    now=now,
+                    state_to=state.value,
+                    data={
+                        "reason": "suppressed",
+                        "bounce_type": "hard",
+                        "diagnostic": f"recipient is suppressed: {r.suppressed}",
+                        "status": "5.7.1",
+                        "smtp_response": "",
+                    },
+                )
             else:
-                insert_event(conn, account_id=m.account_id, message_id=m.id, recipient_id=rid, type_="queued", now=now,
-                             state_to=state.value, data={"channel": m.channel})
+                insert_event(
+                    conn,
+                    account_id=m.account_id,
+                    message_id=m.id,
+                    recipient_id=rid,
+                    type_="queued",
+                    now=now,
+                    state_to=state.value,
+                    data={"channel": m.channel},
+                )
         del live
         return limits
 
-    def _consume(self, conn: sqlite3.Connection, account: sqlite3.Row, count: int, now: float) -> Limits:
+    def _consume(
+        self, conn: sqlite3.Connection, account: sqlite3.Row, count: int, now: float
+    ) -> Limits:
         second = int(now)
         day = utc_day(now)
-        used_row = conn.execute("SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?", (account["id"], day)).fetchone()
+        used_row = conn.execute(
+            "SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?",
+            (account["id"], day),
+        ).fetchone()
         used = used_row[0] if used_row else 0
-        rate_row = conn.execute("SELECT requests FROM usage_second WHERE account_id = ? AND second = ?", (account["id"], second)).fetchone()
+        rate_row = conn.execute(
+            "SELECT requests FROM usage_second WHERE account_id = ? AND second = ?",
+            (account["id"], second),
+        ).fetchone()
         requests = rate_row[0] if rate_row else 0
         rate_limit, quota = account["rate_limit"], account["daily_quota"]
         if requests >= rate_limit:
-            raise RequestError(429, f"rate limit exceeded: {rate_limit} requests per second",
-                               headers=_limit_headers(rate_limit, 0, 1, retry_after=1))
+            raise RequestError(
+                429,
+                f"rate limit exceeded: {rate_limit} requests per second",
+                headers=_limit_headers(rate_limit, 0, 1, retry_after=1),
+            )
         if used + count > quota:
             retry = max(1, int(86400 - (now % 86400)) + 1)
-            raise RequestError(429, f"daily quota exceeded: {used} of {quota} recipients used today, this request has {count}",
-                               headers=_limit_headers(rate_limit, rate_limit - requests, 1, retry_after=retry))
+            raise RequestError(
+                429,
+                f"daily quota exceeded: {used} of {quota} recipients used today, this request has {count}",
+                headers=_limit_headers(rate_limit, rate_limit - requests, 1, retry_after=retry),
+            )
         conn.execute(
             "INSERT INTO usage_second (account_id, second, requests) VALUES (?, ?, 1)"
             " ON CONFLICT (account_id, second) DO UPDATE SET requests = requests + 1",
@@ -402,40 +555,80 @@ class Store:
         )
         if second % 64 == 0:
             conn.execute("DELETE FROM usage_second WHERE second < ?", (second - 60,))
-        return Limits(rate_limit=rate_limit, rate_remaining=max(0, rate_limit - requests - 1), rate_reset=1,
-                      quota=quota, quota_remaining=max(0, quota - used - count))
+        return Limits(
+            rate_limit=rate_limit,
+            rate_remaining=max(0, rate_limit - requests - 1),
+            rate_reset=1,
+            quota=quota,
+            quota_remaining=max(0, quota - used - count),
+        )
 
     def current_limits(self, account: Account) -> Limits:
         now = self.clock.now()
-        rows = self._read("SELECT requests FROM usage_second WHERE account_id = ? AND second = ?", (account.id, int(now)))
+        rows = self._read(
+            "SELECT requests FROM usage_second WHERE account_id = ? AND second = ?",
+            (account.id, int(now)),
+        )
         requests = rows[0][0] if rows else 0
-        day_rows = self._read("SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?", (account.id, utc_day(now)))
+        day_rows = self._read(
+            "SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?",
+            (account.id, utc_day(now)),
+        )
         used = day_rows[0][0] if day_rows else 0
-        return Limits(rate_limit=account.rate_limit, rate_remaining=max(0, account.rate_limit - requests), rate_reset=1,
-                      quota=account.daily_quota, quota_remaining=max(0, account.daily_quota - used))
+        return Limits(
+            rate_limit=account.rate_limit,
+            rate_remaining=max(0, account.rate_limit - requests),
+            rate_reset=1,
+            quota=account.daily_quota,
+            quota_remaining=max(0, account.daily_quota - used),
+        )
 
     # -- delivery (claim / lease / outcomes) -------------------------------------------------
-    async def claim(self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5) -> list[Claimed]:
+    async def claim(
+        self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5
+    ) -> list[Claimed]:
         now = self.clock.now()
-        return await self.writer.run(lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now))
+        claimed: list[Claimed] = await self.writer.run(
+            lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now)
+        )
+        return claimed
 
-    def claim_sync(self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5) -> list[Claimed]:
+    def claim_sync(
+        self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5
+    ) -> list[Claimed]:
         now = self.clock.now()
-        return self._write(lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now))  # type: ignore[no-any-return]
+        return self._write(
+            lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now)
+        )
 
-    def _claim(self, conn: sqlite3.Connection, owner: str, limit: int, lease_seconds: float, max_losses: int, now: float) -> list[Claimed]:
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        max_losses: int,
+        now: float,
+    ) -> list[Claimed]:
         # 1. Leases that expired (their worker died) go back to the queue, or to held after repeated losses.
         stale = conn.execute(
-            "SELECT id, lease_losses FROM recipients WHERE state = 'active' AND lease_expires_at <= ?", (now,)
+            "SELECT id, lease_losses FROM recipients WHERE state = 'active' AND lease_expires_at <= ?",
+            (now,),
         ).fetchall()
         for row in stale:
             losses = row["lease_losses"] + 1
             dst = State.HELD if losses >= max_losses else State.QUEUED
-            transition(conn, recipient_id=row["id"], src=State.ACTIVE, dst=dst, now=now,
-                       event_type="held" if dst is State.HELD else "lease_expired",
-                       data={"lease_losses": losses},
-                       sets="lease_owner = NULL, lease_expires_at = NULL, lease_losses = ?, next_attempt_at = ?",
-                       params=(losses, now))
+            transition(
+                conn,
+                recipient_id=row["id"],
+                src=State.ACTIVE,
+                dst=dst,
+                now=now,
+                event_type="held" if dst is State.HELD else "lease_expired",
+                data={"lease_losses": losses},
+                sets="lease_owner = NULL, lease_expires_at = NULL, lease_losses = ?, next_attempt_at = ?",
+                params=(losses, now),
+            )
         # 2. One guarded statement claims the due recipients.
         rows = conn.execute(
             "UPDATE recipients SET state = 'active', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
@@ -452,14 +645,28 @@ class Store:
         for row in rows:
             mid = row["message_id"]
             if mid not in sender_domains:
-                sender_domains[mid] = conn.execute("SELECT sender_domain FROM messages WHERE id = ?", (mid,)).fetchone()[0]
-            claimed.append(Claimed(id=row["id"], message_id=mid, account_id=row["account_id"], address=row["address"],
-                                   domain=row["domain"], attempts=row["attempts"], queued_at=row["queued_at"],
-                                   sender_domain=sender_domains[mid]))
+                sender_domains[mid] = conn.execute(
+                    "SELECT sender_domain FROM messages WHERE id = ?", (mid,)
+                ).fetchone()[0]
+            claimed.append(
+                Claimed(
+                    id=row["id"],
+                    message_id=mid,
+                    account_id=row["account_id"],
+                    address=row["address"],
+                    domain=row["domain"],
+                    attempts=row["attempts"],
+                    queued_at=row["queued_at"],
+                    sender_domain=sender_domains[mid],
+                )
+            )
         conn.executemany(
             "INSERT INTO events (account_id, message_id, recipient_id, type, state_from, state_to, created_at, data)"
             " VALUES (?, ?, ?, 'claimed', 'pending', 'active', ?, ?)",
-            [(c.account_id, c.message_id, c.id, now, json.dumps({"owner": owner})) for c in claimed],
+            [
+                (c.account_id, c.message_id, c.id, now, json.dumps({"owner": owner}))
+                for c in claimed
+            ],
         )
         return claimed
 
@@ -470,18 +677,28 @@ class Store:
 
     def record_sync(self, owner: str, outcomes: Sequence[Outcome]) -> list[int]:
         now = self.clock.now()
-        return self._write(lambda c: self._record(c, owner, outcomes, now))  # type: ignore[no-any-return]
+        return self._write(lambda c: self._record(c, owner, outcomes, now))
 
-    def _record(self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome], now: float) -> list[int]:
+    def _record(
+        self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome], now: float
+    ) -> list[int]:
         lost = []
         for o in outcomes:
             dst = State(o.state)
             data = {"smtp_response": o.response, **o.data}
             ok = transition(
-                conn, recipient_id=o.recipient_id, src=State.ACTIVE, dst=dst, now=now,
-                event_type=_EVENT_FOR_STATE.get(dst, dst.value), data=data,
+                conn,
+                recipient_id=o.recipient_id,
+                src=State.ACTIVE,
+                dst=dst,
+                now=now,
+                event_type=_EVENT_FOR_STATE.get(dst, dst.value),
+                data=data,
                 sets="attempts = attempts + 1, last_response = ?, lease_owner = NULL, lease_expires_at = NULL, lease_losses = 0, next_attempt_at = ?",
-                params=(o.response[:1000], o.next_attempt_at if o.next_attempt_at is not None else now),
+                params=(
+                    o.response[:1000],
+                    o.next_attempt_at if o.next_attempt_at is not None else now,
+                ),
                 lease_owner=owner,
             )
             if not ok:
@@ -494,19 +711,50 @@ class Store:
 
         def fn(c: sqlite3.Connection) -> None:
             for rid in recipient_ids:
-                transition(c, recipient_id=rid, src=State.ACTIVE, dst=State.QUEUED, now=now, event_type="released",
-                           sets="lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?", params=(now,),
-                           lease_owner=owner)
+                transition(
+                    c,
+                    recipient_id=rid,
+                    src=State.ACTIVE,
+                    dst=State.QUEUED,
+                    now=now,
+                    event_type="released",
+                    sets="lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?",
+                    params=(now,),
+                    lease_owner=owner,
+                )
 
         await self.writer.run(fn)
 
-    def set_state(self, recipient_id: int, src: State, dst: State, *, event_type: str, data: dict[str, Any] | None = None,
-                  next_attempt_at: float | None = None) -> bool:
+    def set_state(
+        self,
+        recipient_id: int,
+        src: State,
+        dst: State,
+        *,
+        event_type: str,
+        data: dict[str, Any] | None = None,
+        next_attempt_at: float | None = None,
+    ) -> bool:
         """An operator or inbound-report transition (sync)."""
         now = self.clock.now()
-        sets, params = ("next_attempt_at = ?", (next_attempt_at,)) if next_attempt_at is not None else ("", ())
-        return bool(self._write(lambda c: transition(c, recipient_id=recipient_id, src=src, dst=dst, now=now,
-                                                       event_type=event_type, data=data, sets=sets, params=params)))
+        sets, params = (
+            ("next_attempt_at = ?", (next_attempt_at,)) if next_attempt_at is not None else ("", ())
+        )
+        return bool(
+            self._write(
+                lambda c: transition(
+                    c,
+                    recipient_id=recipient_id,
+                    src=src,
+                    dst=dst,
+                    now=now,
+                    event_type=event_type,
+                    data=data,
+                    sets=sets,
+                    params=params,
+                )
+            )
+        )
 
     def body(self, message_id: str) -> bytes:
         rows = self._read("SELECT data FROM bodies WHERE message_id = ?", (message_id,))
@@ -515,7 +763,9 @@ class Store:
         return bytes(rows[0][0])
 
     def next_due(self) -> float | None:
-        rows = self._read("SELECT MIN(next_attempt_at) FROM recipients WHERE state IN ('queued', 'deferred')")
+        rows = self._read(
+            "SELECT MIN(next_attempt_at) FROM recipients WHERE state IN ('queued', 'deferred')"
+        )
         active = self._read("SELECT MIN(lease_expires_at) FROM recipients WHERE state = 'active'")
         candidates = [v for v in (rows[0][0], active[0][0]) if v is not None]
         return min(candidates) if candidates else None
@@ -526,34 +776,65 @@ class Store:
         if not rows or (account_id is not None and rows[0]["account_id"] != account_id):
             return None
         m = rows[0]
-        recipients = self._read("SELECT * FROM recipients WHERE message_id = ? ORDER BY id", (message_id,))
-        events = [_row_event(r) for r in self._read("SELECT * FROM events WHERE message_id = ? ORDER BY id", (message_id,))]
+        recipients = self._read(
+            "SELECT * FROM recipients WHERE message_id = ? ORDER BY id", (message_id,)
+        )
+        events = [
+            _row_event(r)
+            for r in self._read(
+                "SELECT * FROM events WHERE message_id = ? ORDER BY id", (message_id,)
+            )
+        ]
         return {
-            "id": m["id"], "account_id": m["account_id"], "channel": m["channel"], "from": m["from_addr"],
-            "subject": m["subject"], "message_id": m["header_message_id"], "tags": json.loads(m["tags"]),
-            "size": m["size"], "created_at": m["created_at"],
+            "id": m["id"],
+            "account_id": m["account_id"],
+            "channel": m["channel"],
+            "from": m["from_addr"],
+            "subject": m["subject"],
+            "message_id": m["header_message_id"],
+            "tags": json.loads(m["tags"]),
+            "size": m["size"],
+            "created_at": m["created_at"],
             "recipients": [
-                {"id": r["id"], "address": r["address"], "kind": r["kind"], "state": r["state"], "attempts": r["attempts"],
-                 "last_response": r["last_response"], "next_attempt_at": r["next_attempt_at"],
-                 "events": [e for e in events if e.recipient_id == r["id"]]}
+                {
+                    "id": r["id"],
+                    "address": r["address"],
+                    "kind": r["kind"],
+                    "state": r["state"],
+                    "attempts": r["attempts"],
+                    "last_response": r["last_response"],
+                    "next_attempt_at": r["next_attempt_at"],
+                    "events": [e for e in events if e.recipient_id == r["id"]],
+                }
                 for r in recipients
             ],
             "events": events,
         }
 
     def recipients_of(self, message_id: str) -> list[sqlite3.Row]:
-        return self._read("SELECT * FROM recipients WHERE message_id = ? ORDER BY id", (message_id,))
+        return self._read(
+            "SELECT * FROM recipients WHERE message_id = ? ORDER BY id", (message_id,)
+        )
 
-    def events_after(self, after_id: int, *, limit: int = 500, types: Sequence[str] | None = None) -> list[Event]:
+    def events_after(
+        self, after_id: int, *, limit: int = 500, types: Sequence[str] | None = None
+    ) -> list[Event]:
         if types:
             marks = ",".join("?" * len(types))
-            rows = self._read(f"SELECT * FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?", (after_id, *types, limit))
+            rows = self._read(
+                f"SELECT * FROM events WHERE id > ? AND type IN ({marks}) ORDER BY id LIMIT ?",
+                (after_id, *types, limit),
+            )
         else:
-            rows = self._read("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+            rows = self._read(
+                "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            )
         return [_row_event(r) for r in rows]
 
     def count_by_state(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self._read("SELECT state, COUNT(*) FROM recipients GROUP BY state")}
+        return {
+            r[0]: r[1] for r in self._read("SELECT state, COUNT(*) FROM recipients GROUP BY state")
+        }
 
 
 _EVENT_FOR_STATE = {
@@ -564,8 +845,14 @@ _EVENT_FOR_STATE = {
 }
 
 
-def _limit_headers(limit: int, remaining: int, reset: int, *, retry_after: int | None = None) -> dict[str, str]:
-    headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, remaining)), "X-RateLimit-Reset": str(reset)}
+def _limit_headers(
+    limit: int, remaining: int, reset: int, *, retry_after: int | None = None
+) -> dict[str, str]:
+    headers = {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(reset),
+    }
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return headers
@@ -576,5 +863,10 @@ def limit_headers(limits: Limits) -> dict[str, str]:
 
 
 def _no_limits(account: sqlite3.Row) -> Limits:
-    return Limits(rate_limit=account["rate_limit"], rate_remaining=account["rate_limit"], rate_reset=1,
-                  quota=account["daily_quota"], quota_remaining=account["daily_quota"])
+    return Limits(
+        rate_limit=account["rate_limit"],
+        rate_remaining=account["rate_limit"],
+        rate_reset=1,
+        quota=account["daily_quota"],
+        quota_remaining=account["daily_quota"],
+    )

@@ -86,7 +86,9 @@ class GroupWriter:
         if conn is not None:
             conn.close()
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> sqlite3.Connection | None:
+    def _commit_batch(
+        self, conn: sqlite3.Connection, batch: list[_Job]
+    ) -> sqlite3.Connection | None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -97,7 +99,9 @@ class GroupWriter:
                 except Exception as exc:
                     conn.execute(f"ROLLBACK TO job{i}")
                     conn.execute(f"RELEASE job{i}")
-                    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+                    if isinstance(
+                        exc, sqlite3.OperationalError | sqlite3.DatabaseError
+                    ) and not isinstance(exc, sqlite3.IntegrityError):
                         raise
                     outcomes.append((False, exc))
                 else:

@@ -98,13 +98,15 @@ class DNSServer:
                 break
             if entry == "SERVFAIL":
                 reply.header.rcode = RCODE.SERVFAIL
-                return reply.pack()
+                return bytes(reply.pack())
             if entry == "TIMEOUT":
                 return None
             assert isinstance(entry, Mapping)
             if qtype != "CNAME" and "CNAME" in entry:
                 target = str(entry["CNAME"])
-                reply.add_answer(RR(name + ".", QTYPE.CNAME, rdata=CNAME(target + "."), ttl=self.ttl))
+                reply.add_answer(
+                    RR(name + ".", QTYPE.CNAME, rdata=CNAME(target + "."), ttl=self.ttl)
+                )
                 name = _norm(target)
                 seen += 1
                 if seen > 8:
@@ -113,7 +115,7 @@ class DNSServer:
             values = entry.get(qtype)
             if values == "SERVFAIL":
                 reply.header.rcode = RCODE.SERVFAIL
-                return reply.pack()
+                return bytes(reply.pack())
             if values == "TIMEOUT":
                 return None
             if values is None:
@@ -121,9 +123,11 @@ class DNSServer:
             if not isinstance(values, list | tuple) or qtype == "CNAME":
                 values = [values]
             for value in values:
-                reply.add_answer(RR(name + ".", getattr(QTYPE, qtype), rdata=_rdata(qtype, value), ttl=self.ttl))
+                reply.add_answer(
+                    RR(name + ".", getattr(QTYPE, qtype), rdata=_rdata(qtype, value), ttl=self.ttl)
+                )
             break
-        return reply.pack()
+        return bytes(reply.pack())
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -184,7 +188,9 @@ class DNSServer:
         self.port = port
         self._servers = [udp, tcp]
         for server in self._servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self.host, self.port
