@@ -197,7 +197,14 @@ def _run(coro: Any) -> None:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """`make run`: initialise ./var once (demo account, key, identity) and serve in capture mode."""
     config = Path(args.config)
-    s, _ = initialise(config, mode="capture", state_dir=".", hostname="localhost")
+    s, _ = initialise(
+        config,
+        mode="capture",
+        state_dir=".",
+        hostname="localhost",
+        http_listen=args.http_listen,
+        smtp_listen=args.smtp_listen,
+    )
     store = Store(s.database).open()
     key_file = s.state_dir / "demo-key"
     if not store.list_accounts():
@@ -414,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(sub, "check-config", cmd_check_config, "validate the config, listing every problem")
     sp = add(sub, "serve", cmd_serve, "run relaygate")
     sp.add_argument("--role", action="append", choices=("http", "smtp", "relay", "webhooks"))
-    add(sub, "quickstart", cmd_quickstart, "initialise a demo setup and serve in capture mode")
+    sp = add(sub, "quickstart", cmd_quickstart, "initialise a demo setup and serve in capture mode")
+    sp.add_argument("--http-listen", default="127.0.0.1:8025")
+    sp.add_argument("--smtp-listen", default="127.0.0.1:2525")
 
     acc = sub.add_parser("account", help="accounts").add_subparsers(dest="sub", required=True)
     sp = add(acc, "create", cmd_account_create, "create an account")

@@ -92,6 +92,7 @@ class Service:
                     clock=self.clock,
                     transport=make_transport(self.settings),
                 )
+                self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
             if "http" in self.roles:
                 admission = Admission(store=self.store, settings=self.settings, clock=self.clock)

@@ -59,6 +59,28 @@ class DeliveryWorker:
         self._inflight: set[int] = set()
         self.stopping = False
 
+    def recover(self) -> int:
+        """At start-up: release leases held by processes of this host that no longer exist."""
+        node = os.uname().nodename
+
+        def is_dead(owner: str) -> bool:
+            host, _, rest = owner.partition(":")
+            pid_text = rest.partition(":")[0]
+            if host != node or not pid_text.isdigit() or int(pid_text) == os.getpid():
+                return False
+            try:
+                os.kill(int(pid_text), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+
+        count = self.store.release_dead_owners(is_dead)
+        if count:
+            log.info("released leases of dead processes", extra={"count": count})
+        return count
+
     def wake(self) -> None:
         self._wake.set()
 

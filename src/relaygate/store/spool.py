@@ -705,6 +705,44 @@ class Store:
                 lost.append(o.recipient_id)
         return lost
 
+    def release_dead_owners(self, is_dead: Callable[[str], bool]) -> int:
+        """Put back at once the leases of owners known to be dead (a restart on the same host).
+
+        Leases of owners ``is_dead`` cannot judge simply run out as usual.
+        """
+        owners = [
+            r[0]
+            for r in self._read(
+                "SELECT DISTINCT lease_owner FROM recipients WHERE state = 'active'"
+            )
+        ]
+        dead = [o for o in owners if o and is_dead(o)]
+        if not dead:
+            return 0
+        now = self.clock.now()
+
+        def fn(c: sqlite3.Connection) -> int:
+            count = 0
+            for owner in dead:
+                for row in c.execute(
+                    "SELECT id FROM recipients WHERE state = 'active' AND lease_owner = ?", (owner,)
+                ).fetchall():
+                    count += transition(
+                        c,
+                        recipient_id=row[0],
+                        src=State.ACTIVE,
+                        dst=State.QUEUED,
+                        now=now,
+                        event_type="released",
+                        data={"reason": "owner process gone", "owner": owner},
+                        sets="lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?",
+                        params=(now,),
+                        lease_owner=owner,
+                    )
+            return count
+
+        return self._write(fn)
+
     async def release(self, owner: str, recipient_ids: Sequence[int]) -> None:
         """Give leased recipients back (shutdown) without counting an attempt."""
         now = self.clock.now()

@@ -1,0 +1,311 @@
+"""POST /v1/send against the real app and a real store: every status code of the contract."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from relaygate.clock import FakeClock
+from relaygate.gateway.admission import Admission
+from relaygate.gateway.http import HttpApi
+from relaygate.settings import Settings
+from relaygate.store.spool import Store
+
+
+@pytest.fixture
+async def client(
+    store: Store, settings: Settings, clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    api = HttpApi(
+        store=store,
+        admission=Admission(store=store, settings=settings, clock=clock),
+        max_request_bytes=1024 * 1024,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app()), base_url="http://relay.test"
+    ) as c:
+        yield c
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "from_email": "you@example.com",
+        "to": ["recipient@dest.test"],
+        "subject": "Welcome, Alex",
+        "html": "<p>Hi Alex — welcome aboard.</p>",
+        "text": "Hi Alex — welcome aboard.",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def queued(store: Store) -> int:
+    return sum(store.count_by_state().values())
+
+
+async def test_reference_inline_example_is_queued_and_composed(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"]},
+        json=body(
+            cc=["c@dest.test"],
+            bcc=["hidden@dest.test"],
+            reply_to="Support <help@example.com>",
+            tags=["welcome"],
+        ),
+    )
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["status"] == "queued" and data["id"].startswith("msg_") and len(data["id"]) == 36
+    assert r.headers["X-RateLimit-Limit"] == "50" and r.headers["X-RateLimit-Remaining"] == "49"
+    m = store.message(data["id"])
+    assert m is not None and m["tags"] == ["welcome"]
+    assert [(x["address"], x["kind"], x["state"]) for x in m["recipients"]] == [
+        ("recipient@dest.test", "to", "queued"),
+        ("c@dest.test", "cc", "queued"),
+        ("hidden@dest.test", "bcc", "queued"),
+    ]
+    parsed = message_from_bytes(store.body(data["id"]), policy=policy.default)
+    assert parsed["Subject"] == "Welcome, Alex"
+    assert parsed["Reply-To"] == "Support <help@example.com>"
+    assert parsed["Message-ID"] == f"<{data['id']}@relay.test>"
+    assert parsed["Bcc"] is None and b"hidden@dest.test" not in store.body(data["id"])
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in parsed.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+
+
+async def test_read_back_the_message(
+    client: httpx.AsyncClient, sender: dict[str, Any], store: Store
+) -> None:
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=body())
+    mid = r.json()["id"]
+    got = await client.get(f"/v1/messages/{mid}", headers={"X-API-Key": sender["secret"]})
+    assert got.status_code == 200
+    assert got.json()["recipients"][0]["state"] == "queued"
+    assert [e["type"] for e in got.json()["recipients"][0]["events"]] == ["queued"]
+    other = store.create_account("other", plan="paid")
+    _, other_secret = store.create_key(other.id, scopes=["email:read"])
+    assert (
+        await client.get(f"/v1/messages/{mid}", headers={"X-API-Key": other_secret})
+    ).status_code == 404
+
+
+CASES: list[tuple[str, Any, int, str]] = [
+    ("corrupt json", b"{not json", 400, "not valid JSON"),
+    ("not an object", b"[1, 2]", 400, "must be a JSON object"),
+    ("empty body", b"", 400, "empty"),
+    ("missing from", body(from_email=None), 400, "from_email is required"),
+    ("invalid from", body(from_email="nope"), 400, "from_email"),
+    ("no recipients", body(to=[]), 400, "at least one recipient"),
+    ("invalid to", body(to=["a@b.c", "not an address"]), 400, "to[1]"),
+    ("to not list", body(to=5), 400, "to must be a list"),
+    (
+        "too many",
+        body(to=[f"r{i}@dest.test" for i in range(30)], cc=[f"c{i}@dest.test" for i in range(21)]),
+        400,
+        "too many recipients",
+    ),
+    ("missing subject", body(subject=None), 400, "subject is required"),
+    ("missing body", body(html=None, text=None), 400, "html or text is required"),
+    ("owned header", body(headers={"From": "x@evil.test"}), 400, "set by relaygate"),
+    ("crlf header", body(headers={"X-Thing": "a\r\nBcc: x@evil.test"}), 400, "CR or LF"),
+    (
+        "bad base64",
+        body(
+            attachments=[
+                {
+                    "filename": "a.txt",
+                    "content_base64": "!!!notbase64",
+                    "content_type": "text/plain",
+                }
+            ]
+        ),
+        400,
+        "base64",
+    ),
+    ("tags not strings", body(tags=[1]), 400, "tags"),
+    ("unknown field", body(form_email="x"), 400, "unknown field"),
+    ("unverified sender", body(from_email="you@elsewhere.test"), 403, "not a verified identity"),
+    ("unknown template", body(template="nope", subject=None), 404, "template"),
+]
+
+
+@pytest.mark.parametrize(("name", "payload", "status", "detail"), CASES, ids=[c[0] for c in CASES])
+async def test_error_statuses(
+    client: httpx.AsyncClient,
+    store: Store,
+    sender: dict[str, Any],
+    name: str,
+    payload: Any,
+    status: int,
+    detail: str,
+) -> None:
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"], "Content-Type": "application/json"},
+        content=content,
+    )
+    assert r.status_code == status, r.text
+    assert detail in r.json()["detail"]
+    assert queued(store) == 0
+    assert "X-RateLimit-Limit" in r.headers
+
+
+async def test_auth_statuses(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    r = await client.post("/v1/send", json=body())
+    assert (r.status_code, r.json()["detail"]) == (401, "missing X-API-Key header")
+    r = await client.post("/v1/send", headers={"X-API-Key": "sk_live_" + "x" * 40}, json=body())
+    assert (r.status_code, r.json()["detail"]) == (401, "unknown or revoked API key")
+    store.revoke_key(sender["key"].id)
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=body())
+    assert r.status_code == 401
+    free = store.create_account("free", plan="free")
+    store.add_identity(free.id, "example.com", verified=True)
+    _, free_secret = store.create_key(free.id)
+    r = await client.post("/v1/send", headers={"X-API-Key": free_secret}, json=body())
+    assert r.status_code == 402 and "free plan" in r.json()["detail"]
+    paid = store.create_account("readonly", plan="paid")
+    _, read_secret = store.create_key(paid.id, scopes=["email:read"])
+    r = await client.post("/v1/send", headers={"X-API-Key": read_secret}, json=body())
+    assert r.status_code == 403 and "email:send" in r.json()["detail"]
+    assert queued(store) == 0
+
+
+async def test_too_large_is_413_without_queueing(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    big = body(html="x" * (1024 * 1024 + 10))
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=big)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+    async def stream() -> AsyncIterator[bytes]:  # no Content-Length: counted while reading
+        for _ in range(2000):
+            yield b"x" * 1024
+
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, content=stream())
+    assert r.status_code == 413
+    assert queued(store) == 0
+
+
+async def test_rate_limit_is_429_with_retry_after(
+    client: httpx.AsyncClient, store: Store, clock: FakeClock
+) -> None:
+    account = store.create_account("limited", plan="paid", rate_limit=2, daily_quota=100)
+    store.add_identity(account.id, "example.com", verified=True)
+    _, secret = store.create_key(account.id)
+    codes = [
+        (await client.post("/v1/send", headers={"X-API-Key": secret}, json=body())).status_code
+        for _ in range(2)
+    ]
+    r = await client.post("/v1/send", headers={"X-API-Key": secret}, json=body())
+    assert codes == [200, 200]
+    assert (
+        r.status_code == 429
+        and r.headers["Retry-After"] == "1"
+        and r.headers["X-RateLimit-Remaining"] == "0"
+    )
+    assert queued(store) == 2
+    clock.advance(1)
+    assert (
+        await client.post("/v1/send", headers={"X-API-Key": secret}, json=body())
+    ).status_code == 200
+
+
+async def test_attachment_round_trips(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    blob = bytes(range(256)) * 40
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"]},
+        json=body(
+            attachments=[
+                {
+                    "filename": "data.bin",
+                    "content_base64": base64.b64encode(blob).decode(),
+                    "content_type": "application/octet-stream",
+                }
+            ]
+        ),
+    )
+    assert r.status_code == 200, r.text
+    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    atts = list(parsed.iter_attachments())
+    assert [a.get_filename() for a in atts] == ["data.bin"]
+    assert atts[0].get_content() == blob
+
+
+async def test_unknown_paths_and_methods_are_json_errors(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/nope")
+    assert r.status_code == 404 and r.json() == {"detail": "not found"}
+    r = await client.get("/v1/send")
+    assert r.status_code == 405 and "detail" in r.json()
+
+
+async def test_store_failure_is_503_never_500(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    store.writer.stop()  # the spool cannot accept
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=body())
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "retry" in r.json()["detail"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    [
+        "from_email",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "subject",
+        "html",
+        "text",
+        "template",
+        "variables",
+        "headers",
+        "tags",
+        "attachments",
+    ]
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.one_of(
+        st.dictionaries(field_names, json_values, max_size=8), json_values, st.binary(max_size=80)
+    )
+)
+async def test_fuzzed_bodies_never_500_and_4xx_queue_nothing(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any], payload: Any
+) -> None:
+    before = queued(store)
+    content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, content=content)
+    assert r.status_code in (200, 400, 403, 404, 413), r.text
+    assert isinstance(r.json()["detail" if r.status_code != 200 else "id"], str)
+    if r.status_code != 200:
+        assert queued(store) == before

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaygate.clock import FakeClock
+from relaygate.errors import RequestError
+from relaygate.store.models import NewMessage, NewRecipient, Outcome
+from relaygate.store.spool import Store, new_message_id
+
+
+def message(account_id: int, n: int = 1, body: bytes = b"Subject: x\r\n\r\nhi\r\n") -> NewMessage:
+    return NewMessage(
+        id=new_message_id(),
+        account_id=account_id,
+        channel="http",
+        from_addr="a@example.com",
+        sender_domain="example.com",
+        subject="x",
+        header_message_id="<x@relay.test>",
+        tags=("t",),
+        body=body,
+        recipients=tuple(NewRecipient(address=f"r{i}@dest.test", kind="to") for i in range(n)),
+    )
+
+
+def test_two_workers_claiming_concurrently_never_share_a_recipient(
+    tmp_path: Path, clock: FakeClock, store: Store, sender: dict[str, Any]
+) -> None:
+    for _ in range(40):
+        store.admit_sync(message(sender["account"].id, 5))
+    results: dict[str, list[int]] = {"a": [], "b": []}
+
+    def worker(name: str) -> None:
+        other = Store(store.path, clock=clock).open()
+        try:
+            while True:
+                got = other.claim_sync(name, limit=7, lease_seconds=60)
+                if not got:
+                    return
+                results[name].extend(c.id for c in got)
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = set(results["a"]), set(results["b"])
+    assert not a & b
+    assert len(a) + len(b) == 200
+    assert len(results["a"]) == len(a) and len(results["b"]) == len(b)
+
+
+def test_expired_lease_is_claimed_again_and_old_owner_cannot_record(
+    clock: FakeClock, store: Store, sender: dict[str, Any]
+) -> None:
+    store.admit_sync(message(sender["account"].id, 1))
+    first = store.claim_sync("w1", limit=10, lease_seconds=60)
+    assert len(first) == 1
+    assert store.claim_sync("w2", limit=10, lease_seconds=60) == []
+    clock.advance(61)
+    second = store.claim_sync("w2", limit=10, lease_seconds=60)
+    assert [c.id for c in second] == [first[0].id]
+    # The crashed worker comes back late: its outcome is refused (lease lost), w2's is recorded.
+    assert store.record_sync(
+        "w1", [Outcome(recipient_id=first[0].id, state="delivered", response="250 ok")]
+    ) == [first[0].id]
+    assert (
+        store.record_sync(
+            "w2", [Outcome(recipient_id=first[0].id, state="delivered", response="250 ok")]
+        )
+        == []
+    )
+    row = store.recipients_of(first[0].message_id)[0]
+    assert row["state"] == "delivered" and row["attempts"] == 1
+    types = [e.type for e in store.events_after(0)]
+    assert types == ["queued", "claimed", "lease_expired", "claimed", "delivery"]
+
+
+def test_repeated_lease_losses_hold_the_recipient(
+    clock: FakeClock, store: Store, sender: dict[str, Any]
+) -> None:
+    store.admit_sync(message(sender["account"].id, 1))
+    for _ in range(3):
+        assert store.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3)
+        clock.advance(11)
+    assert store.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3) == []
+    assert store.count_by_state() == {"held": 1}
+
+
+def test_deferred_recipient_is_due_only_at_its_time(
+    clock: FakeClock, store: Store, sender: dict[str, Any]
+) -> None:
+    store.admit_sync(message(sender["account"].id, 1))
+    c = store.claim_sync("w", limit=1, lease_seconds=60)[0]
+    store.record_sync(
+        "w",
+        [
+            Outcome(
+                recipient_id=c.id,
+                state="deferred",
+                response="450 later",
+                next_attempt_at=clock.now() + 300,
+            )
+        ],
+    )
+    clock.advance(299)
+    assert store.claim_sync("w", limit=1, lease_seconds=60) == []
+    clock.advance(1)
+    again = store.claim_sync("w", limit=1, lease_seconds=60)
+    assert [x.id for x in again] == [c.id] and again[0].attempts == 1
+
+
+async def test_group_commit_answers_each_caller_after_one_shared_commit(
+    store: Store, sender: dict[str, Any]
+) -> None:
+    msgs = [message(sender["account"].id, 1) for _ in range(200)]
+    batches_before = store.writer.batches
+    await asyncio.gather(*(store.admit(m, limits=False) for m in msgs))
+    assert store.writer.jobs >= 200
+    assert store.writer.batches - batches_before < 200  # grouped
+    other = Store(store.path).open()  # a fresh connection sees every acknowledged message
+    assert all(other.message(m.id) is not None for m in msgs)
+    other.close()
+
+
+async def test_one_callers_error_does_not_undo_the_others(
+    store: Store, sender: dict[str, Any]
+) -> None:
+    good = message(sender["account"].id, 1)
+    dup = message(sender["account"].id, 1)
+    results = await asyncio.gather(
+        store.admit(good, limits=False),
+        store.admit(dup, limits=False),
+        store.admit(dup, limits=False),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Exception) for r in results) == 1
+    assert store.message(good.id) is not None and store.message(dup.id) is not None
+
+
+async def test_rate_limit_and_quota_are_counted_in_the_store(
+    tmp_path: Path, clock: FakeClock, store: Store
+) -> None:
+    account = store.create_account("small", plan="paid", daily_quota=5, rate_limit=2)
+    await store.admit(message(account.id, 1))
+    await store.admit(message(account.id, 1))
+    with pytest.raises(RequestError) as info:
+        await store.admit(message(account.id, 1))
+    assert info.value.status == 429 and info.value.headers["Retry-After"] == "1"
+    clock.advance(1)
+    # A second Store on the same file (another process) sees the same counters.
+    other = Store(store.path, clock=clock).open()
+    other.start_writer()
+    try:
+        await other.admit(message(account.id, 2))
+        with pytest.raises(RequestError) as info:
+            await other.admit(message(account.id, 2))
+        assert info.value.status == 429 and "daily quota" in info.value.detail
+        assert int(info.value.headers["Retry-After"]) > 1
+    finally:
+        other.close()
+    clock.advance(86400)
+    await store.admit(message(account.id, 2))

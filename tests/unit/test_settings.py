@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from relaygate import settings as settings_mod
+from relaygate.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "relaygate.toml"
+    cfg.write_text(
+        'state_dir = "x"\nhostnme = "typo"\n'
+        '[http]\nlisten = "nohostport"\n'
+        '[delivery]\nmode = "carrier-pigeon"\nmx_port = 70000\n'
+        '[dns]\nnameservers = ["not-an-ip"]\n'
+        '[webhooks]\nallow_private = "yes"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        settings_mod.load(cfg)
+    problems = "\n".join(info.value.problems)
+    assert "hostnme: unknown key" in problems
+    assert "http.listen" in problems
+    assert "delivery.mode: must be one of mx, smarthost, capture" in problems
+    assert "delivery.mx_port" in problems
+    assert "dns.nameservers" in problems
+    assert "webhooks.allow_private: expected bool" in problems
+    assert len(info.value.problems) == 6
+
+
+def test_not_toml_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "relaygate.toml"
+    cfg.write_text("state_dir = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        settings_mod.load(cfg)
+
+
+def test_smarthost_mode_needs_a_smarthost(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"delivery\.smarthost: required"):
+        settings_mod.from_mapping({"delivery": {"mode": "smarthost"}}, path=tmp_path / "c.toml")
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    s = settings_mod.from_mapping(
+        {"state_dir": "var", "dns": {"nameservers": ["127.0.0.1:5353", "::1"]}},
+        path=tmp_path / "c.toml",
+    )
+    assert s.state_dir == tmp_path / "var"
+    assert s.database == tmp_path / "var" / "relaygate.sqlite3"
+    assert s.delivery.mode == "mx" and s.delivery.mx_port == 25
+    assert s.dns.nameservers == (("127.0.0.1", 5353), ("::1", 53))
+    assert s.http.public_url == "http://127.0.0.1:8025"
+    assert s.return_path_domain == "bounces.localhost"
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = REPO / "config" / "relaygate.example.toml"
+    s = settings_mod.load(example)
+    assert s.hostname == "mail.example.com"
+    text = example.read_text()
+    import dataclasses
+
+    for section, cls in (
+        ("http", settings_mod.HttpSettings),
+        ("smtp", settings_mod.SmtpSettings),
+        ("delivery", settings_mod.DeliverySettings),
+        ("dns", settings_mod.DnsSettings),
+        ("bounces", settings_mod.BounceSettings),
+        ("webhooks", settings_mod.WebhookSettings),
+    ):
+        body = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        for f in dataclasses.fields(cls):
+            assert re.search(rf"^{f.name} = ", body, re.M), f"{section}.{f.name} is not documented"
+    for key in ("state_dir", "hostname", "secret_key_file", "log_level", "log_json"):
+        assert re.search(rf"^{key} = ", text, re.M)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:25", ("127.0.0.1", 25)),
+        ("[::1]:2525", ("::1", 2525)),
+        ("mx.example.com:587", ("mx.example.com", 587)),
+    ],
+)
+def test_parse_hostport(value: str, expected: tuple[str, int]) -> None:
+    assert settings_mod.parse_hostport(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", ":25", "host", "host:99999", "host:x"])
+def test_parse_hostport_rejects(value: str) -> None:
+    with pytest.raises(ValueError):
+        settings_mod.parse_hostport(value)
