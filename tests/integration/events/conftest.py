@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -134,10 +134,25 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def hook_server() -> AsyncIterator[HookServer]:
-    server = await HookServer("127.0.0.1").start()
-    yield server
-    await server.stop()
+async def start_hook_server() -> AsyncIterator[Callable[..., Awaitable[HookServer]]]:
+    """``await start_hook_server(host, port=0, ssl_context=None)``; stopped at teardown."""
+    started: list[HookServer] = []
+
+    async def start(
+        host: str, *, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> HookServer:
+        server = await HookServer(host, port=port, ssl_context=ssl_context).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def hook_server(start_hook_server: Callable[..., Awaitable[HookServer]]) -> HookServer:
+    return await start_hook_server("127.0.0.1")
 
 
 @pytest.fixture

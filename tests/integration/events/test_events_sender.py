@@ -11,7 +11,8 @@ import inspect
 import json
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -21,7 +22,7 @@ from relaygate.events.sender import DEFAULT_TIMEOUT, SendOutcome, post_event
 from relaygate.events.signing import new_secret, signature_headers, verify
 from relaygate.testing.dns import DNSServer
 
-from .conftest import HookServer  # type: ignore[import-not-found]
+HookServer = Any  # the loopback HTTP server from this directory's conftest.py
 
 BODY = build_payload(
     event_type="delivery",
@@ -154,11 +155,9 @@ async def test_dns_failure_is_reported_as_dns(dns_server: DNSServer) -> None:
 
 
 @pytest.fixture
-async def decoy() -> AsyncIterator[HookServer]:
+async def decoy(start_hook_server: Any) -> HookServer:
     """A listener on 127.0.0.2 that must never see a connection."""
-    server = await HookServer("127.0.0.2").start()
-    yield server
-    await server.stop()
+    return await start_hook_server("127.0.0.2")
 
 
 @pytest.mark.parametrize("name", ["internal.test", "alias.test"])
@@ -205,7 +204,7 @@ async def test_https_required_unless_allowed(decoy: HookServer, dns_server: DNSS
 
 
 async def test_rebinding_after_the_check_does_not_move_the_connection(
-    hook_server: HookServer, dns_server: DNSServer
+    hook_server: HookServer, dns_server: DNSServer, start_hook_server: Any
 ) -> None:
     """The name answers 127.0.0.1 to the check, then is re-pointed at the decoy. The request
     must still go to the checked address: nothing resolves the name a second time."""
@@ -220,19 +219,15 @@ async def test_rebinding_after_the_check_does_not_move_the_connection(
 
     resolver.resolve = resolve_then_rebind  # type: ignore[method-assign]
     port = hook_server.port
-    decoy_on_same_port = HookServer("127.0.0.2", port=port)
-    await decoy_on_same_port.start()
-    try:
-        result = await post_event(
-            url=f"http://rebind.test:{port}/ok",
-            body=BODY,
-            headers={},
-            resolver=resolver,
-            allow_private=True,
-            allow_http=True,
-        )
-    finally:
-        await decoy_on_same_port.stop()
+    decoy_on_same_port = await start_hook_server("127.0.0.2", port=port)
+    result = await post_event(
+        url=f"http://rebind.test:{port}/ok",
+        body=BODY,
+        headers={},
+        resolver=resolver,
+        allow_private=True,
+        allow_http=True,
+    )
     assert result.ok and result.address == "127.0.0.1"
     assert len(hook_server.requests) == 1 and decoy_on_same_port.connections == 0
 
@@ -246,12 +241,10 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
-async def tls_server(ca: trustme.CA) -> AsyncIterator[HookServer]:
+async def tls_server(ca: trustme.CA, start_hook_server: Any) -> HookServer:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("hooks.test").configure_cert(ctx)
-    server = await HookServer("127.0.0.1", ssl_context=ctx).start()
-    yield server
-    await server.stop()
+    return await start_hook_server("127.0.0.1", ssl_context=ctx)
 
 
 @pytest.fixture
