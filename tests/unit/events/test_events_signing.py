@@ -58,8 +58,13 @@ def test_headers_current_secret_only_in_x_sm_signature_and_all_in_v2() -> None:
     current, old = new_secret(), new_secret()
     headers = signature_headers(body=BODY, secrets=[current, old], event_id="evt_1", timestamp=1000)
     assert set(headers) == {
-        "X-SM-Signature", "X-SM-Event-Id", "X-SM-Timestamp", "X-SM-Signature-V2",
-        "webhook-id", "webhook-timestamp", "webhook-signature",
+        "X-SM-Signature",
+        "X-SM-Event-Id",
+        "X-SM-Timestamp",
+        "X-SM-Signature-V2",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     }
     assert headers["X-SM-Signature"] == sign(BODY, current)
     assert headers["X-SM-Event-Id"] == headers["webhook-id"] == "evt_1"

@@ -57,8 +57,18 @@ FORBIDDEN = [
     ("fe80::1%eth0", "zone index", False),
 ]
 
-ALLOWED = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8",
-           "2002:808:808::1", "64:ff9b::808:808", "172.32.0.1", "100.128.0.1", "11.0.0.1"]
+ALLOWED = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:808:808::1",
+    "64:ff9b::808:808",
+    "172.32.0.1",
+    "100.128.0.1",
+    "11.0.0.1",
+]
 
 
 @pytest.mark.parametrize(("address", "fragment", "private_ok"), FORBIDDEN)
@@ -146,8 +156,16 @@ def test_numeric_tricks_refused_even_when_private_allowed() -> None:
 
 
 def test_accepted_urls_are_normalised() -> None:
-    t = validate_url("HTTPS://Hooks.Example.:8443/in?x=1#frag", allow_private=False, allow_http=False)
-    assert (t.scheme, t.host, t.port, t.target, t.ip) == ("https", "hooks.example", 8443, "/in?x=1", None)
+    t = validate_url(
+        "HTTPS://Hooks.Example.:8443/in?x=1#frag", allow_private=False, allow_http=False
+    )
+    assert (t.scheme, t.host, t.port, t.target, t.ip) == (
+        "https",
+        "hooks.example",
+        8443,
+        "/in?x=1",
+        None,
+    )
     assert t.url == "https://hooks.example:8443/in?x=1"
     assert t.host_header == "hooks.example:8443"
     d = validate_url("https://hooks.example", allow_private=False, allow_http=False)
@@ -156,12 +174,19 @@ def test_accepted_urls_are_normalised() -> None:
     assert idn.host == "xn--bcher-kva.example"
     v6 = validate_url("https://[2606:4700:4700::1111]:444/", allow_private=False, allow_http=False)
     assert (v6.ip, v6.host_header, v6.url) == (
-        "2606:4700:4700::1111", "[2606:4700:4700::1111]:444", "https://[2606:4700:4700::1111]:444/",
+        "2606:4700:4700::1111",
+        "[2606:4700:4700::1111]:444",
+        "https://[2606:4700:4700::1111]:444/",
     )
     v4 = validate_url("https://8.8.8.8/", allow_private=False, allow_http=False)
     assert v4.ip == "8.8.8.8"
     h = validate_url("http://127.0.0.1:8080/h", allow_private=True, allow_http=True)
     assert (h.scheme, h.port, h.ip) == ("http", 8080, "127.0.0.1")
-    assert validate_url("https://localhost/", allow_private=True, allow_http=False).host == "localhost"
+    assert (
+        validate_url("https://localhost/", allow_private=True, allow_http=False).host == "localhost"
+    )
     # a numeric label that is not the last one is a normal DNS name
-    assert validate_url("https://1.hooks.example/", allow_private=False, allow_http=False).host == "1.hooks.example"
+    assert (
+        validate_url("https://1.hooks.example/", allow_private=False, allow_http=False).host
+        == "1.hooks.example"
+    )
