@@ -465,14 +465,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Modules that add subcommands: each defines ``register(subparsers)``. Listed here, imported if present.
+PLUGIN_MODULES = (
+    "relaygate.bounces.commands",
+    "relaygate.events.commands",
+    "relaygate.gateway.smtp_commands",
+    "relaygate.relay.commands",
+    "relaygate.dkim.commands",
+    "relaygate.compose.commands",
+    "relaygate.ops_commands",
+)
+
+
 def _plugins() -> list[Callable[[Any], None]]:
+    import importlib
+    import importlib.util
+
     found: list[Callable[[Any], None]] = []
-    for module in ("relaygate.bounces.commands",):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
+    for module in PLUGIN_MODULES:
+        if importlib.util.find_spec(module) is None:
             continue
-        found.append(mod.register)
+        found.append(importlib.import_module(module).register)
     return found
 
 
