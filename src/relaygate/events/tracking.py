@@ -442,19 +442,28 @@ def rewrite_html(
     value of ``<a>``/``<area>`` start tags changes; the quoting style is kept and the new value is
     HTML-escaped. Links carrying ``data-relaygate-notrack`` are left alone (the marker stays).
     With ``pixel_url``, a 1x1 image goes just before the last ``</body>`` end tag outside comments
-    and raw-text elements, or at the very end when there is none. Never raises on odd HTML: if
-    the tokenizer gives up part-way, links after that point are left as they are.
+    and raw-text elements, or at the very end when there is none (but not when the document ends
+    inside an unfinished tag, comment or ``<script>``, where it would be swallowed or would eat
+    the text before it). Never raises on odd HTML: if the tokenizer gives up part-way, links
+    after that point are left as they are.
     """
     scanner = _Scanner(html_text, make_click_url)
+    # Appending at the very end is safe only when the document ends in plain text, not inside
+    # an unfinished tag, comment, attribute value or <script>/<style>.
+    end_is_text = False
     try:
         scanner.feed(html_text)
+        end_is_text = scanner.cdata_elem is None and "<" not in scanner.rawdata
         scanner.close()
     except Exception:  # html.parser/_markupbase can raise AssertionError on odd markup
         pass
     edits = list(scanner.edits)
     if pixel_url is not None:
-        at = scanner.body_end if scanner.body_end is not None else len(html_text)
-        edits.append(_Edit(start=at, end=at, text=pixel_tag(pixel_url)))
+        at = scanner.body_end
+        if at is None and end_is_text:
+            at = len(html_text)
+        if at is not None:
+            edits.append(_Edit(start=at, end=at, text=pixel_tag(pixel_url)))
     edits.sort(key=lambda e: (e.start, e.end))
     out: list[str] = []
     pos = 0
