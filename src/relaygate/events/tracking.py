@@ -332,6 +332,8 @@ _ATTR = re.compile(
 )
 _SAFE_UNQUOTED = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$()*+,;%-]+")
 _LINK_TAGS = frozenset({"a", "area"})
+# Elements whose content browsers read as text although html.parser sees tags in it.
+_TEXT_ONLY_TAGS = frozenset({"title", "textarea", "xmp", "iframe", "noembed", "noframes"})
 NOTRACK_ATTR = "data-relaygate-notrack"
 
 
@@ -381,13 +383,23 @@ class _Scanner(HTMLParser):
             self._line_starts.append(m.end())
         self.edits: list[_Edit] = []
         self.body_end: int | None = None
+        self._text_only: str | None = None  # inside <title>, <textarea>...: markup is text
+
+    def _in_text_only(self, tag: str, *, end: bool) -> bool:
+        if self._text_only is None:
+            if not end and tag in _TEXT_ONLY_TAGS:
+                self._text_only = tag
+            return False
+        if end and tag == self._text_only:
+            self._text_only = None
+        return True
 
     def _offset(self) -> int:
         line, col = self.getpos()
         return self._line_starts[line - 1] + col
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _LINK_TAGS:
+        if self._in_text_only(tag, end=False) or tag not in _LINK_TAGS:
             return
         raw = self.get_starttag_text()
         if raw is None:
@@ -422,9 +434,11 @@ class _Scanner(HTMLParser):
         self.edits.append(_Edit(start=start + vstart, end=start + vend, text=text))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
+        self.handle_starttag(tag, attrs)  # browsers ignore the "/": <title/> opens a title
 
     def handle_endtag(self, tag: str) -> None:
+        if self._in_text_only(tag, end=True):
+            return
         if tag == "body":
             self.body_end = self._offset()
 
@@ -444,17 +458,18 @@ def rewrite_html(
     With ``pixel_url``, a 1x1 image goes just before the last ``</body>`` end tag outside comments
     and raw-text elements, or at the very end when there is none (but not when the document ends
     inside an unfinished tag, comment or ``<script>``, where it would be swallowed or would eat
-    the text before it). Never raises on odd HTML: if the tokenizer gives up part-way, links
-    after that point are left as they are.
+    the text before it). Never raises on odd HTML: where the tokenizer gives up or reaches an
+    unfinished construct, links after that point are left as they are.
     """
     scanner = _Scanner(html_text, make_click_url)
-    # Appending at the very end is safe only when the document ends in plain text, not inside
-    # an unfinished tag, comment, attribute value or <script>/<style>.
+    # Only feed(), never close(): feed() stops at the first unfinished construct (unclosed
+    # comment, attribute quote, <script>), and what close() would then do is html.parser's own
+    # error recovery, which differs from browsers (for which the rest is inside that construct).
+    # Appending the pixel at the very end is safe only when the document ends in plain text.
     end_is_text = False
     try:
         scanner.feed(html_text)
         end_is_text = scanner.cdata_elem is None and "<" not in scanner.rawdata
-        scanner.close()
     except Exception:  # html.parser/_markupbase can raise AssertionError on odd markup
         pass
     edits = list(scanner.edits)
