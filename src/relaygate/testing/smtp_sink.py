@@ -6,7 +6,8 @@
         assert msg.rcpt_tos == ["somebody@x.test"] and msg.tls
 
 It runs aiosmtpd's ``SMTP`` protocol on the *running* asyncio loop, listening on an ephemeral
-port of 127.0.0.1 (the threaded ``Controller`` cannot use port 0). Every handler hook is
+port of 127.0.0.1 (the threaded ``Controller`` cannot use port 0); ``host``/``port`` choose
+another loopback address or a fixed port (e.g. the same port on ``::1`` as a second MX host). Every handler hook is
 implemented (a missing ``handle_RCPT``/``handle_DATA`` would silently accept and drop mail) and
 ``handle_exception`` answers ``451 4.3.0`` without internals.
 
@@ -303,6 +304,8 @@ class SmtpSink:
         auth_required: bool = False,
         auth_require_tls: bool | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
+        data_size_limit: int = 33554432,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -327,7 +330,8 @@ class SmtpSink:
             auth_require_tls = tls_context is not None and not implicit_tls
         self.auth_require_tls = auth_require_tls
         self.host = host
-        self.port = 0
+        self.port = port
+        self.data_size_limit = data_size_limit
         self.messages: list[ReceivedMessage] = []
         self.dropped: list[ReceivedMessage] = []
         self.refused: list[ReceivedMessage] = []
@@ -370,6 +374,7 @@ class SmtpSink:
             "auth_require_tls": self.auth_require_tls,
             "auth_required": self.auth_required,
             "loop": asyncio.get_running_loop(),
+            "data_size_limit": self.data_size_limit,
         }
         if self.auth is not None:
             kwargs["authenticator"] = self._authenticator
@@ -386,7 +391,7 @@ class SmtpSink:
         self._server = await loop.create_server(
             self._factory,
             host=self.host,
-            port=0,
+            port=self.port,
             ssl=self.tls_context if self.implicit_tls else None,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
