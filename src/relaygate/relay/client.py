@@ -33,7 +33,7 @@ import re
 import socket
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import aiosmtplib
@@ -251,8 +251,18 @@ class _Attempt:
         return [self._by_reply(r, code, message) for r in rcpts]
 
     def _lost(self, rcpts: Sequence[str], exc: BaseException) -> list[RecipientResult]:
-        text = f"lost connection with {self.where} while {self.phase}: {_describe(exc)}"
+        text = self._net_text(exc)
         return [self._result(r, Outcome.DEFERRED, None, "4.4.2", text) for r in rcpts]
+
+    def _net_text(self, exc: BaseException) -> str:
+        """Postfix's wording for a conversation that broke off."""
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if isinstance(exc, TimeoutError) or isinstance(cause, TimeoutError):
+            return f"conversation with {self.where} timed out while {self.phase}"
+        what = _describe(cause)
+        if what == "lost connection":
+            return f"lost connection with {self.where} while {self.phase}"
+        return f"lost connection with {self.where} while {self.phase}: {what}"
 
     async def run(self) -> list[RecipientResult] | _Failure:
         smtp: aiosmtplib.SMTP | None = None
@@ -273,12 +283,16 @@ class _Attempt:
                 start_tls=False,
                 tls_context=self.tls.client_context() if self.implicit_tls else None,
             )
-            return await self._session(smtp)
+            outcome: list[RecipientResult] | _Failure = await self._session(smtp)
         except _NET_ERRORS as exc:
-            return self._failure_from(exc)
-        finally:
+            outcome = self._failure_from(exc)
+        except BaseException:  # cancelled (shutdown): drop the connection, no polite QUIT
             if smtp is not None:
-                await self._quit(smtp)
+                smtp.close()
+            raise
+        if smtp is not None:
+            await self._quit(smtp)
+        return outcome
 
     def _failure_from(self, exc: BaseException) -> _Failure:
         if _is_tls_error(exc):
@@ -289,11 +303,7 @@ class _Attempt:
             )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             return _reply_failure(exc.code, exc.message, self.phase, self.where)
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        return _Failure(
-            status="4.4.2",
-            text=f"lost connection with {self.where} while {self.phase}: {_describe(cause)}",
-        )
+        return _Failure(status="4.4.2", text=self._net_text(exc))
 
     async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
         if smtp.is_connected:
@@ -455,9 +465,6 @@ class _Attempt:
             )
         except aiosmtplib.SMTPSenderRefused as exc:
             return self._all(rcpts, exc.code, exc.message)
-        except ValueError:  # an address aiosmtplib will not put on a command line (CR, LF...)
-            text = "bad sender address syntax"
-            return [self._result(r, Outcome.BOUNCED, None, "5.1.7", text) for r in rcpts]
         except _NET_ERRORS as exc:
             return self._lost(rcpts, exc)
 
@@ -528,12 +535,82 @@ async def deliver(
 
     ``hosts`` are names (resolved to addresses with ``resolver``) or IP literals, in try-order;
     ``port`` applies to all of them. ``mail_from`` may be ``""`` (the null sender). At most
-    ``max_addresses`` addresses are tried in all. Never raises for network or server behaviour;
-    see the module docstring for the semantics.
+    ``max_addresses`` addresses are tried in all. Duplicate recipients are sent once and get
+    one result. An address that cannot go on a command line verbatim (controls, spaces, ``<>``,
+    no ``@``) is bounced (5.1.3; 5.1.7 for the sender) without being sent. Never raises for
+    network or server behaviour; see the module docstring for the semantics.
     """
-    rcpts = list(dict.fromkeys(recipients))
-    if not rcpts:
+    unique = list(dict.fromkeys(recipients))
+    if not unique:
         raise ValueError("deliver() needs at least one recipient")
+    if not _sendable(mail_from, allow_empty=True):
+        return DeliveryResult(
+            recipients=tuple(_refused(r, "5.1.7", "bad sender address syntax") for r in unique)
+        )
+    refused = {
+        r: _refused(r, "5.1.3", "bad recipient address syntax") for r in unique if not _sendable(r)
+    }
+    rcpts = [r for r in unique if r not in refused]
+    if not rcpts:
+        return DeliveryResult(recipients=tuple(refused[r] for r in unique))
+    result = await _deliver(
+        hosts=hosts,
+        port=port,
+        helo=helo,
+        mail_from=mail_from,
+        rcpts=rcpts,
+        data=data,
+        resolver=resolver,
+        tls=tls,
+        auth=auth,
+        implicit_tls=implicit_tls,
+        timeouts=timeouts,
+        ipv6=ipv6,
+        max_addresses=max_addresses,
+    )
+    if not refused:
+        return result
+    merged = {r.recipient: r for r in result.recipients} | refused
+    return replace(result, recipients=tuple(merged[r] for r in unique))
+
+
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f<>]")
+
+
+def _sendable(address: str, *, allow_empty: bool = False) -> bool:
+    """An address we can put on a MAIL/RCPT line as is (aiosmtplib would rewrite others)."""
+    if not address:
+        return allow_empty
+    return "@" in address and not _UNSENDABLE.search(address)
+
+
+def _refused(rcpt: str, status: str, text: str) -> RecipientResult:
+    return RecipientResult(
+        recipient=rcpt,
+        outcome=Outcome.BOUNCED,
+        code=None,
+        status=status,
+        text=text,
+        remote_host=None,
+    )
+
+
+async def _deliver(
+    *,
+    hosts: Sequence[str],
+    port: int,
+    helo: str,
+    mail_from: str,
+    rcpts: list[str],
+    data: bytes,
+    resolver: dns.asyncresolver.Resolver,
+    tls: TlsPolicy | None,
+    auth: tuple[str, str] | None,
+    implicit_tls: bool,
+    timeouts: Timeouts | None,
+    ipv6: bool,
+    max_addresses: int,
+) -> DeliveryResult:
     policy = tls or TlsPolicy()
     times = timeouts or Timeouts()
     if implicit_tls and policy.mode is TlsMode.NONE:

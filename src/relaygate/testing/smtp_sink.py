@@ -49,7 +49,7 @@ _CODE = re.compile(r"^([2-5])\d\d")
 
 @dataclass(frozen=True, kw_only=True)
 class ReceivedMessage:
-    """One message the sink accepted (its DATA was answered 2xx)."""
+    """One message the sink accepted (its DATA was answered 2xx); the null sender is ``""``."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
@@ -231,7 +231,7 @@ class _Handler:
         tls, version = self._tls(server)
         auth = session.auth_data
         message = ReceivedMessage(
-            mail_from=str(envelope.mail_from),
+            mail_from="" if envelope.mail_from == "<>" else str(envelope.mail_from),
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=bytes(content),
             tls=tls,
@@ -259,7 +259,7 @@ class _Handler:
             reply = _pick(script, "data", sink._cursor)
         reply = reply or "250 2.0.0 OK queued"
         if _is_ok(reply):
-            sink._accept(message)
+            await sink._accept(message)
         else:
             sink.refused.append(message)
         return reply
@@ -413,15 +413,11 @@ class SmtpSink:
         await self.stop()
 
     # -- observing --------------------------------------------------------------------------------
-    def _accept(self, message: ReceivedMessage) -> None:
+    async def _accept(self, message: ReceivedMessage) -> None:
         self.messages.append(message)
         if self._changed is not None:
-            asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+            async with self._changed:
+                self._changed.notify_all()
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Wait until at least ``count`` messages were accepted; TimeoutError otherwise."""

@@ -619,3 +619,70 @@ async def test_smarthost_plaintext_by_explicit_choice(dns_server: DNSServer) -> 
         result = await smarthost_send(dns_server, router)
     assert result.recipients[0].outcome is Outcome.DELIVERED
     assert sink.messages[0].auth == ("u", "p") and not sink.messages[0].tls
+
+
+# -- the caller's side -------------------------------------------------------------------------------
+
+
+async def test_cancellation_propagates_promptly(dns_server: DNSServer, pair: Pair) -> None:
+    import asyncio
+    import time
+
+    pair.a.data_delay = 5.0
+    task = asyncio.create_task(
+        send(
+            dns_server, "pref.test", pair.port, ["r@pref.test"], timeouts=Timeouts(data=10, quit=5)
+        )
+    )
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 1.0  # no polite QUIT wait on shutdown
+
+
+async def test_invalid_calls_are_refused(dns_server: DNSServer) -> None:
+    common = {
+        "hosts": ["127.0.0.1"],
+        "port": 9,
+        "helo": "relay.test",
+        "mail_from": "b@rp.test",
+        "data": MSG,
+        "resolver": dns_server.async_resolver(),
+    }
+    with pytest.raises(ValueError):
+        await deliver(recipients=[], **common)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await deliver(
+            recipients=["r@x.test"],
+            implicit_tls=True,
+            tls=TlsPolicy(mode=TlsMode.NONE),
+            **common,  # type: ignore[arg-type]
+        )
+
+
+async def test_bad_recipient_syntax_bounces_only_that_recipient(
+    dns_server: DNSServer, pair: Pair
+) -> None:
+    result = await send(
+        dns_server, "pref.test", pair.port, ["ok@pref.test", "evil@pref.test\r\nRSET"]
+    )
+    assert result.recipients[0].outcome is Outcome.DELIVERED
+    assert (result.recipients[1].outcome, result.recipients[1].status) == (Outcome.BOUNCED, "5.1.3")
+    assert pair.a.messages[0].rcpt_tos == ("ok@pref.test",)
+
+
+async def test_null_sender(dns_server: DNSServer, pair: Pair) -> None:
+    router = MxRouter(dns_server.async_resolver(), port=pair.port, rng=random.Random(1))
+    result = await deliver_via(
+        await router.route("pref.test"),
+        helo="relay.test",
+        mail_from="",
+        recipients=["r@pref.test"],
+        data=MSG,
+        resolver=dns_server.async_resolver(),
+        timeouts=FAST,
+    )
+    assert result.recipients[0].outcome is Outcome.DELIVERED
+    assert pair.a.messages[0].mail_from == ""
