@@ -60,7 +60,9 @@ def make_transport(settings: Settings) -> Transport:
     mode = settings.delivery.mode
     if mode == "capture":
         return CaptureTransport(settings.capture_dir)
-    raise NotImplementedError(f"delivery mode {mode!r} is not available yet")
+    from relaygate.relay.outbound import make_network_transport
+
+    return make_network_transport(settings)
 
 
 class Service:
