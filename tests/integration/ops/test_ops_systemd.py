@@ -65,6 +65,9 @@ def test_install_stages_every_file_with_its_mode(staged: Path) -> None:
     assert mode(staged / "etc/tmpfiles.d/relaygate.conf") == 0o644
     assert mode(staged / "etc/relaygate") == 0o750
     assert not (staged / "etc/relaygate/relaygate.toml").exists()
+    guide = staged / "opt/relaygate/share/doc/relaygate/install.md"
+    assert guide.read_text() == (REPO / "docs/install.md").read_text()
+    assert mode(guide) == 0o644
     link = staged / "usr/local/bin/relaygate"
     assert link.is_symlink() and os.readlink(link) == "/opt/relaygate/bin/relaygate"
     # With --destdir nothing is activated: no user database, no state directory on this root.
