@@ -56,8 +56,8 @@ _SECRET_KEY_RE = re.compile(
 # (pattern, replacement) applied in order to every string.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # API keys and webhook secrets, wherever they appear.
-    (re.compile(r"\b(sk_(?:live|test)_)[A-Za-z0-9]+"), r"\1" + REDACTED),
-    (re.compile(r"\b(whsec_)[A-Za-z0-9+/=_-]+"), r"\1" + REDACTED),
+    (re.compile(r"(sk_(?:live|test)_)[A-Za-z0-9]+"), r"\1" + REDACTED),
+    (re.compile(r"(whsec_)[A-Za-z0-9+/=_-]+"), r"\1" + REDACTED),
     # Private keys pasted into a message.
     (
         re.compile(
@@ -81,8 +81,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # key=value / key: value / "key": "value" for secret-like keys.
     (
         re.compile(
-            r"(?i)(\b(?:password|passwd|pwd|secret|api[_-]?key|token|client[_-]?secret|auth[_-]?data)"
-            r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&}\]]+)"
+            r"(?i)(\b(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|api[_-]?key|token|client[_-]?secret|auth[_-]?data)"
+            r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&}]+)"
         ),
         r"\1" + REDACTED,
     ),
