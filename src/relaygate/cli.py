@@ -178,10 +178,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(s: settings_mod.Settings) -> None:
-    import logging
+    from relaygate.logs import configure_logging, under_journald
 
-    logging.basicConfig(
-        level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    configure_logging(
+        s.log_level.upper(), json=s.log_json, stream=sys.stdout, level_prefix=under_journald()
     )
 
 

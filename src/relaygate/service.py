@@ -24,6 +24,8 @@ import uvicorn
 from relaygate.clock import Clock, SystemClock
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
+from relaygate.metrics import Metrics, QueueSnapshot
+from relaygate.notify import Notifier, watchdog_loop
 from relaygate.relay.capture import CaptureTransport
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
@@ -76,6 +78,10 @@ class Service:
         self.stop_event = asyncio.Event()
         self.ready_info: dict[str, Any] = {}
         self.worker: DeliveryWorker | None = None
+        self.metrics = Metrics(
+            queue_snapshot=self._queue_snapshot, clock=self.clock, role="+".join(self.roles)
+        )
+        self.notifier = Notifier.from_env()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,17 +99,20 @@ class Service:
                     settings=self.settings,
                     clock=self.clock,
                     transport=make_transport(self.settings),
+                    metrics=self.metrics,
                 )
                 self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
             if "http" in self.roles:
                 admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
+                admission.metrics = self.metrics
                 if self.worker is not None:
                     admission.on_commit = self.worker.wake
                 api = HttpApi(
                     store=self.store,
                     admission=admission,
                     max_request_bytes=self.settings.http.max_request_bytes,
+                    metrics=self.metrics,
                 )
                 sock = bind(self.settings.http.listen)
                 config = uvicorn.Config(
@@ -125,8 +134,15 @@ class Service:
                     await asyncio.sleep(0.01)
             self._write_ready()
             log.info("ready", extra=self.ready_info)
+            self.notifier.ready(f"serving {', '.join(self.roles)}")
+            tasks.append(
+                asyncio.create_task(
+                    watchdog_loop(self.notifier, self.store.writable), name="watchdog"
+                )
+            )
             await self.stop_event.wait()
             log.info("stopping")
+            self.notifier.stopping("draining")
         finally:
             for server in servers:
                 server.should_exit = True
@@ -140,6 +156,11 @@ class Service:
             self.store.close()
             with contextlib.suppress(OSError):
                 (self.settings.state_dir / "run" / "ready.json").unlink()
+
+    def _queue_snapshot(self) -> QueueSnapshot:
+        return QueueSnapshot(
+            by_state=self.store.count_by_state(), oldest_queued_at=self.store.oldest_pending()
+        )
 
     def _write_ready(self) -> None:
         run_dir = self.settings.state_dir / "run"

@@ -24,6 +24,7 @@ from relaygate.compose.mime import (
     validate_headers,
 )
 from relaygate.errors import RequestError
+from relaygate.metrics import Metrics
 from relaygate.settings import Settings
 from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
 from relaygate.store.spool import Store, new_message_id
@@ -100,6 +101,7 @@ class Admission:
         self.settings = settings
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None
+        self.metrics: Metrics | None = None
 
     async def send(self, key: ApiKey, account: Account, body: Any) -> Accepted:
         """POST /v1/send after authentication: validate, compose, commit."""
@@ -190,6 +192,8 @@ class Admission:
         )
         if self.on_commit is not None:
             self.on_commit()
+        if self.metrics is not None:
+            self.metrics.accepted("http", recipients=len(recipients))
         log.info(
             "accepted",
             extra={

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from relaygate.errors import RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.openapi import openapi_document
+from relaygate.metrics import Metrics
 from relaygate.store.models import Account, ApiKey
 from relaygate.store.spool import Store, limit_headers
 
@@ -88,7 +90,9 @@ class HttpApi:
         max_request_bytes: int,
         ready: Callable[[], bool] | None = None,
         extra_routes: Sequence[BaseRoute] = (),
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.admission = admission
         self.max_request_bytes = max_request_bytes
@@ -135,6 +139,12 @@ class HttpApi:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
 
+    async def metrics_endpoint(self, request: Request) -> Response:
+        if self.metrics is None:
+            raise RequestError(404, "metrics are not enabled")
+        body, ctype = await run_in_threadpool(self.metrics.render, request.headers.get("accept"))
+        return Response(body, media_type=ctype)
+
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())
 
@@ -145,6 +155,7 @@ class HttpApi:
             Route("/healthz", guarded(self.healthz), methods=["GET"]),
             Route("/readyz", guarded(self.readyz), methods=["GET"]),
             Route("/openapi.json", guarded(self.openapi), methods=["GET"]),
+            Route("/metrics", guarded(self.metrics_endpoint), methods=["GET"]),
             *self.extra_routes,
         ]
         return Starlette(

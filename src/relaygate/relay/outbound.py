@@ -23,9 +23,17 @@ from relaygate.settings import Settings, parse_hostport
 
 
 class NetworkTransport:
-    def __init__(self, *, router: Router, resolver: dns.asyncresolver.Resolver, helo: str,
-                 timeouts: Timeouts | None = None, dead_for: float = 60.0,
-                 per_domain: int = 10, monotonic: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        resolver: dns.asyncresolver.Resolver,
+        helo: str,
+        timeouts: Timeouts | None = None,
+        dead_for: float = 60.0,
+        per_domain: int = 10,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
         self.router = router
         self.resolver = resolver
         self.helo = helo
@@ -41,7 +49,9 @@ class NetworkTransport:
         now = self._monotonic()
         dead = self._dead.get(domain)
         if dead is not None and dead[0] > now:
-            return self._all(batch, "deferred", None, "4.4.1", f"destination recently unreachable: {dead[1]}")
+            return self._all(
+                batch, "deferred", None, "4.4.1", f"destination recently unreachable: {dead[1]}"
+            )
         try:
             route = await self.router.route(domain)
         except RouteError as exc:
@@ -49,9 +59,15 @@ class NetworkTransport:
             return self._all(batch, outcome, None, exc.status, exc.diagnostic)
         slot = self._slots.setdefault(domain, asyncio.Semaphore(self.per_domain))
         async with slot:
-            result = await deliver_via(route, helo=self.helo, mail_from=batch.mail_from,
-                                       recipients=[r.address for r in batch.recipients], data=batch.data,
-                                       resolver=self.resolver, timeouts=self.timeouts)
+            result = await deliver_via(
+                route,
+                helo=self.helo,
+                mail_from=batch.mail_from,
+                recipients=[r.address for r in batch.recipients],
+                data=batch.data,
+                resolver=self.resolver,
+                timeouts=self.timeouts,
+            )
         if len(self._slots) > 10_000:
             self._slots = {d: s for d, s in self._slots.items() if s.locked()}
         self._note_dead(domain, result)
@@ -60,16 +76,36 @@ class NetworkTransport:
         for c in batch.recipients:
             r = by_addr.get(c.address)
             if r is None:
-                out.append(RecipientResult(recipient_id=c.id, outcome="deferred", code=None, status="4.3.0",
-                                           text="no result from the SMTP client"))
+                out.append(
+                    RecipientResult(
+                        recipient_id=c.id,
+                        outcome="deferred",
+                        code=None,
+                        status="4.3.0",
+                        text="no result from the SMTP client",
+                    )
+                )
                 continue
-            out.append(RecipientResult(recipient_id=c.id, outcome=r.outcome.value, code=r.code, status=r.status,
-                                       text=r.smtp_response, remote=r.remote_host or result.remote_host or ""))
+            out.append(
+                RecipientResult(
+                    recipient_id=c.id,
+                    outcome=r.outcome.value,
+                    code=r.code,
+                    status=r.status,
+                    text=r.smtp_response,
+                    remote=r.remote_host or result.remote_host or "",
+                )
+            )
         return out
 
     def _note_dead(self, domain: str, result: DeliveryResult) -> None:
-        if result.recipients and all(r.code is None and r.outcome.value == "deferred" for r in result.recipients):
-            self._dead[domain] = (self._monotonic() + self.dead_for, result.recipients[0].text[:200])
+        if result.recipients and all(
+            r.code is None and r.outcome.value == "deferred" for r in result.recipients
+        ):
+            self._dead[domain] = (
+                self._monotonic() + self.dead_for,
+                result.recipients[0].text[:200],
+            )
             if len(self._dead) > 10_000:
                 now = self._monotonic()
                 self._dead = {d: v for d, v in self._dead.items() if v[0] > now}
@@ -77,13 +113,27 @@ class NetworkTransport:
             self._dead.pop(domain, None)
 
     @staticmethod
-    def _all(batch: Batch, outcome: str, code: int | None, status: str, text: str) -> list[RecipientResult]:
-        return [RecipientResult(recipient_id=c.id, outcome=outcome, code=code, status=status, text=f"{status} {text}")
-                for c in batch.recipients]
+    def _all(
+        batch: Batch, outcome: str, code: int | None, status: str, text: str
+    ) -> list[RecipientResult]:
+        return [
+            RecipientResult(
+                recipient_id=c.id,
+                outcome=outcome,
+                code=code,
+                status=status,
+                text=f"{status} {text}",
+            )
+            for c in batch.recipients
+        ]
 
 
-def make_network_transport(settings: Settings, *, resolver: dns.asyncresolver.Resolver | None = None,
-                           rng: random.Random | None = None) -> NetworkTransport:
+def make_network_transport(
+    settings: Settings,
+    *,
+    resolver: dns.asyncresolver.Resolver | None = None,
+    rng: random.Random | None = None,
+) -> NetworkTransport:
     d = settings.delivery
     res = resolver or make_resolver(settings)
     router: Router
@@ -92,5 +142,9 @@ def make_network_transport(settings: Settings, *, resolver: dns.asyncresolver.Re
         auth = (d.smarthost_user, d.smarthost_password) if d.smarthost_user else None
         router = SmarthostRouter(host, port, security=d.smarthost_tls, auth=auth)  # type: ignore[arg-type]
     else:
-        router = MxRouter(res, port=d.mx_port, tls=TlsPolicies(default=TlsPolicy(mode=TlsMode(d.tls))), rng=rng)
-    return NetworkTransport(router=router, resolver=res, helo=settings.hostname, per_domain=d.per_domain_concurrency)
+        router = MxRouter(
+            res, port=d.mx_port, tls=TlsPolicies(default=TlsPolicy(mode=TlsMode(d.tls))), rng=rng
+        )
+    return NetworkTransport(
+        router=router, resolver=res, helo=settings.hostname, per_domain=d.per_domain_concurrency
+    )

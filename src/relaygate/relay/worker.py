@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from relaygate.clock import Clock
+from relaygate.metrics import Metrics
 from relaygate.relay.backoff import RetryPolicy
 from relaygate.relay.transport import Batch, RecipientResult, Transport
 from relaygate.settings import Settings
@@ -40,7 +41,9 @@ class DeliveryWorker:
         mail_from: Callable[[Claimed], str] | None = None,
         prepare: BodyHook | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -56,7 +59,7 @@ class DeliveryWorker:
         self._prepare = prepare
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
-        self._inflight: set[int] = set()
+        self._queued_at: dict[int, float] = {}
         self.stopping = False
 
     def recover(self) -> int:
@@ -155,6 +158,8 @@ class DeliveryWorker:
         by_id = {r.id: r for r in rcpts}
         outcomes = [self._outcome(by_id[res.recipient_id], res) for res in results]
         lost = await self.store.record(self.owner, outcomes)
+        if self.metrics is not None:
+            self._count(outcomes, lost)
         for o in outcomes:
             if o.recipient_id in lost:
                 log.warning(
@@ -170,7 +175,29 @@ class DeliveryWorker:
                     },
                 )
 
+    def _count(self, outcomes: list[Outcome], lost: list[int]) -> None:
+        assert self.metrics is not None
+        now = self.clock.now()
+        for o in outcomes:
+            if o.recipient_id in lost:
+                continue
+            if o.state == "delivered":
+                self.metrics.delivered(
+                    latency_seconds=now - self._queued_at.get(o.recipient_id, now)
+                )
+            elif o.state == "deferred":
+                self.metrics.deferred()
+            elif o.state == "bounced":
+                self.metrics.bounced(
+                    str(o.data.get("reason", "undefined")),
+                    bounce_type=str(o.data.get("bounce_type", "soft")),
+                )
+            elif o.state == "expired":
+                self.metrics.expired()
+            self._queued_at.pop(o.recipient_id, None)
+
     def _outcome(self, c: Claimed, res: RecipientResult) -> Outcome:
+        self._queued_at[c.id] = c.queued_at
         data = {"status": res.status, "remote": res.remote, "code": res.code}
         response = res.text
         if res.outcome == "delivered":

@@ -869,6 +869,12 @@ class Store:
             )
         return [_row_event(r) for r in rows]
 
+    def oldest_pending(self) -> float | None:
+        rows = self._read(
+            "SELECT MIN(queued_at) FROM recipients WHERE state IN ('queued', 'deferred', 'active')"
+        )
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
     def count_by_state(self) -> dict[str, int]:
         return {
             r[0]: r[1] for r in self._read("SELECT state, COUNT(*) FROM recipients GROUP BY state")

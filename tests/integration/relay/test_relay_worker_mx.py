@@ -1,0 +1,156 @@
+"""The scheduler end to end over the MX path: real store, real DNS on loopback, a scripted sink."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaygate.clock import FakeClock
+from relaygate.relay.outbound import make_network_transport
+from relaygate.relay.worker import DeliveryWorker
+from relaygate.store.models import NewMessage, NewRecipient
+from relaygate.store.spool import Store, new_message_id
+from relaygate.testing.dns import DNSServer
+from relaygate.testing.smtp_sink import SmtpSink
+
+from ...conftest import make_settings  # type: ignore[import-not-found]
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    async with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def dns_server() -> Any:
+    zone = {
+        "dest.test": {"MX": [(10, "mx.dest.test")]},
+        "mx.dest.test": {"A": ["127.0.0.1"]},
+        "gone.test": "SERVFAIL",
+        "nullmx.test": {"MX": [(0, ".")]},
+    }
+    with DNSServer(zone) as server:
+        yield server
+
+
+def worker_for(
+    tmp_path: Path, store: Store, clock: FakeClock, dns_server: DNSServer, sink: SmtpSink
+) -> DeliveryWorker:
+    settings = make_settings(
+        tmp_path,
+        delivery={"mode": "mx", "mx_port": sink.port},
+        dns={"nameservers": [dns_server.nameserver], "timeout": 1},
+    )
+    transport = make_network_transport(settings, rng=random.Random(1))
+    return DeliveryWorker(
+        store=store, settings=settings, clock=clock, transport=transport, rng=random.Random(2)
+    )
+
+
+def admit(store: Store, account_id: int, *rcpts: str) -> str:
+    mid = new_message_id()
+    store.admit_sync(
+        NewMessage(
+            id=mid,
+            account_id=account_id,
+            channel="http",
+            from_addr="a@example.com",
+            sender_domain="example.com",
+            subject="s",
+            header_message_id=f"<{mid}@relay.test>",
+            tags=(),
+            body=b"Subject: s\r\n\r\nhello\r\n",
+            recipients=tuple(NewRecipient(address=r, kind="to") for r in rcpts),
+        ),
+        limits=False,
+    )
+    return mid
+
+
+def states(store: Store, mid: str) -> dict[str, str]:
+    return {r["address"]: r["state"] for r in store.recipients_of(mid)}
+
+
+async def test_mixed_results_in_one_transaction_then_greylist_retry(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    sink.rcpt = {
+        "bad@dest.test": "550 5.1.1 user unknown",
+        "grey@dest.test": ["450 4.2.0 greylisted", "250 ok"],
+    }
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    mid = admit(store, sender["account"].id, "ok@dest.test", "bad@dest.test", "grey@dest.test")
+    assert await worker.run_once() == 3
+    assert states(store, mid) == {
+        "ok@dest.test": "delivered",
+        "bad@dest.test": "bounced",
+        "grey@dest.test": "deferred",
+    }
+    assert len(sink.messages) == 1 and sink.messages[0].rcpt_tos == ("ok@dest.test",)
+    bounce = [e for e in store.events_after(0) if e.type == "bounce"][0]
+    assert bounce.data["status"] == "5.1.1" and "user unknown" in bounce.data["smtp_response"]
+    assert await worker.run_once() == 0  # not due before the back-off
+    clock.advance(300 * 1.1 + 1)
+    assert await worker.run_once() == 1
+    assert states(store, mid)["grey@dest.test"] == "delivered"
+    assert [m.rcpt_tos for m in sink.messages] == [("ok@dest.test",), ("grey@dest.test",)]
+    assert sink.messages[0].mail_from.endswith("@bounces.relay.test")
+
+
+async def test_dns_failures_defer_or_bounce(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    m1 = admit(store, sender["account"].id, "x@gone.test")
+    m2 = admit(store, sender["account"].id, "x@nullmx.test")
+    m3 = admit(store, sender["account"].id, "x@nxdomain.test")
+    await worker.run_once()
+    assert states(store, m1) == {"x@gone.test": "deferred"}
+    assert states(store, m2) == {"x@nullmx.test": "bounced"}
+    assert states(store, m3) == {"x@nxdomain.test": "bounced"}
+    assert sink.messages == []
+
+
+async def test_past_lifetime_is_expired_as_a_soft_bounce(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    sink.default_rcpt = "451 4.3.0 try later"
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    mid = admit(store, sender["account"].id, "slow@dest.test")
+    attempts = 0
+    for _ in range(400):
+        attempts += await worker.run_once()
+        if states(store, mid)["slow@dest.test"] == "expired":
+            break
+        due = store.next_due()
+        assert due is not None
+        clock.set(max(clock.now(), due))
+    assert states(store, mid) == {"slow@dest.test": "expired"}
+    assert clock.now() <= 1_790_000_000 + 5 * 86400 + 1
+    expired = [e for e in store.events_after(0) if e.state_to == "expired"][0]
+    assert (
+        expired.type == "bounce"
+        and expired.data["reason"] == "expired"
+        and expired.data["bounce_type"] == "soft"
+    )
+    assert 50 < attempts < 200
