@@ -79,7 +79,7 @@ DEFAULT_SIGNED_HEADERS: tuple[bytes, ...] = (
     b"list-unsubscribe-post",
     b"feedback-id",
 )
-"""Header fields signed when present (each occurrence), From once more than it occurs."""
+"""Header fields signed when present (each occurrence, in message order)."""
 
 _NEVER_SIGN = frozenset(dkim.DKIM.SHOULD_NOT)  # return-path, received, bcc, dkim-signature...
 _POLICY = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
@@ -115,7 +115,10 @@ class DkimSigner:
     key per algorithm. One DKIM-Signature is produced per key, in the order given.
     ``headers``: the header field names to sign when present (default DEFAULT_SIGNED_HEADERS);
     must include From; fields that RFC 6376 says not to sign (Received, Return-Path, Bcc,
-    DKIM-Signature...) are refused. Keys are parsed once here (DkimKeyError if one is bad).
+    DKIM-Signature...) are refused. ``oversign``: fields named once more in h= after their
+    occurrences (default From only; must include From), so that adding one breaks the signature.
+    ``clock`` gives t= (default the system clock). Keys are parsed once here (DkimKeyError if
+    one is bad; ValueError for a wrong argument).
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class DkimSigner:
         domain: str,
         keys: Sequence[KeySpec],
         headers: Sequence[bytes] | None = None,
+        oversign: Sequence[bytes] = (b"from",),
         clock: Clock | None = None,
     ) -> None:
         self.domain = check_domain(domain)
@@ -154,6 +158,12 @@ class DkimSigner:
         if refused:
             raise ValueError(f"header fields that must not be signed: {refused!r}")
         self._header_set = frozenset(names)
+        self._oversign = tuple(h.lower() for h in oversign)
+        if b"from" not in self._oversign:
+            raise ValueError("From must be over-signed")
+        refused = sorted(set(self._oversign) & _NEVER_SIGN)
+        if refused:
+            raise ValueError(f"header fields that must not be signed: {refused!r}")
 
     @classmethod
     def from_keys(
@@ -161,6 +171,7 @@ class DkimSigner:
         keys: Sequence[DkimKey],
         *,
         headers: Sequence[bytes] | None = None,
+        oversign: Sequence[bytes] = (b"from",),
         clock: Clock | None = None,
     ) -> DkimSigner:
         """A signer for stored keys (all of one domain), reading each key file once."""
@@ -171,6 +182,7 @@ class DkimSigner:
             domain=domains.pop(),
             keys=[(k.selector, k.algorithm, k.private_path) for k in keys],
             headers=headers,
+            oversign=oversign,
             clock=clock,
         )
 
@@ -199,9 +211,9 @@ class DkimSigner:
             raise DkimError(
                 f"cannot parse the message header section ({type(exc).__name__})"
             ) from None
-        include = self._include_headers(headers)
-        if b"from" not in include:
+        if not any(name.lower() == b"from" for name, _ in headers):
             raise DkimError("the message has no From header field")
+        include = self._include_headers(headers)
         canonical_headers = _POLICY.canonicalize_headers(headers)
         bodyhash = base64.b64encode(hashlib.sha256(_POLICY.canonicalize_body(body)).digest())
         timestamp = str(int(self._clock.now())).encode("ascii")
@@ -214,9 +226,13 @@ class DkimSigner:
             raise DkimError(f"DKIM signing failed ({type(exc).__name__})") from exc
 
     def _include_headers(self, headers: list[list[bytes]]) -> tuple[bytes, ...]:
-        """The h= list: each present signed field in message order, then From once more."""
+        """The h= list: each present signed field in message order, then the over-signed ones.
+
+        Naming a field once more than it occurs makes a verifier hash "no such field" for the
+        extra entry, so a field added later (a second From) breaks the signature.
+        """
         present = [name.lower() for name, _ in headers if name.lower() in self._header_set]
-        return (*present, b"from")
+        return (*present, *self._oversign)
 
     def _signature(
         self,
