@@ -294,6 +294,8 @@ def test_messages_that_cannot_be_signed_raise_dkim_error(signer: DkimSigner) -> 
     with pytest.raises(DkimError, match="header section") as info:
         signer.sign(b"From: a@example.com\r\nsecret header without colon\r\n\r\nbody\r\n")
     assert "secret" not in str(info.value)
+    with pytest.raises(DkimError, match="header section"):
+        signer.sign(b" a continuation line first\r\nFrom: a@example.com\r\n\r\nbody\r\n")
     assert isinstance(info.value, PermanentError)
 
 
@@ -350,3 +352,25 @@ def test_concurrent_signing_from_threads_gives_the_sequential_results(signer: Dk
     expected = [signer.sign(m) for m in jobs]
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(signer.sign, jobs)) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        *MESSAGES.values(),
+        b"",
+        b"\r\n\r\nbody",
+        b"\nbody\n",
+        b"From: a\r\n",
+        b"From: a",
+        b"From: a\n\n",
+        b"From: a\r\n\r\n\r\n",
+        b"From: a\r\n folded\r\n\tagain\r\nTo: b\r\n\r\nx\ry\r\n\nz",
+        b"From a@b Thu Jan  1 00:00:00 2026\nFrom: a\n\nbody\n",
+        b"From: a\r\r\n\r\nbody",
+    ],
+)
+def test_parsing_matches_dkimpy_rfc822_parse(message: bytes) -> None:
+    from relaygate.dkim.signer import _parse
+
+    assert _parse(message) == tuple(dkim.rfc822_parse(message))
