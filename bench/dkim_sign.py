@@ -1,12 +1,13 @@
 """DKIM signing throughput on one core: relaygate's DkimSigner vs plain dkimpy.
 
-    .venv/bin/python bench/dkim_sign.py [--seconds 2]
+    .venv/bin/python bench/dkim_sign.py [--seconds 3] [--rounds 3]
 
 Prints one JSON line: signatures per second for a 2 KB and a 100 KB message, for
   relaygate_rsa        DkimSigner with one RSA-2048 key (dkimpy canonicalisation, OpenSSL RSA)
   relaygate_rsa_ed     DkimSigner with RSA-2048 + Ed25519 (two signatures per call)
   dkimpy_rsa           dkim.sign(..., relaxed/relaxed) with the same key and header list
 and the speed-up of relaygate_rsa over dkimpy_rsa. Outputs are checked to be byte-identical.
+Each contender runs ``rounds`` interleaved rounds of ``seconds / rounds``; the best round counts.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -95,11 +97,16 @@ def main() -> None:
         msg = message(size)
         if ours.sign(msg) != plain(msg):
             raise SystemExit(f"outputs differ for the {label} message")
-        row = {
-            "relaygate_rsa": rate(lambda: ours.sign(msg), args.seconds),  # noqa: B023
-            "relaygate_rsa_ed": rate(lambda: both.sign(msg), args.seconds),  # noqa: B023
-            "dkimpy_rsa": rate(lambda: plain(msg), args.seconds),  # noqa: B023
+        contenders: dict[str, Callable[[], object]] = {
+            "relaygate_rsa": lambda: ours.sign(msg),  # noqa: B023
+            "relaygate_rsa_ed": lambda: both.sign(msg),  # noqa: B023
+            "dkimpy_rsa": lambda: plain(msg),  # noqa: B023
         }
+        # Interleaved rounds, best round kept: the machine is shared, so noise only slows us.
+        row = {name: 0.0 for name in contenders}
+        for _ in range(args.rounds):
+            for name, fn in contenders.items():
+                row[name] = max(row[name], rate(fn, args.seconds / args.rounds))
         row["speedup"] = round(row["relaygate_rsa"] / row["dkimpy_rsa"], 1)
         result[label] = row
     print(json.dumps(result))

@@ -153,7 +153,12 @@ class DkimSigner:
         for selector, algorithm, private in keys:
             if algorithm not in ALGORITHMS:
                 raise ValueError(f"unknown DKIM key algorithm: {algorithm!r}")
-            pem = read_private_pem(private) if isinstance(private, Path) else bytes(private)
+            if isinstance(private, Path):
+                pem = read_private_pem(private)
+            elif isinstance(private, bytes):
+                pem = private
+            else:
+                raise TypeError("a private key is given as PEM bytes or as a pathlib.Path")
             loaded.append(
                 _LoadedKey(
                     selector=check_selector(selector).encode("ascii"),

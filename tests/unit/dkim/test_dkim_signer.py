@@ -314,6 +314,8 @@ def test_bad_keys_and_arguments_are_refused(keys: tuple[DkimKey, DkimKey], tmp_p
         DkimSigner(domain="example.com", keys=[("s", "rsa", ed_key.private_path)])
     with pytest.raises(DkimKeyError, match="cannot read"):
         DkimSigner(domain="example.com", keys=[("s", "rsa", tmp_path / "missing.pem")])
+    with pytest.raises(TypeError, match="PEM bytes or as a pathlib"):
+        DkimSigner(domain="example.com", keys=[("s", "rsa", str(rsa_key.private_path))])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="RSA key"):
         DkimSigner.from_keys([ed_key])
     with pytest.raises(ValueError, match="one key per algorithm"):
