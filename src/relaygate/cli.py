@@ -523,5 +523,7 @@ def _fail(args: argparse.Namespace, message: str) -> None:
         print(f"relaygate: {message}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # ``python -m relaygate.cli``: run the module's canonical copy
+    from relaygate.cli import main as _main
+
+    sys.exit(_main())

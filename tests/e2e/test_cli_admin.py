@@ -54,7 +54,7 @@ def test_errors_are_clear_and_nonzero(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('bogus = 1\n[delivery]\nmode = "x"\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "relaygate.cli", "--config", str(cfg), "check-config"],
+        [sys.executable, "-m", "relaygate", "--config", str(cfg), "check-config"],
         capture_output=True,
         text=True,
     )

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 def relaygate_bin() -> list[str]:
     exe = Path(sys.executable).with_name("relaygate")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "relaygate.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "relaygate"]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -875,6 +875,138 @@ class Store:
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
 
+    # -- queue operations (operator) -------------------------------------------------------
+    def queue_list(
+        self, *, state: str | None = None, domain: str | None = None, limit: int = 100
+    ) -> list[sqlite3.Row]:
+        where, params = ["1 = 1"], []
+        if state:
+            where.append("r.state = ?")
+            params.append(state)
+        else:
+            where.append("r.state IN ('queued', 'active', 'deferred', 'held')")
+        if domain:
+            where.append("r.domain = ?")
+            params.append(domain.lower().rstrip("."))
+        return self._read(
+            "SELECT r.id, r.message_id, r.address, r.domain, r.state, r.attempts, r.queued_at, r.next_attempt_at,"
+            " r.last_response, m.from_addr FROM recipients r JOIN messages m ON m.id = r.message_id"
+            f" WHERE {' AND '.join(where)} ORDER BY r.next_attempt_at, r.id LIMIT ?",
+            (*params, limit),
+        )
+
+    def select_recipients(
+        self, *, ids: Sequence[str] = (), domain: str | None = None, states: Sequence[str] = ()
+    ) -> list[int]:
+        """Recipient ids named by message ids (``msg_…``) or recipient ids, or by domain, in the given states."""
+        found: list[int] = []
+        marks = ",".join("?" * len(states))
+        for ident in ids:
+            if ident.startswith("msg_"):
+                rows = self._read(
+                    f"SELECT id FROM recipients WHERE message_id = ? AND state IN ({marks})",
+                    (ident, *states),
+                )
+            elif ident.isdigit():
+                rows = self._read(
+                    f"SELECT id FROM recipients WHERE id = ? AND state IN ({marks})",
+                    (int(ident), *states),
+                )
+            else:
+                raise RequestError(
+                    400, f"{ident!r} is neither a message id (msg_…) nor a recipient id"
+                )
+            found.extend(r[0] for r in rows)
+        if domain is not None:
+            rows = self._read(
+                f"SELECT id FROM recipients WHERE domain = ? AND state IN ({marks})",
+                (domain.lower().rstrip("."), *states),
+            )
+            found.extend(r[0] for r in rows)
+        if not ids and domain is None:
+            found.extend(
+                r[0]
+                for r in self._read(
+                    f"SELECT id FROM recipients WHERE state IN ({marks})", tuple(states)
+                )
+            )
+        return list(dict.fromkeys(found))
+
+    def operate(
+        self,
+        recipient_ids: Sequence[int],
+        action: str,
+        *,
+        chunk: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """retry (due now) | hold | release | delete (bounce as deleted by the operator), in chunks."""
+        now = self.clock.now()
+        done = 0
+        for start in range(0, len(recipient_ids), chunk):
+            part = recipient_ids[start : start + chunk]
+
+            def fn(c: sqlite3.Connection, part: Sequence[int] = part) -> int:
+                count = 0
+                for rid in part:
+                    row = c.execute("SELECT state FROM recipients WHERE id = ?", (rid,)).fetchone()
+                    if row is None:
+                        continue
+                    src = State(row[0])
+                    if action == "retry" and src in (State.QUEUED, State.DEFERRED):
+                        count += c.execute(
+                            "UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = ?",
+                            (now, now, rid, src.value),
+                        ).rowcount
+                    elif action == "hold" and allowed(src, State.HELD):
+                        count += transition(
+                            c,
+                            recipient_id=rid,
+                            src=src,
+                            dst=State.HELD,
+                            now=now,
+                            event_type="held",
+                            data={"by": "operator"},
+                        )
+                    elif action == "release" and src is State.HELD:
+                        count += transition(
+                            c,
+                            recipient_id=rid,
+                            src=src,
+                            dst=State.QUEUED,
+                            now=now,
+                            event_type="released",
+                            data={"by": "operator"},
+                            sets="next_attempt_at = ?, lease_losses = 0",
+                            params=(now,),
+                        )
+                    elif (
+                        action == "delete"
+                        and allowed(src, State.BOUNCED)
+                        and src is not State.DELIVERED
+                    ):
+                        count += transition(
+                            c,
+                            recipient_id=rid,
+                            src=src,
+                            dst=State.BOUNCED,
+                            now=now,
+                            event_type="bounce",
+                            data={
+                                "reason": "deleted",
+                                "bounce_type": "soft",
+                                "status": "5.0.0",
+                                "diagnostic": "deleted by the operator",
+                                "smtp_response": "",
+                            },
+                        )
+                return count
+
+            done += self._write(fn)
+            if progress is not None:
+                progress(min(start + chunk, len(recipient_ids)))
+        return done
+
     def count_by_state(self) -> dict[str, int]:
         return {
             r[0]: r[1] for r in self._read("SELECT state, COUNT(*) FROM recipients GROUP BY state")

@@ -84,7 +84,7 @@ class RelaygateProcess:
     # -- CLI ----------------------------------------------------------------------------------
     def cli(self, *args: str, check: bool = True) -> Any:
         proc = subprocess.run(
-            [sys.executable, "-m", "relaygate.cli", "--config", str(self.config), "--json", *args],
+            [sys.executable, "-m", "relaygate", "--config", str(self.config), "--json", *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -104,7 +104,7 @@ class RelaygateProcess:
         ready = self.state_dir / "run" / "ready.json"
         if ready.exists():
             ready.unlink()
-        cmd = [sys.executable, "-m", "relaygate.cli", "--config", str(self.config), "serve"]
+        cmd = [sys.executable, "-m", "relaygate", "--config", str(self.config), "serve"]
         for role in self.roles:
             cmd += ["--role", role]
         log = self.log_path.open("ab")

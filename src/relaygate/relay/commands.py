@@ -1,0 +1,173 @@
+"""``relaygate queue …``: look at and act on the delivery queue (list, show, retry, hold, release, delete)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from relaygate.cli import CliError, open_store, out
+from relaygate.clock import iso
+
+ACTIVE_STATES = ("queued", "deferred", "held")
+
+
+def _add(
+    parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
+) -> argparse.ArgumentParser:
+    sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
+    sp.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sp.set_defaults(func=func)
+    return sp
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = store.queue_list(state=args.state, domain=args.domain, limit=args.limit)
+    data = [
+        {
+            "recipient_id": r["id"],
+            "message_id": r["message_id"],
+            "address": r["address"],
+            "domain": r["domain"],
+            "state": r["state"],
+            "attempts": r["attempts"],
+            "queued_at": iso(r["queued_at"]),
+            "next_attempt_at": iso(r["next_attempt_at"]),
+            "last_response": r["last_response"],
+        }
+        for r in rows
+    ]
+
+    def human() -> str:
+        if not data:
+            return "queue is empty"
+        lines = [f"{'ID':>8}  {'MESSAGE':36}  {'STATE':9} {'TRIES':>5}  {'NEXT':20}  RECIPIENT"]
+        for d in data:
+            lines.append(
+                f"{d['recipient_id']:>8}  {d['message_id']:36}  {d['state']:9} {d['attempts']:>5}  {d['next_attempt_at']:20}  {d['address']}"
+            )
+            if d["last_response"]:
+                lines.append(f"{'':>8}  └ {d['last_response'][:100]}")
+        return "\n".join(lines)
+
+    out(args, data, human)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    m = store.message(args.id)
+    if m is None:
+        raise CliError(f"no message {args.id}")
+    data = {
+        "id": m["id"],
+        "from": m["from"],
+        "subject": m["subject"],
+        "message_id": m["message_id"],
+        "tags": m["tags"],
+        "created_at": iso(m["created_at"]),
+        "size": m["size"],
+        "recipients": [
+            {
+                "recipient_id": r["id"],
+                "address": r["address"],
+                "state": r["state"],
+                "attempts": r["attempts"],
+                "last_response": r["last_response"],
+                "events": [
+                    {
+                        "type": e.type,
+                        "at": iso(e.created_at),
+                        "from": e.state_from,
+                        "to": e.state_to,
+                        "data": e.data,
+                    }
+                    for e in r["events"]
+                ],
+            }
+            for r in m["recipients"]
+        ],
+    }
+
+    def human() -> str:
+        lines = [
+            f"{data['id']}  from {data['from']}  subject {data['subject']!r}  {data['size']} bytes  {data['created_at']}"
+        ]
+        for r in data["recipients"]:
+            lines.append(f"  {r['address']}: {r['state']} after {r['attempts']} attempt(s)")
+            for e in r["events"]:
+                detail = e["data"].get("smtp_response") or e["data"].get("diagnostic") or ""
+                lines.append(f"    {e['at']}  {e['type']:<14} {detail[:100]}")
+        return "\n".join(lines)
+
+    out(args, data, human)
+    return 0
+
+
+def _bulk(action: str, states: tuple[str, ...]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        if not args.ids and not args.all and args.domain is None:
+            raise CliError(f"queue {action}: name message or recipient ids, --domain D, or --all")
+        store = open_store(args)
+        ids = store.select_recipients(ids=args.ids, domain=args.domain, states=states)
+        show_bar = not args.json and sys.stderr.isatty() and len(ids) > 500
+
+        def progress(done: int) -> None:
+            if show_bar:
+                width = 40
+                filled = int(width * done / max(1, len(ids)))
+                sys.stderr.write(
+                    f"\r{action} [{'#' * filled}{'.' * (width - filled)}] {done}/{len(ids)}"
+                )
+                sys.stderr.flush()
+
+        count = store.operate(ids, action, progress=progress)
+        if show_bar:
+            sys.stderr.write("\n")
+        out(
+            args,
+            {"action": action, "matched": len(ids), "changed": count},
+            f"{action}: {count} of {len(ids)} recipient(s) changed",
+        )
+        return 0
+
+    return run
+
+
+def register(sub: Any) -> None:
+    queue = sub.add_parser("queue", help="the delivery queue").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = _add(queue, "list", cmd_list, "list queued, deferred and held recipients")
+    sp.add_argument(
+        "--state",
+        choices=(
+            "queued",
+            "active",
+            "deferred",
+            "held",
+            "delivered",
+            "bounced",
+            "expired",
+            "suppressed",
+        ),
+    )
+    sp.add_argument("--domain")
+    sp.add_argument("--limit", type=int, default=100)
+    sp = _add(queue, "show", cmd_show, "one message with every attempt and event")
+    sp.add_argument("id")
+    for action, states, help_ in (
+        ("retry", ("queued", "deferred"), "make recipients due now"),
+        ("hold", ("queued", "deferred"), "hold recipients (not attempted until released)"),
+        ("release", ("held",), "release held recipients"),
+        ("delete", ACTIVE_STATES, "give up on recipients (recorded as bounced: deleted)"),
+    ):
+        sp = _add(queue, action, _bulk(action, states), help_)
+        sp.add_argument("ids", nargs="*", help="message ids (msg_…) or recipient ids")
+        sp.add_argument("--all", action="store_true")
+        sp.add_argument("--domain")
