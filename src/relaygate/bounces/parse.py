@@ -157,6 +157,10 @@ def _parse(raw: bytes) -> Report:
         return Report(kind="other")
     msg = parse_bytes(bytes(raw)[:20_000_000])
     parts = _collect(msg)
+    if not parts.dsn_texts and not parts.arf_texts:
+        inner = _forwarded_report(parts)
+        if inner is not None:
+            msg, parts = inner, _collect(inner)
     original = _original_headers(parts)
     original_id = original.get("message-id", "")
     common = {
@@ -179,10 +183,10 @@ def _parse(raw: bytes) -> Report:
     if not dsn_text and re.search(r"(?im)^\s*(?:final|original)-recipient\s*:", human_prose):
         dsn_text = human_prose
     status = parse_delivery_status(dsn_text) if dsn_text else None
-    excluded = _excluded_addresses(msg, original)
+    excluded, weak_excluded = _excluded_addresses(msg, original)
 
     if status is not None and status.recipients:
-        rows, all_ok = _dsn_rows(status.recipients, human_prose, excluded)
+        rows, all_ok = _dsn_rows(status.recipients, human_prose, excluded | weak_excluded)
         if rows:
             return Report(kind="bounce", recipients=tuple(rows),
                           reporting_mta=status.reporting_mta, **common)  # type: ignore[arg-type]
@@ -203,15 +207,23 @@ def _parse(raw: bytes) -> Report:
         rows_other = (RecipientResult(recipient=who, reason="vacation"),) if who else ()
         return Report(kind="other", recipients=rows_other, **common)  # type: ignore[arg-type]
 
-    if not _looks_like_bounce(msg, subject, sender, human_prose, has_report=bool(parts.dsn_texts)):
+    if not _looks_like_bounce(
+        msg, subject, sender, human_prose, has_report=bool(parts.dsn_texts),
+        returned=bool(parts.returned),
+    ):
         return Report(kind="other", **common)  # type: ignore[arg-type]
 
     failed_hint = [clean_address(a) for v in headers(msg, "X-Failed-Recipients")
                    for a in v.split(",")]
-    failures = find_failures(human_prose, exclude=excluded, failed_hint=[a for a in failed_hint if a])
+    failures = find_failures(
+        human_prose,
+        exclude=excluded,
+        weak_exclude=weak_excluded,
+        failed_hint=[a for a in failed_hint if a],
+    )
     if not failures:
         to_addrs = [a.lower() for a in addresses(original.get("to", ""))]
-        to_addrs = [a for a in dict.fromkeys(to_addrs) if a not in excluded]
+        to_addrs = [a for a in dict.fromkeys(to_addrs) if a not in excluded | weak_excluded]
         if len(to_addrs) == 1:
             failures = [TextFailure(recipient=to_addrs[0], diagnostic="", strong=False)]
     if not failures:
@@ -256,6 +268,20 @@ def _collect(msg: Message) -> _Parts:
             if ctype in {"text/plain", "text/html"} or part is msg or ctype.startswith("text/"):
                 found.human_texts.append(part_text(part))
     return found
+
+
+def _forwarded_report(parts: _Parts) -> Message | None:
+    """A report someone forwarded as an attachment (message/rfc822 holding multipart/report)."""
+    for part in parts.returned[:3]:
+        try:
+            payload = part.get_payload()
+        except Exception:
+            continue
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            inner = payload[0]
+            if content_type(inner) == "multipart/report":
+                return inner
+    return None
 
 
 def _report_text(part: Message) -> str:
@@ -313,14 +339,17 @@ def _interesting(msg: Message) -> dict[str, str]:
     return out
 
 
-def _excluded_addresses(msg: Message, original: Mapping[str, str]) -> set[str]:
-    out: set[str] = set()
-    for name in ("From", "To", "Sender", "Reply-To", "Return-Path", "Delivered-To", "Cc"):
+def _excluded_addresses(msg: Message, original: Mapping[str, str]) -> tuple[set[str], set[str]]:
+    """(never a failed recipient, not one when named in prose) for this message."""
+    strict: set[str] = set()
+    for name in ("From", "Sender", "Return-Path"):
         for value in headers(msg, name):
-            out.update(a.lower() for a in addresses(value))
-    for name in ("from",):
-        out.update(a.lower() for a in addresses(original.get(name, "")))
-    return out
+            strict.update(a.lower() for a in addresses(value))
+    weak: set[str] = {a.lower() for a in addresses(original.get("from", ""))}
+    for name in ("To", "Cc", "Reply-To", "Delivered-To", "X-Original-To"):
+        for value in headers(msg, name):
+            weak.update(a.lower() for a in addresses(value))
+    return strict, weak - strict
 
 
 # --- complaints ------------------------------------------------------------------------------------
@@ -451,33 +480,33 @@ def _row(
 def _is_auto_reply(msg: Message, subject: str, sender: str, prose: str, *, has_report: bool) -> bool:
     if has_report:
         return False
+    if _AUTO_SUBJECT_RE.search(subject):
+        return True
     auto = header(msg, "Auto-Submitted").lower()
     flagged = (
         auto.startswith("auto-replied")
         or bool(header(msg, "X-Autoreply") or header(msg, "X-Autorespond"))
         or header(msg, "Precedence").lower() in {"auto_reply", "auto-reply"}
-        or bool(header(msg, "X-Auto-Response-Suppress") and _AUTO_SUBJECT_RE.search(subject))
-        or bool(_AUTO_SUBJECT_RE.search(subject))
     )
     if not flagged:
         return False
-    # A real non-delivery report also says auto-replied sometimes: the daemon sender and
-    # bounce wording outweigh the flag.
-    daemon = bool(_DAEMON_FROM_RE.search(sender))
-    bouncy = bool(_BOUNCE_SUBJECT_RE.search(subject)) and bool(_BOUNCE_BODY_RE.search(prose))
-    return not (daemon and (bouncy or bool(_BOUNCE_BODY_RE.search(prose))))
+    # Non-delivery reports are often flagged auto-replied too: a daemon sender or bounce
+    # wording outweighs the flag.
+    return not (_DAEMON_FROM_RE.search(sender) or _BOUNCE_SUBJECT_RE.search(subject))
 
 
-def _looks_like_bounce(msg: Message, subject: str, sender: str, prose: str, *, has_report: bool) -> bool:
+def _looks_like_bounce(
+    msg: Message, subject: str, sender: str, prose: str, *, has_report: bool, returned: bool
+) -> bool:
     if has_report or headers(msg, "X-Failed-Recipients"):
         return True
     score = 0
     if _DAEMON_FROM_RE.search(sender):
-        score += 1
+        score += 2
     if _BOUNCE_SUBJECT_RE.search(subject):
         score += 1
     if _BOUNCE_BODY_RE.search(prose):
         score += 1
-    if content_type(msg) == "multipart/report":
+    if content_type(msg) == "multipart/report" or returned:
         score += 1
     return score >= 2 or (score >= 1 and not header(msg, "From"))

@@ -110,17 +110,22 @@ def is_delayed(text: str) -> bool:
     return bool(_DELAY_RE.search(text)) and not _PERMANENT_RE.search(text)
 
 
-def _strong_position(line: str, start: int, end: int) -> bool:
+def _strong_position(line: str, start: int) -> bool:
+    """An address where MTAs list failed recipients: alone at the start of a line, or after
+    a recipient label ("RCPT TO:", "Recipient:", "to <", "failed:")."""
     before = line[:start]
-    after = line[end:]
     lead = before.strip().strip("<\"'(").strip()
     if not lead:
         return True
-    low = before.lower()
-    if re.search(r"(?:rcpt to|to|recipient|recipients|address|addressee|user|failed|for|"
-                 r"delivered to|deliver to|account|mailbox)\s*(?:\(s\))?\s*[:<\"'(]*\s*$", low):
-        return True
-    return bool(re.match(r"\s*>?\s*(?::|\.\.\.|\s+on\s|\s*$)", after))
+    return bool(_RECIPIENT_LABEL_RE.search(before))
+
+
+_RECIPIENT_LABEL_RE = re.compile(
+    r"(?i)(?:rcpt to|\bto(?=\s*<)|(?:sent|delivered|deliver|delivery|mail|message|reach) to|"
+    r"dda:smtp|recipient|recipients|address|addressee|\buser|failed|\bfor|"
+    r"delivered to|deliver to|account|mailbox|destinatario|destinataire|empfänger)"
+    r"\s*(?:\(s\))?\s*[:<\"'(=]*\s*$"
+)
 
 
 def _clean(addr: str) -> str:
@@ -131,15 +136,18 @@ def find_failures(
     text: str,
     *,
     exclude: Collection[str] = (),
+    weak_exclude: Collection[str] = (),
     failed_hint: Collection[str] = (),
 ) -> list[TextFailure]:
     """Failed recipients in report prose (already cut from the returned message).
 
-    `exclude` are addresses known not to be failed recipients (the bounce's own From/To, the
-    original sender). `failed_hint` are addresses the message names as failed elsewhere
+    `exclude` are addresses known not to be failed recipients (the bounce's own From, the
+    original sender); `weak_exclude` (the bounce's To) are ignored only in running prose, since
+    people do send to themselves. `failed_hint` are addresses the message names as failed elsewhere
     (X-Failed-Recipients); when given, only they are reported.
     """
     excluded = {a.lower() for a in exclude}
+    weak_excluded = {a.lower() for a in weak_exclude}
     hints = [a.lower() for a in failed_hint if a]
     lines = text.splitlines()[:3000]
     hits: list[tuple[int, str, bool]] = []
@@ -147,16 +155,26 @@ def find_failures(
         if _SKIP_LINE_RE.match(line):
             continue
         for m in re.finditer(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+", line):
-            found = addresses(m.group(0))
+            token = m.group(0)
+            start = m.start()
+            key, eq, rest = token.partition("=")
+            if eq and "@" in rest and "@" not in key and len(key) <= 8 and key.isalpha():
+                token, start = rest, start + len(key) + 1
+            found = addresses(token)
             if not found:
                 continue
             addr = _clean(found[0])
             if not addr or addr in excluded:
                 continue
-            context = line[max(0, m.start() - 40) : m.start()]
+            context = line[max(0, start - 40) : start]
             if _SENDER_CONTEXT_RE.search(context):
                 continue
-            hits.append((index, addr, _strong_position(line, m.start(), m.end())))
+            strong = _strong_position(line, start)
+            if not strong and addr in weak_excluded:
+                continue
+            hits.append((index, addr, strong))
+    if hints and not any(h[1] in hints for h in hits) and any(h[2] for h in hits):
+        hints = []  # the header disagrees with the text (rewritten or anonymised): trust the text
     if hints:
         hits = [h for h in hits if h[1] in hints]
         known = {h[1] for h in hits}
