@@ -88,6 +88,59 @@ _P = list[tuple[str, tuple[str, ...]]]
 
 _TEXT_RULES: _P = [
     (
+        # Wording that names the sender as the problem (checked before "does not exist").
+        "rejected",
+        (
+            r"\bsender (?:address )?(?:rejected|refused|denied|verify failed|verification failed)",
+            r"\bdomain of sender (?:address )?.*(?:does not exist|not resolve|not found)",
+            r"\bsender (?:domain|address) (?:must exist|does not exist|not found|is invalid|unknown)",
+            r"\bpurported responsible address\b",
+            r"\bbad sender'?s? (?:system |mailbox )?address\b",
+            r"\bunknown sender\b",
+            r"\binvalid sender\b",
+            r"\bgroup you tried to contact\b",
+        ),
+    ),
+    (
+        "mailererror",
+        (
+            r"\bcommand (?:died|failed|output)",
+            r"\bprocmail\b",
+            r"\bpipe to \|",
+            r"\bmailer error\b",
+        ),
+    ),
+    (
+        "notcompliantrfc",
+        (
+            r"\brfc ?(?:5322|2822|822)\b",
+            r"\bnot (?:rfc[- ]?)?compliant\b",
+            r"\bmultiple (?:\w+ )?(?:headers?|fields?)\b",
+            r"\bduplicate (?:\S+ )?headers?\b",
+            r"\bduplicate header",
+        ),
+    ),
+    (
+        "policyviolation",
+        (
+            r"content presents a potential",
+            r"\bpolicy violation\b",
+            r"\bviolates? (?:our|the) (?:\w+ )?polic",
+        ),
+    ),
+    (
+        "blocked",
+        (
+            r"\bclient host (?:\[[^\]]*\] )?(?:blocked|blacklisted)",
+            r"\bip (?:address )?(?:source )?(?:\S+ )?(?:is )?(?:blocked|bloquee|bloquée|blacklisted|blocklisted)",
+            r"\bblocked using\b",
+            r"\b(?:black|block|deny) ?list(?:ed)?\b",
+            r"\bsmtp server of your (?:isp|provider|internet service provider)",
+            r"\bspamhaus\b",
+            r"\bdnsbl\b",
+        ),
+    ),
+    (
         "virusdetected",
         (
             r"\bvirus",
@@ -113,7 +166,9 @@ _TEXT_RULES: _P = [
             r"message timed out",
             r"maximum (?:queue )?time (?:was )?exceeded",
             r"delivery attempts will continue",
-            r"will retry for",
+            r"will (?:be )?retried for",
+            r"failed \d+ attempts",
+            r"(?:delivery|connection) attempts? (?:failed|exhausted)",
             r"giving up on .* after",
             r"unable to deliver .* within",
             r"for \d+ (?:hours?|days?)\b.*\b(?:unable|undeliver|not deliver)",
@@ -172,6 +227,17 @@ _TEXT_RULES: _P = [
         ),
     ),
     (
+        "hostunknown",
+        (
+            r"\bunrouteable address\b",
+            r"(?<![@\w.-])[a-z0-9-]+(?:\.[a-z0-9-]+)+\.? (?:does not exist|doesn't exist)",
+            r"\bdomain (?:\S+ )?(?:does not exist|doesn't exist|not found)",
+            r"\bhost (?:or domain )?(?:name )?(?:is )?(?:unknown|not found)",
+            r"\bunknown host\b",
+            r"\bdomain (?:name )?\S+ (?:couldn't|could not|can't|cannot) be found",
+        ),
+    ),
+    (
         "hasmoved",
         (
             r"\bhas moved\b",
@@ -185,6 +251,7 @@ _TEXT_RULES: _P = [
         "notaccept",
         (
             r"\bnull mx\b",
+            r"\bno mx (?:record )?found\b",
             r"does not accept (?:any )?(?:e-?)?mail",
             r"(?:domain|host|system) (?:is )?not accepting (?:e-?)?mail",
             r"accepts no (?:e-?)?mail",
@@ -236,9 +303,9 @@ _TEXT_RULES: _P = [
             r"(?:ip|address) (?:has|with) no (?:reverse|ptr|hostname)",
             r"(?:hostname|helo) (?:does not|doesn't) (?:match|resolve)",
             r"cannot find your hostname",
+            r"\bip name lookup failed\b",
             r"does not have a (?:reverse|ptr)",
             r"not resolve to (?:your|the) (?:ip|address)",
-            r"\bhost ?name (?:lookup|resolution) fail",
             r"\bunresolvable (?:client|host)",
             r"need(?:s)? fully[- ]qualified (?:host ?name|domain)",
         ),
@@ -250,6 +317,8 @@ _TEXT_RULES: _P = [
             r"\bsender score\b",
             r"\bsending volume\b",
             r"\bunusual rate of unsolicited mail\b",
+            r"\buser complaints\b",
+            r"\bunexpected volume\b",
             r"\bip (?:address )?(?:has )?(?:a )?(?:poor|low|bad)\b",
         ),
     ),
@@ -339,8 +408,10 @@ _TEXT_RULES: _P = [
             r"\baddress (?:not|no longer) (?:found|valid|in use|available)",
             r"\bundeliverable address\b",
             r"\bisn't a valid recipient",
-            r"\bunrouteable address\b",
             r"\bhas no account\b",
+            r"\baddress (?:couldn't|could not|can't|cannot) be found",
+            r"\baddress not found\b",
+            r"\bcheck (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct",
             r"\bno account (?:by that name|for)",
             r"\bdestinataire (?:inconnu|introuvable)",
             r"\badresse (?:inconnue|invalide|introuvable)",
@@ -361,6 +432,7 @@ _TEXT_RULES: _P = [
             r"\b(?:un)?known user\b",
             r"\baddressee unknown\b",
             r"\bnot a known user\b",
+            r"\baddress rejected\b",
         ),
     ),
     (
@@ -463,8 +535,9 @@ _TEXT_RULES: _P = [
         "securityerror",
         (
             r"\bauthentication (?:is )?required\b",
+            r"\bunauthenticated senders?\b",
             r"\bmust (?:be )?authenticat",
-            r"\bsecurity\b",
+            r"\bsecurity (?:policy|error|violation|check|reasons)",
             r"\bcertificate\b",
             r"\bnot authori[sz]ed\b",
             r"\bunauthori[sz]ed\b",
@@ -570,7 +643,8 @@ _TEXT_RULES: _P = [
             r"\bunable to connect\b",
             r"\bcould not connect\b",
             r"\bconnection (?:refused|failed)\b",
-            r"\bsmtp (?:protocol )?error\b",
+            r"\bhost name lookup fail",
+            r"\bname server:",
             r"\bunexpected (?:end|eof|disconnect)",
         ),
     ),
@@ -594,6 +668,7 @@ _TEXT_RULES: _P = [
             r"\bunrecognized command\b",
             r"\bbad (?:command|sequence)",
             r"\binvalid (?:command|argument|parameter)",
+            r"\bnot implemented\b",
         ),
     ),
     (
@@ -623,7 +698,7 @@ _COMPILED: list[tuple[str, re.Pattern[str]]] = [
 # --- enhanced status codes (RFC 3463, RFC 7505, RFC 8601/7372 and friends) -------------------------
 
 _STATUS_REASON: Final[dict[str, str]] = {
-    "1.0": "undefined",
+    "1.0": "userunknown",
     "1.1": "userunknown",
     "1.2": "hostunknown",
     "1.3": "userunknown",
@@ -750,12 +825,15 @@ _DERIVED_CODE: Final[dict[str, int]] = {
 }
 
 _STATUS_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_ADDR_IN_TEXT_RE = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
 _WS_RE = re.compile(r"\s+")
 
 
 def normalise_text(text: str) -> str:
-    """Lower-case, collapse whitespace, cap the length: the form the patterns are written for."""
-    return _WS_RE.sub(" ", text[:_MAX_TEXT]).strip().lower()
+    """Lower-case, collapse whitespace, blank out addresses (a local part such as "spam" or
+    "user.unknown" must not be read as wording), cap the length."""
+    text = _ADDR_IN_TEXT_RE.sub("<addr>", text[:_MAX_TEXT])
+    return _WS_RE.sub(" ", text).strip().lower()
 
 
 def reason_from_text(diagnostic: str) -> str | None:
@@ -814,24 +892,76 @@ def classify(
     status: str | None,
     diagnostic: str,
     remote_mta: str | None = None,
+    gave_up: bool = False,
 ) -> Classification:
     """Classify one failure report (an SMTP reply at delivery time, or one DSN recipient).
 
     `smtp_code` is the basic reply code (550), `status` the enhanced code ("5.1.1"), `diagnostic`
     the reply or Diagnostic-Code text, `remote_mta` the remote host's name if known (used only as
-    a hint for provider-specific wording). Never raises.
+    a hint for provider-specific wording). `gave_up` says the reporter stopped trying although
+    the last error was temporary (a DSN with Action: failed and a 4.x.x status): timeouts then
+    mean `expired`. Never raises.
     """
     temporary = is_temporary(smtp_code=smtp_code, status=status)
-    reason = reason_from_text(diagnostic) if diagnostic else None
+    text = normalise_text(diagnostic) if diagnostic else ""
+    reason = reason_from_text(text) if text else None
     if reason is None and remote_mta:
-        reason = _provider_hint(remote_mta, diagnostic)
+        reason = _provider_hint(remote_mta, text)
     if reason is None:
         reason = reason_from_status(status)
     if reason is None and smtp_code is not None:
         reason = _reason_from_reply_code(smtp_code)
     if reason is None:
         reason = "undefined"
+    reason = _refine(reason, text=text, status=status or "", temporary=temporary, gave_up=gave_up)
     return Classification(bounce_type=bounce_type_for(reason, temporary=temporary), reason=reason)
+
+
+_STAGE_MAIL_RE = re.compile(r"(?:after|in reply to) mail from|mail from command|>>> mail from")
+_STAGE_DATA_RE = re.compile(
+    r"(?:after|in reply to) (?:end of )?data\b|end of data command|after sending (?:the )?message"
+)
+_STAGE_CONNECT_RE = re.compile(
+    r"after initial connection|(?:in reply to|after) (?:helo|ehlo)\b|in reply to (?:the )?greeting"
+    r"|refused to talk to me"
+)
+_TIMEOUT_RE = re.compile(
+    r"timed out|time-?out|connection refused|no route to host|could not connect|unable to connect"
+    r"|not accept our requests to connect|host (?:is )?unreachable|network is unreachable"
+)
+_IP_WORDS_RE = re.compile(
+    r"\b(?:ip|ips|rbl|dnsbl|listed|black ?list|block ?list|spamhaus|isp|provider|network)\b"
+)
+
+
+def _refine(reason: str, *, text: str, status: str, temporary: bool, gave_up: bool) -> str:
+    """Context that changes what the same words mean: SMTP stage, status family, finality."""
+    m = _STATUS_RE.match(status.strip()) if status else None
+    subject = m.group(2) if m else ""
+    detail = m.group(3) if m else ""
+    if _STAGE_MAIL_RE.search(text) and not _STAGE_DATA_RE.search(text):
+        # Refused at MAIL FROM: it is the sender that was not wanted.
+        if reason in {"userunknown", "hostunknown", "undefined", "filtered", "suspend",
+                      "notaccept", "systemerror"} or (
+            reason == "blocked" and not _IP_WORDS_RE.search(text)
+        ):
+            return "rejected"
+    if reason == "userunknown" and (_STAGE_DATA_RE.search(text) or subject == "7"):
+        # "User unknown" after the recipient was accepted, or with a policy status code, is a
+        # content or domain filter speaking, not a verdict on the mailbox.
+        return "filtered"
+    if reason in {"undefined", "networkerror", "systemerror", "securityerror"} and not temporary:
+        if _STAGE_CONNECT_RE.search(text):
+            return "blocked"
+    if reason == "mesgtoobig" and subject == "2" and detail == "3":
+        return "exceedlimit"
+    if reason == "hostunknown" and temporary:
+        return "networkerror"
+    if gave_up and reason in {"networkerror", "undefined"} and (
+        reason == "undefined" or _TIMEOUT_RE.search(text)
+    ):
+        return "expired"
+    return reason
 
 
 def classify_expired() -> Classification:
@@ -865,10 +995,9 @@ def _reason_from_reply_code(code: int) -> str | None:
     }.get(code)
 
 
-def _provider_hint(remote_mta: str, diagnostic: str) -> str | None:
+def _provider_hint(remote_mta: str, text: str) -> str | None:
     """Provider wording that is too generic to trust without knowing who said it."""
     host = remote_mta.lower()
-    text = normalise_text(diagnostic)
     if ("yahoo" in host or "aol" in host) and text.startswith("554 delivery error"):
         return "userunknown"
     if ("outlook" in host or "hotmail" in host) and "mailbox unavailable" in text:

@@ -96,9 +96,7 @@ def _split_recipients(block: list[tuple[str, str]]) -> list[list[tuple[str, str]
     current: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, value in block:
-        starts_new = (name in _RECIPIENT_KEYS and name in seen) or (
-            name == "original-recipient" and "final-recipient" in seen
-        )
+        starts_new = name in _RECIPIENT_KEYS and name in seen
         if starts_new and current:
             groups.append(current)
             current, seen = [], set()

@@ -62,7 +62,10 @@ Kind = Literal["bounce", "complaint", "other"]
 INTERESTING_HEADERS = ("message-id", "x-sm-message-id", "to", "from", "subject", "date")
 
 _MAX_PARTS = 200
-_FAILED_ACTIONS = frozenset({"failed", "delayed", "failure", "fail", "bounced"})
+_FAILED_ACTIONS = frozenset({"failed", "delayed", "failure", "fail", "bounced", "expired"})
+_STAGE_CLAUSE_RE = re.compile(
+    r"(?i)\(in reply to [^)]{1,40}\)|after (?:end of data|data|mail from|rcpt to|initial connection)"
+)
 _OK_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 _DSN_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -394,30 +397,48 @@ def _dsn_rows(
             continue
         seen.add(entry.recipient)
         diagnostic = entry.diagnostic
-        if reason_from_text(diagnostic) is None or not diagnostic:
-            if text_failures is None:
-                text_failures = {
-                    f.recipient: f
-                    for f in find_failures(prose, exclude=excluded - {entry.recipient})
-                }
+        if text_failures is None and (
+            not diagnostic or reason_from_text(diagnostic) is None or prose.count("in reply to")
+        ):
+            text_failures = {
+                f.recipient: f for f in find_failures(prose, exclude=excluded - {entry.recipient})
+            }
+        extra = None
+        if text_failures:
             extra = text_failures.get(entry.recipient) or text_failures.get(
                 entry.original_recipient
             )
             if extra is None and len(entries) == 1 and len(text_failures) == 1:
                 extra = next(iter(text_failures.values()))
-            if extra is not None and reason_from_text(extra.diagnostic) is not None:
-                diagnostic = f"{diagnostic} {extra.diagnostic}".strip() if diagnostic else extra.diagnostic
+        if extra is not None:
+            if not diagnostic or reason_from_text(diagnostic) is None:
+                if reason_from_text(extra.diagnostic) is not None:
+                    diagnostic = f"{diagnostic} {extra.diagnostic}".strip()
+            elif not _STAGE_CLAUSE_RE.search(diagnostic):
+                # Postfix puts the SMTP stage only in the prose: it changes the meaning.
+                stage = _STAGE_CLAUSE_RE.search(extra.diagnostic)
+                if stage:
+                    diagnostic = f"{diagnostic} {stage.group(0)}"
+        status = entry.status
+        if extra is not None and (not status or status.endswith(".0.0")):
+            better = find_status(extra.diagnostic)
+            if better and not better.endswith(".0.0") and better[0] == (status[:1] or better[0]):
+                status = better
+        if entry.diagnostic_type == "x-unix" and "x-unix" not in diagnostic.lower():
+            diagnostic = f"X-Unix; {diagnostic}"
         delayed = action == "delayed"
+        expired = action == "expired"
         rows.append(
             _row(
                 recipient=entry.recipient,
                 original=entry.original_recipient,
                 action=action or "failed",
-                status=entry.status,
+                status=status,
                 reply_code=entry.reply_code or find_reply_code(diagnostic),
                 diagnostic=diagnostic,
                 remote_mta=entry.remote_mta,
                 delayed=delayed,
+                expired=expired,
             )
         )
     return rows, all_ok
@@ -452,16 +473,17 @@ def _row(
     diagnostic: str,
     remote_mta: str,
     delayed: bool,
+    expired: bool = False,
 ) -> RecipientResult:
     if not status and reply_code is None and delayed:
         reply_code = 450
+    temporary = delayed or expired or is_temporary(smtp_code=reply_code, status=status or None)
     result = classify(smtp_code=reply_code, status=status or None, diagnostic=diagnostic,
-                      remote_mta=remote_mta or None)
-    temporary = delayed or is_temporary(smtp_code=reply_code, status=status or None)
+                      remote_mta=remote_mta or None, gave_up=temporary and not delayed)
     reason = result.reason
-    if not status or status in {"5.0.0", "4.0.0"} and not find_status(diagnostic):
-        if not status:
-            status = derived_status(reason, temporary=temporary)
+    if not status:
+        explicit_temp = delayed or (reply_code is not None and 400 <= reply_code < 500)
+        status = derived_status(reason, temporary=explicit_temp)
     return RecipientResult(
         recipient=recipient,
         status=status,
