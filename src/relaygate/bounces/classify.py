@@ -946,7 +946,9 @@ def _refine(reason: str, *, text: str, status: str, temporary: bool, gave_up: bo
             reason == "blocked" and not _IP_WORDS_RE.search(text)
         ):
             return "rejected"
-    if reason == "userunknown" and (_STAGE_DATA_RE.search(text) or subject == "7"):
+    if reason == "userunknown" and (
+        subject == "7" or (subject in {"", "0", "2"} and _STAGE_DATA_RE.search(text))
+    ):
         # "User unknown" after the recipient was accepted, or with a policy status code, is a
         # content or domain filter speaking, not a verdict on the mailbox.
         return "filtered"

@@ -378,6 +378,30 @@ def _complaint(fb: FeedbackReport, original: dict[str, str], common: dict[str, o
 # --- bounces ---------------------------------------------------------------------------------------
 
 
+_TRANSCRIPT_RE = re.compile(
+    r"(?im)^\s*>>>\s*(DATA|MAIL FROM|RCPT TO|EHLO|HELO)\b[^\n]*\n(?:\s*<<<\s*[23]\d\d[^\n]*\n)*"
+    r"\s*<<<\s*([45]\d\d[^\n]{0,200})"
+)
+
+
+def _transcript_stages(prose: str) -> list[tuple[str, str]]:
+    """(command, normalised reply) pairs from a Sendmail-style session transcript."""
+    pairs = []
+    for m in _TRANSCRIPT_RE.finditer(prose[:60_000]):
+        reply = " ".join(m.group(2).split()).lower()
+        command = "end of data" if m.group(1).upper() == "DATA" else m.group(1).lower()
+        pairs.append((command, reply[:60]))
+    return pairs
+
+
+def _stage_from_transcript(diagnostic: str, stages: list[tuple[str, str]]) -> str:
+    low = " ".join(diagnostic.split()).lower()
+    for command, reply in stages:
+        if reply and (reply in low or low[:60] in reply):
+            return f"(in reply to {command} command)"
+    return ""
+
+
 def _dsn_rows(
     entries: tuple[DsnRecipient, ...], prose: str, excluded: set[str]
 ) -> tuple[list[RecipientResult], bool]:
@@ -385,6 +409,7 @@ def _dsn_rows(
     all_ok = True
     text_failures: dict[str, TextFailure] | None = None
     seen: set[str] = set()
+    stages = _transcript_stages(prose) if ">>>" in prose else []
     for entry in entries:
         action = entry.action
         klass = entry.status[:1]
@@ -424,6 +449,10 @@ def _dsn_rows(
             better = find_status(extra.diagnostic)
             if better and not better.endswith(".0.0") and better[0] == (status[:1] or better[0]):
                 status = better
+        if stages and not _STAGE_CLAUSE_RE.search(diagnostic):
+            clause = _stage_from_transcript(diagnostic, stages)
+            if clause:
+                diagnostic = f"{diagnostic} {clause}"
         if entry.diagnostic_type == "x-unix" and "x-unix" not in diagnostic.lower():
             diagnostic = f"X-Unix; {diagnostic}"
         delayed = action == "delayed"

@@ -173,7 +173,11 @@ def find_failures(
             if not strong and addr in weak_excluded:
                 continue
             hits.append((index, addr, strong))
-    if hints and not any(h[1] in hints for h in hits) and any(h[2] for h in hits):
+    if (
+        hints
+        and not any(h[1] in hints for h in hits)
+        and any(h[2] and h[1] not in weak_excluded for h in hits)
+    ):
         hints = []  # the header disagrees with the text (rewritten or anonymised): trust the text
     if hints:
         hits = [h for h in hits if h[1] in hints]
