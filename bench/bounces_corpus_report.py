@@ -17,6 +17,7 @@ from pathlib import Path
 
 from relaygate.bounces.parse import Report, parse_message
 
+
 def find_corpus(repo_root: Path) -> Path | None:
     """shared/corpus next to the repository (CI), or next to an ancestor (git worktrees)."""
     for base in repo_root.resolve().parents:
@@ -96,8 +97,11 @@ def _sisimai(base: Path, res: Result, cache: dict[Path, Report]) -> None:
         kinds[row["file"]] = row["kind"]
     for name, kind in kinds.items():
         report = _parse(base / name, cache)
-        res.tally("kind", report.kind == kind,
-                  {"file": f"sisimai/{name}", "want": kind, "got": report.kind})
+        res.tally(
+            "kind",
+            report.kind == kind,
+            {"file": f"sisimai/{name}", "want": kind, "got": report.kind},
+        )
         if kind != "bounce" and report.kind == "bounce":
             res.non_bounce_reported_as_bounce.append(f"sisimai/{name}")
     for row in rows:
@@ -112,16 +116,33 @@ def _sisimai(base: Path, res: Result, cache: dict[Path, Report]) -> None:
         if row["kind"] != "bounce":
             continue
         got = report.recipients[idx] if idx is not None else None
-        res.tally("status", got is not None and got.status == row["status"],
-                  {"file": where, "want": row["status"], "got": got.status if got else "-"})
+        res.tally(
+            "status",
+            got is not None and got.status == row["status"],
+            {"file": where, "want": row["status"], "got": got.status if got else "-"},
+        )
         want_type = "hard" if row["hard"] == "1" else "soft"
         got_type = got.bounce_type if got else "-"
-        res.tally("hard_soft", got_type == want_type,
-                  {"file": where, "want": want_type, "got": got_type,
-                   "diag": got.diagnostic[:160] if got else ""})
-        res.tally("reason", got is not None and got.reason == row["reason"],
-                  {"file": where, "want": row["reason"], "got": got.reason if got else "-",
-                   "diag": got.diagnostic[:160] if got else ""})
+        res.tally(
+            "hard_soft",
+            got_type == want_type,
+            {
+                "file": where,
+                "want": want_type,
+                "got": got_type,
+                "diag": got.diagnostic[:160] if got else "",
+            },
+        )
+        res.tally(
+            "reason",
+            got is not None and got.reason == row["reason"],
+            {
+                "file": where,
+                "want": row["reason"],
+                "got": got.reason if got else "-",
+                "diag": got.diagnostic[:160] if got else "",
+            },
+        )
 
 
 def _flufl(base: Path, res: Result, cache: dict[Path, Report]) -> None:
@@ -129,8 +150,11 @@ def _flufl(base: Path, res: Result, cache: dict[Path, Report]) -> None:
     labelled = {row["file"] for row in rows if row["recipient"]}
     for name in sorted(labelled):
         report = _parse(base / name, cache)
-        res.tally("kind", report.kind == "bounce",
-                  {"file": f"flufl/{name}", "want": "bounce", "got": report.kind})
+        res.tally(
+            "kind",
+            report.kind == "bounce",
+            {"file": f"flufl/{name}", "want": "bounce", "got": report.kind},
+        )
     for row in rows:
         if not row["recipient"]:
             continue
@@ -138,32 +162,48 @@ def _flufl(base: Path, res: Result, cache: dict[Path, Report]) -> None:
         where = f"flufl/{row['file']}"
         idx = _find(report, row["recipient"])
         got_all = ",".join(r.recipient for r in report.recipients)
-        res.tally("recipient", idx is not None,
-                  {"file": where, "want": row["recipient"].lower(), "got": got_all})
+        res.tally(
+            "recipient",
+            idx is not None,
+            {"file": where, "want": row["recipient"].lower(), "got": got_all},
+        )
         if row["temporary"] == "1":
             got_type = report.recipients[idx].bounce_type if idx is not None else "-"
-            res.tally("hard_soft", got_type == "soft",
-                      {"file": where, "want": "soft", "got": got_type})
+            res.tally(
+                "hard_soft", got_type == "soft", {"file": where, "want": "soft", "got": got_type}
+            )
 
 
 def _arf(base: Path, res: Result, cache: dict[Path, Report]) -> None:
     for row in _rows(base / "truth.tsv"):
         report = _parse(base / row["file"], cache)
         where = f"arf/{row['file']}"
-        res.tally("kind", report.kind == "complaint",
-                  {"file": where, "want": "complaint", "got": report.kind})
+        res.tally(
+            "kind",
+            report.kind == "complaint",
+            {"file": where, "want": "complaint", "got": report.kind},
+        )
         if report.kind == "bounce":
             res.non_bounce_reported_as_bounce.append(where)
         if row["recipient"]:
             idx = _find(report, row["recipient"])
-            res.tally("recipient", idx is not None,
-                      {"file": where, "want": row["recipient"],
-                       "got": ",".join(r.recipient for r in report.recipients)})
+            res.tally(
+                "recipient",
+                idx is not None,
+                {
+                    "file": where,
+                    "want": row["recipient"],
+                    "got": ",".join(r.recipient for r in report.recipients),
+                },
+            )
         for name in ("feedback_type", "source_ip", "user_agent"):
             if row[name]:
                 got = str(getattr(report, name))
-                res.tally(f"arf_{name}", got.lower() == row[name].lower(),
-                          {"file": where, "want": row[name], "got": got})
+                res.tally(
+                    f"arf_{name}",
+                    got.lower() == row[name].lower(),
+                    {"file": where, "want": row[name], "got": got},
+                )
 
 
 def main(argv: list[str]) -> int:

@@ -934,33 +934,40 @@ _IP_WORDS_RE = re.compile(
 )
 
 
+_SENDER_STAGE_REASONS = frozenset(
+    {"userunknown", "hostunknown", "undefined", "filtered", "suspend", "notaccept", "systemerror"}
+)
+
+
 def _refine(reason: str, *, text: str, status: str, temporary: bool, gave_up: bool) -> str:
     """Context that changes what the same words mean: SMTP stage, status family, finality."""
     m = _STATUS_RE.match(status.strip()) if status else None
     subject = m.group(2) if m else ""
     detail = m.group(3) if m else ""
-    if _STAGE_MAIL_RE.search(text) and not _STAGE_DATA_RE.search(text):
-        # Refused at MAIL FROM: it is the sender that was not wanted.
-        if reason in {"userunknown", "hostunknown", "undefined", "filtered", "suspend",
-                      "notaccept", "systemerror"} or (
-            reason == "blocked" and not _IP_WORDS_RE.search(text)
-        ):
-            return "rejected"
+    # Refused at MAIL FROM: it is the sender that was not wanted.
+    at_mail = _STAGE_MAIL_RE.search(text) and not _STAGE_DATA_RE.search(text)
+    sender_words = reason in _SENDER_STAGE_REASONS or (
+        reason == "blocked" and not _IP_WORDS_RE.search(text)
+    )
+    if at_mail and sender_words:
+        return "rejected"
     if reason == "userunknown" and (
         subject == "7" or (subject in {"", "0", "2"} and _STAGE_DATA_RE.search(text))
     ):
         # "User unknown" after the recipient was accepted, or with a policy status code, is a
         # content or domain filter speaking, not a verdict on the mailbox.
         return "filtered"
-    if reason in {"undefined", "networkerror", "systemerror", "securityerror"} and not temporary:
-        if _STAGE_CONNECT_RE.search(text):
-            return "blocked"
+    connect_refused = not temporary and _STAGE_CONNECT_RE.search(text)
+    if reason in {"undefined", "networkerror", "systemerror", "securityerror"} and connect_refused:
+        return "blocked"
     if reason == "mesgtoobig" and subject == "2" and detail == "3":
         return "exceedlimit"
     if reason == "hostunknown" and temporary:
         return "networkerror"
-    if gave_up and reason in {"networkerror", "undefined"} and (
-        reason == "undefined" or _TIMEOUT_RE.search(text)
+    if (
+        gave_up
+        and reason in {"networkerror", "undefined"}
+        and (reason == "undefined" or _TIMEOUT_RE.search(text))
     ):
         return "expired"
     return reason

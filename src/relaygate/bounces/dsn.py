@@ -157,8 +157,10 @@ def _recipient(group: list[tuple[str, str]]) -> DsnRecipient | None:
     status_field = values.get("status", "")
     status = find_status(status_field)
     diag_status = find_status(diagnostic)
-    if diag_status and (not status or status.endswith(".0.0")) and diag_status[0] == (
-        status[:1] or diag_status[0]
+    if (
+        diag_status
+        and (not status or status.endswith(".0.0"))
+        and diag_status[0] == (status[:1] or diag_status[0])
     ):
         status = diag_status
     action = values.get("action", "").strip().lower().split(" ")[0] if values.get("action") else ""

@@ -8,7 +8,6 @@ at all, and every helper returns something usable (possibly empty) instead of ra
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
@@ -23,7 +22,6 @@ _HTML_SKIP_RE = re.compile(r"(?is)<(script|style)\b.*?</\1\s*>")
 _HTML_BREAK_RE = re.compile(r"(?i)<\s*(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>")
 _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 
-MAX_PARTS = 200
 
 
 def parse_bytes(raw: bytes) -> Message:
@@ -64,22 +62,6 @@ def decode_value(value: object) -> str:
         except Exception:
             pass
     return " ".join(text.split())
-
-
-def walk(msg: Message) -> Iterator[Message]:
-    """Depth-first parts of `msg`, bounded, never raising."""
-    count = 0
-    stack: list[Message] = [msg]
-    while stack and count < MAX_PARTS:
-        part = stack.pop()
-        count += 1
-        yield part
-        try:
-            payload = part.get_payload()
-        except Exception:
-            continue
-        if isinstance(payload, list):
-            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
 
 
 def content_type(part: Message) -> str:

@@ -71,8 +71,14 @@ _OK_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 _DSN_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _ARF_PARTS = frozenset({"message/feedback-report"})
 _RETURNED_PARTS = frozenset(
-    {"message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
-     "message/global-headers", "message/partial"}
+    {
+        "message/rfc822",
+        "message/global",
+        "text/rfc822-headers",
+        "message/rfc822-headers",
+        "message/global-headers",
+        "message/partial",
+    }
 )
 
 _DAEMON_FROM_RE = re.compile(
@@ -165,22 +171,13 @@ def _parse(raw: bytes) -> Report:
         if inner is not None:
             msg, parts = inner, _collect(inner)
     original = _original_headers(parts)
-    original_id = original.get("message-id", "")
-    common = {
-        "original_message_id": original_id,
-        "original_headers": MappingProxyType(original),
-    }
 
     if parts.arf_texts:
-        return _complaint(parse_feedback_report(parts.arf_texts[0]), original, common)
+        return _complaint(parse_feedback_report(parts.arf_texts[0]), original)
 
     human_prose, tail = cut_returned("\n".join(parts.human_texts))
     if not original and tail:
         original = _headers_from_text(tail)
-        common = {
-            "original_message_id": original.get("message-id", ""),
-            "original_headers": MappingProxyType(original),
-        }
 
     dsn_text = "\n\n".join(parts.dsn_texts)
     if not dsn_text and re.search(r"(?im)^\s*(?:final|original)-recipient\s*:", human_prose):
@@ -191,33 +188,51 @@ def _parse(raw: bytes) -> Report:
     if status is not None and status.recipients:
         rows, all_ok = _dsn_rows(status.recipients, human_prose, excluded | weak_excluded)
         if rows:
-            return Report(kind="bounce", recipients=tuple(rows),
-                          reporting_mta=status.reporting_mta, **common)  # type: ignore[arg-type]
+            return _report(
+                kind="bounce",
+                recipients=tuple(rows),
+                reporting_mta=status.reporting_mta,
+                original=original,
+            )
         if all_ok:
             delivered = tuple(
-                RecipientResult(recipient=r.recipient, status=r.status, action=r.action,
-                                reason="delivered", diagnostic=r.diagnostic,
-                                remote_mta=r.remote_mta)
+                RecipientResult(
+                    recipient=r.recipient,
+                    status=r.status,
+                    action=r.action,
+                    reason="delivered",
+                    diagnostic=r.diagnostic,
+                    remote_mta=r.remote_mta,
+                )
                 for r in status.recipients
             )
-            return Report(kind="other", recipients=delivered,
-                          reporting_mta=status.reporting_mta, **common)  # type: ignore[arg-type]
+            return _report(
+                kind="other",
+                recipients=delivered,
+                reporting_mta=status.reporting_mta,
+                original=original,
+            )
 
     subject = header(msg, "Subject")
     sender = header(msg, "From")
     if _is_auto_reply(msg, subject, sender, human_prose, has_report=bool(parts.dsn_texts)):
         who = clean_address(sender)
         rows_other = (RecipientResult(recipient=who, reason="vacation"),) if who else ()
-        return Report(kind="other", recipients=rows_other, **common)  # type: ignore[arg-type]
+        return _report(kind="other", recipients=rows_other, original=original)
 
     if not _looks_like_bounce(
-        msg, subject, sender, human_prose, has_report=bool(parts.dsn_texts),
+        msg,
+        subject,
+        sender,
+        human_prose,
+        has_report=bool(parts.dsn_texts),
         returned=bool(parts.returned),
     ):
-        return Report(kind="other", **common)  # type: ignore[arg-type]
+        return _report(kind="other", original=original)
 
-    failed_hint = [clean_address(a) for v in headers(msg, "X-Failed-Recipients")
-                   for a in v.split(",")]
+    failed_hint = [
+        clean_address(a) for v in headers(msg, "X-Failed-Recipients") for a in v.split(",")
+    ]
     failures = find_failures(
         human_prose,
         exclude=excluded,
@@ -230,10 +245,10 @@ def _parse(raw: bytes) -> Report:
         if len(to_addrs) == 1:
             failures = [TextFailure(recipient=to_addrs[0], diagnostic="", strong=False)]
     if not failures:
-        return Report(kind="other", **common)  # type: ignore[arg-type]
+        return _report(kind="other", original=original)
     delayed = is_delayed(subject + "\n" + human_prose)
     rows = [_text_row(f, human_prose, delayed=delayed) for f in failures]
-    return Report(kind="bounce", recipients=tuple(rows), **common)  # type: ignore[arg-type]
+    return _report(kind="bounce", recipients=tuple(rows), original=original)
 
 
 # --- parts ---------------------------------------------------------------------------------------
@@ -267,24 +282,27 @@ def _collect(msg: Message) -> _Parts:
             continue
         if inside or part.is_multipart():
             continue
-        if ctype.startswith("text/") or ctype in {"", "application/octet-stream"} or part is msg:
-            if ctype in {"text/plain", "text/html"} or part is msg or ctype.startswith("text/"):
-                found.human_texts.append(part_text(part))
+        if ctype.startswith("text/") or part is msg:
+            found.human_texts.append(part_text(part))
     return found
 
 
 def _forwarded_report(parts: _Parts) -> Message | None:
     """A report someone forwarded as an attachment (message/rfc822 holding multipart/report)."""
     for part in parts.returned[:3]:
-        try:
-            payload = part.get_payload()
-        except Exception:
-            continue
+        payload = _payload(part)
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             inner = payload[0]
             if content_type(inner) == "multipart/report":
                 return inner
     return None
+
+
+def _payload(part: Message) -> object:
+    try:
+        return part.get_payload()
+    except Exception:
+        return None
 
 
 def _report_text(part: Message) -> str:
@@ -299,10 +317,7 @@ def _report_text(part: Message) -> str:
 
 def _original_headers(parts: _Parts) -> dict[str, str]:
     for part in parts.returned:
-        try:
-            payload = part.get_payload()
-        except Exception:
-            continue
+        payload = _payload(part)
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             found = _interesting(payload[0])
         else:
@@ -358,7 +373,23 @@ def _excluded_addresses(msg: Message, original: Mapping[str, str]) -> tuple[set[
 # --- complaints ------------------------------------------------------------------------------------
 
 
-def _complaint(fb: FeedbackReport, original: dict[str, str], common: dict[str, object]) -> Report:
+def _report(
+    *,
+    kind: Kind,
+    original: dict[str, str],
+    recipients: tuple[RecipientResult, ...] = (),
+    reporting_mta: str = "",
+) -> Report:
+    return Report(
+        kind=kind,
+        recipients=recipients,
+        original_message_id=original.get("message-id", ""),
+        original_headers=MappingProxyType(dict(original)),
+        reporting_mta=reporting_mta,
+    )
+
+
+def _complaint(fb: FeedbackReport, original: dict[str, str]) -> Report:
     recipients = list(fb.original_rcpt_to)
     if not recipients:
         recipients = list(dict.fromkeys(a.lower() for a in addresses(original.get("to", ""))))
@@ -371,7 +402,8 @@ def _complaint(fb: FeedbackReport, original: dict[str, str], common: dict[str, o
         user_agent=fb.user_agent,
         reporting_mta=fb.reporting_mta,
         arrival_date=fb.arrival_date,
-        **common,  # type: ignore[arg-type]
+        original_message_id=original.get("message-id", ""),
+        original_headers=MappingProxyType(dict(original)),
     )
 
 
@@ -507,8 +539,13 @@ def _row(
     if not status and reply_code is None and delayed:
         reply_code = 450
     temporary = delayed or expired or is_temporary(smtp_code=reply_code, status=status or None)
-    result = classify(smtp_code=reply_code, status=status or None, diagnostic=diagnostic,
-                      remote_mta=remote_mta or None, gave_up=temporary and not delayed)
+    result = classify(
+        smtp_code=reply_code,
+        status=status or None,
+        diagnostic=diagnostic,
+        remote_mta=remote_mta or None,
+        gave_up=temporary and not delayed,
+    )
     reason = result.reason
     if not status:
         explicit_temp = delayed or (reply_code is not None and 400 <= reply_code < 500)
@@ -528,7 +565,9 @@ def _row(
 # --- kind signals ----------------------------------------------------------------------------------
 
 
-def _is_auto_reply(msg: Message, subject: str, sender: str, prose: str, *, has_report: bool) -> bool:
+def _is_auto_reply(
+    msg: Message, subject: str, sender: str, prose: str, *, has_report: bool
+) -> bool:
     if has_report:
         return False
     if _AUTO_SUBJECT_RE.search(subject):
