@@ -134,6 +134,7 @@ _TEXT_RULES: _P = [
             r"\bclient host (?:\[[^\]]*\] )?(?:blocked|blacklisted)",
             r"\bip (?:address )?(?:source )?(?:\S+ )?(?:is )?(?:blocked|bloquee|bloquée|blacklisted|blocklisted)",
             r"\bblocked using\b",
+            r"\bunusual rate of unsolicited mail originating from your ip",
             r"\b(?:black|block|deny) ?list(?:ed)?\b",
             r"\bsmtp server of your (?:isp|provider|internet service provider)",
             r"\bspamhaus\b",
@@ -288,6 +289,8 @@ _TEXT_RULES: _P = [
             r"sender policy framework",
             r"authentication (?:checks? )?fail",
             r"\bunauthenticated (?:e-?)?mail\b",
+            r"\bmail is unauthenticated\b",
+            r"\bauthenticate with .{0,30}\b(?:spf|dkim)\b",
             r"\bsender (?:is )?not authenticated\b",
         ),
     ),
@@ -316,7 +319,6 @@ _TEXT_RULES: _P = [
             r"\breputation\b",
             r"\bsender score\b",
             r"\bsending volume\b",
-            r"\bunusual rate of unsolicited mail\b",
             r"\buser complaints\b",
             r"\bunexpected volume\b",
             r"\bip (?:address )?(?:has )?(?:a )?(?:poor|low|bad)\b",
@@ -362,7 +364,7 @@ _TEXT_RULES: _P = [
     (
         "toomanyconn",
         (
-            r"too many (?:simultaneous |concurrent |open )?connections",
+            r"too many (?:\w+ ){0,2}connections",
             r"connection (?:count |rate )?limit",
             r"too many (?:sessions|smtp sessions)",
             r"maximum (?:number of )?connections",
@@ -379,6 +381,7 @@ _TEXT_RULES: _P = [
             r"\bno longer (?:active|valid|in use|available)\b",
             r"\bhas been (?:disabled|deactivated|suspended|terminated)",
             r"\binactive\b",
+            r"\b(?:account|mailbox) .{0,40}\bis (?:disabled|deactivated|suspended)",
             r"\bcompte (?:inactif|desactive|bloque)",
         ),
     ),
@@ -404,7 +407,7 @@ _TEXT_RULES: _P = [
             r"\brecipient ?not ?found\b",
             r"\bnot listed in (?:domino directory|the directory|public name & address book)",
             r"\bthis user doesn't have a .* account",
-            r"\bthe email account that you tried to reach (?:does not exist|is disabled)",
+            r"\bthe email account that you tried to reach does not exist",
             r"\baddress (?:not|no longer) (?:found|valid|in use|available)",
             r"\bundeliverable address\b",
             r"\bisn't a valid recipient",
@@ -960,6 +963,8 @@ def _refine(reason: str, *, text: str, status: str, temporary: bool, gave_up: bo
     connect_refused = not temporary and _STAGE_CONNECT_RE.search(text)
     if reason in {"undefined", "networkerror", "systemerror", "securityerror"} and connect_refused:
         return "blocked"
+    if reason in {"userunknown", "suspend"} and subject == "1" and detail == "6":
+        return "hasmoved"
     if reason == "mesgtoobig" and subject == "2" and detail == "3":
         return "exceedlimit"
     if reason == "hostunknown" and temporary:
