@@ -23,7 +23,6 @@ _HTML_BREAK_RE = re.compile(r"(?i)<\s*(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>")
 _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 
 
-
 def parse_bytes(raw: bytes) -> Message:
     """Parse raw bytes into a Message (compat32: the most forgiving policy)."""
     raw = raw.replace(b"\r\n", b"\n")
