@@ -99,6 +99,8 @@ _TEXT_RULES: _P = [
             r"\bunknown sender\b",
             r"\binvalid sender\b",
             r"\bgroup you tried to contact\b",
+            # Google Groups refusing a post (non-member, no such group), in any language.
+            r"\bgroups\.google\.com/support\b",
         ),
     ),
     (
