@@ -468,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: Modules that add subcommands: each defines ``register(subparsers)``. Listed here, imported if present.
 PLUGIN_MODULES = (
     "relaygate.bounces.commands",
+    "relaygate.bounces.suppressions",
     "relaygate.events.commands",
     "relaygate.gateway.smtp_commands",
     "relaygate.relay.commands",

@@ -100,6 +100,9 @@ class Service:
                     clock=self.clock,
                     transport=make_transport(self.settings),
                     metrics=self.metrics,
+                    verp_secret=self.settings.secret_key()
+                    if self.settings.secret_key_file.exists()
+                    else None,
                 )
                 self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))

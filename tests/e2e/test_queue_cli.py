@@ -17,14 +17,30 @@ def test_queue_operations(tmp_path: Path) -> None:
     mids = []
     for domain in ("a.test", "a.test", "b.test"):
         mid = new_message_id()
-        store.admit_sync(NewMessage(id=mid, account_id=1, channel="http", from_addr="x@example.com", sender_domain="example.com",
-                                    subject="s", header_message_id="<x@y>", tags=(), body=b"x",
-                                    recipients=(NewRecipient(address=f"r@{domain}", kind="to"),)), limits=False)
+        store.admit_sync(
+            NewMessage(
+                id=mid,
+                account_id=1,
+                channel="http",
+                from_addr="x@example.com",
+                sender_domain="example.com",
+                subject="s",
+                header_message_id="<x@y>",
+                tags=(),
+                body=b"x",
+                recipients=(NewRecipient(address=f"r@{domain}", kind="to"),),
+            ),
+            limits=False,
+        )
         mids.append(mid)
     listed = rg.cli("queue", "list")
     assert [r["message_id"] for r in listed] == mids and {r["state"] for r in listed} == {"queued"}
     assert [r["address"] for r in rg.cli("queue", "list", "--domain", "b.test")] == ["r@b.test"]
-    assert rg.cli("queue", "hold", "--domain", "a.test") == {"action": "hold", "matched": 2, "changed": 2}
+    assert rg.cli("queue", "hold", "--domain", "a.test") == {
+        "action": "hold",
+        "matched": 2,
+        "changed": 2,
+    }
     assert len(rg.cli("queue", "list", "--state", "held")) == 2
     assert rg.cli("queue", "release", mids[0])["changed"] == 1
     assert rg.cli("queue", "delete", mids[1])["changed"] == 1

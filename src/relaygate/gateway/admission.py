@@ -175,7 +175,9 @@ class Admission:
             attachments=attachments,
             hostname=self.settings.hostname,
         )
-        recipients = self._recipients(to, cc, bcc)
+        recipients = self._recipients(
+            to, cc, bcc, self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
+        )
         limits = await self.store.admit(
             NewMessage(
                 id=msg_id,
@@ -207,7 +209,10 @@ class Admission:
 
     @staticmethod
     def _recipients(
-        to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]
+        to: Sequence[Mailbox],
+        cc: Sequence[Mailbox],
+        bcc: Sequence[Mailbox],
+        suppressed: Mapping[str, str],
     ) -> tuple[NewRecipient, ...]:
         seen: set[str] = set()
         out = []
@@ -217,7 +222,9 @@ class Admission:
                 if addr.lower() in seen:
                     continue
                 seen.add(addr.lower())
-                out.append(NewRecipient(address=addr, kind=kind))
+                out.append(
+                    NewRecipient(address=addr, kind=kind, suppressed=suppressed.get(addr.lower()))
+                )
         return tuple(out)
 
     @staticmethod

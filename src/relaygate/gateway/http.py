@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from relaygate.clock import iso
 from relaygate.errors import RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.openapi import openapi_document
@@ -131,6 +132,35 @@ class HttpApi:
             raise RequestError(404, "message not found")
         return JSONResponse(present_message(found))
 
+    async def list_suppressions(self, request: Request) -> Response:
+        key, account = self.authenticate(request)
+        check_key(key, account, "email:read")
+        limit_text = request.query_params.get("limit", "100")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            raise RequestError(400, "limit must be an integer from 1 to 1000")
+        after = request.query_params.get("cursor", "")
+        rows = self.store.list_suppressions(account.id, limit=int(limit_text), after=after)
+        items = [
+            {
+                "address": r["address"],
+                "reason": r["reason"],
+                "bounce_type": r["bounce_type"],
+                "source": r["source"],
+                "created_at": iso(r["created_at"]),
+            }
+            for r in rows
+        ]
+        cursor = items[-1]["address"] if len(items) == int(limit_text) else None
+        return JSONResponse({"data": items, "next_cursor": cursor})
+
+    async def delete_suppression(self, request: Request) -> Response:
+        key, account = self.authenticate(request)
+        check_key(key, account, "email:send")
+        address = request.path_params["address"].strip().lower()
+        if not self.store.unsuppress(account.id, address):
+            raise RequestError(404, f"{address} is not on the suppression list")
+        return JSONResponse({"address": address, "deleted": True})
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -152,6 +182,10 @@ class HttpApi:
         routes: list[BaseRoute] = [
             Route("/v1/send", guarded(self.send), methods=["POST"]),
             Route("/v1/messages/{id}", guarded(self.get_message), methods=["GET"]),
+            Route("/v1/suppressions", guarded(self.list_suppressions), methods=["GET"]),
+            Route(
+                "/v1/suppressions/{address}", guarded(self.delete_suppression), methods=["DELETE"]
+            ),
             Route("/healthz", guarded(self.healthz), methods=["GET"]),
             Route("/readyz", guarded(self.readyz), methods=["GET"]),
             Route("/openapi.json", guarded(self.openapi), methods=["GET"]),

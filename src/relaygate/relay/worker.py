@@ -17,6 +17,8 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 
+from relaygate.bounces import verp
+from relaygate.bounces.classify import classify, classify_expired
 from relaygate.clock import Clock
 from relaygate.metrics import Metrics
 from relaygate.relay.backoff import RetryPolicy
@@ -39,11 +41,13 @@ class DeliveryWorker:
         clock: Clock,
         transport: Transport,
         mail_from: Callable[[Claimed], str] | None = None,
+        verp_secret: bytes | None = None,
         prepare: BodyHook | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics
+        self.verp_secret = verp_secret
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -55,7 +59,7 @@ class DeliveryWorker:
             lifetime=settings.delivery.lifetime,
         )
         self.rng = rng or random.Random()
-        self._mail_from = mail_from or (lambda c: f"bounces@{settings.return_path_domain}")
+        self._mail_from = mail_from
         self._prepare = prepare
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
@@ -138,7 +142,7 @@ class DeliveryWorker:
                     message_id=first.message_id,
                     account_id=first.account_id,
                     domain=first.domain,
-                    mail_from=self._mail_from(first),
+                    mail_from=self.envelope_from(rcpts),
                     data=data,
                     recipients=tuple(rcpts),
                 )
@@ -174,6 +178,22 @@ class DeliveryWorker:
                         "response": o.response[:200],
                     },
                 )
+
+    def envelope_from(self, rcpts: list[Claimed]) -> str:
+        """The VERP return path: per recipient when the transaction has one, per message otherwise.
+
+        A multi-recipient transaction shares one MAIL FROM, so its token carries recipient id 0
+        and the DSN's Final-Recipient tells which recipient failed.
+        """
+        if self._mail_from is not None:
+            return self._mail_from(rcpts[0])
+        domain = self.settings.return_path_domain
+        if self.verp_secret is None:
+            return f"bounces@{domain}"
+        rid = rcpts[0].id if len(rcpts) == 1 else 0
+        return verp.encode(
+            message_id=rcpts[0].message_id, recipient_id=rid, secret=self.verp_secret, domain=domain
+        )
 
     def _count(self, outcomes: list[Outcome], lost: list[int]) -> None:
         assert self.metrics is not None
@@ -216,7 +236,12 @@ class DeliveryWorker:
                 recipient_id=c.id,
                 state="expired",
                 response=response,
-                data={**data, "bounce_type": "soft", "reason": "expired", "diagnostic": response},
+                data={
+                    **data,
+                    "bounce_type": classify_expired().bounce_type,
+                    "reason": classify_expired().reason,
+                    "diagnostic": response,
+                },
             )
         return Outcome(
             recipient_id=c.id, state="deferred", response=response, next_attempt_at=nxt, data=data
@@ -224,9 +249,10 @@ class DeliveryWorker:
 
     @staticmethod
     def _classify(res: RecipientResult) -> dict[str, str]:
-        hard = res.status.startswith("5.1.") or res.status in ("5.1.1", "5.1.10")
-        return {
-            "bounce_type": "hard" if hard else "soft",
-            "reason": "userunknown" if hard else "undefined",
-            "diagnostic": res.text,
-        }
+        c = classify(
+            smtp_code=res.code,
+            status=res.status or None,
+            diagnostic=res.text,
+            remote_mta=res.remote or None,
+        )
+        return {"bounce_type": c.bounce_type, "reason": c.reason, "diagnostic": res.text}

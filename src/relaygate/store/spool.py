@@ -178,6 +178,27 @@ def transition(
     return True
 
 
+def add_suppression(
+    c: sqlite3.Connection,
+    *,
+    account_id: int,
+    address: str,
+    reason: str,
+    source: str,
+    bounce_type: str,
+    event_id: int | None,
+    now: float,
+    expires_at: float | None = None,
+) -> None:
+    c.execute(
+        "INSERT INTO suppressions (account_id, address, reason, bounce_type, source, event_id, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, address) DO UPDATE SET reason = excluded.reason,"
+        " bounce_type = excluded.bounce_type, source = excluded.source, event_id = excluded.event_id,"
+        " created_at = excluded.created_at, expires_at = excluded.expires_at",
+        (account_id, address.lower(), reason, bounce_type, source, event_id, now, expires_at),
+    )
+
+
 class Store:
     """relaygate's durable state. One instance per process; thread-safe for reads."""
 
@@ -439,11 +460,7 @@ class Store:
         if account is None:
             raise RequestError(401, "unknown account")
         live = sum(1 for r in m.recipients if r.suppressed is None)
-        limits = (
-            self._consume(conn, account, len(m.recipients), now)
-            if check_limits
-            else _no_limits(account)
-        )
+        limits = self._consume(conn, account, live, now) if check_limits else _no_limits(account)
         conn.execute(
             "INSERT INTO messages (id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -511,7 +528,6 @@ class Store:
                     state_to=state.value,
                     data={"channel": m.channel},
                 )
-        del live
         return limits
 
     def _consume(
@@ -703,6 +719,20 @@ class Store:
             )
             if not ok:
                 lost.append(o.recipient_id)
+            elif dst is State.BOUNCED and o.data.get("bounce_type") == "hard":
+                row = conn.execute(
+                    "SELECT account_id, address FROM recipients WHERE id = ?", (o.recipient_id,)
+                ).fetchone()
+                add_suppression(
+                    conn,
+                    account_id=row[0],
+                    address=row[1],
+                    reason=str(o.data.get("reason", "undefined")),
+                    source="bounce",
+                    bounce_type="hard",
+                    event_id=None,
+                    now=now,
+                )
         return lost
 
     def release_dead_owners(self, is_dead: Callable[[str], bool]) -> int:
@@ -874,6 +904,73 @@ class Store:
             "SELECT MIN(queued_at) FROM recipients WHERE state IN ('queued', 'deferred', 'active')"
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
+
+    # -- suppression list ---------------------------------------------------------------------
+    def suppressed(self, account_id: int, addresses: Sequence[str]) -> dict[str, str]:
+        """The subset of ``addresses`` on the account's (unexpired) suppression list → reason."""
+        if not addresses:
+            return {}
+        lowered = [a.lower() for a in addresses]
+        marks = ",".join("?" * len(lowered))
+        rows = self._read(
+            f"SELECT address, reason FROM suppressions WHERE account_id = ? AND address IN ({marks})"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (account_id, *lowered, self.clock.now()),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def suppress(
+        self,
+        account_id: int,
+        address: str,
+        *,
+        reason: str,
+        source: str,
+        bounce_type: str = "hard",
+        event_id: int | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        now = self.clock.now()
+        self._write(
+            lambda c: add_suppression(
+                c,
+                account_id=account_id,
+                address=address,
+                reason=reason,
+                source=source,
+                bounce_type=bounce_type,
+                event_id=event_id,
+                now=now,
+                expires_at=expires_at,
+            )
+        )
+
+    def unsuppress(self, account_id: int, address: str) -> bool:
+        return bool(
+            self._write(
+                lambda c: (
+                    c.execute(
+                        "DELETE FROM suppressions WHERE account_id = ? AND address = ?",
+                        (account_id, address.lower()),
+                    ).rowcount
+                )
+            )
+        )
+
+    def list_suppressions(
+        self, account_id: int | None = None, *, limit: int = 1000, after: str = ""
+    ) -> list[dict[str, Any]]:
+        if account_id is None:
+            rows = self._read(
+                "SELECT * FROM suppressions WHERE address > ? ORDER BY account_id, address LIMIT ?",
+                (after, limit),
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM suppressions WHERE account_id = ? AND address > ? ORDER BY address LIMIT ?",
+                (account_id, after, limit),
+            )
+        return [dict(r) for r in rows]
 
     # -- queue operations (operator) -------------------------------------------------------
     def queue_list(
