@@ -7,6 +7,7 @@
     │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
     └── PermanentError         will not work if retried
         ├── RequestError       a client's input is wrong (carries an HTTP status and detail)
+        IdempotentReplay       (not a failure) a repeated Idempotency-Key: the original answer
         ├── IllegalTransition  a state change from a state that does not allow it
         └── DeliveryFailed     5xx, no route, null MX
 
@@ -53,6 +54,14 @@ class RequestError(PermanentError):
         self.detail = detail
         self.headers = dict(headers or {})
         super().__init__(detail)
+
+
+class IdempotentReplay(RelaygateError):
+    """An Idempotency-Key was seen before with the same request: answer with the original message id."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(message_id)
 
 
 class IllegalTransition(PermanentError):

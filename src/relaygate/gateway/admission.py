@@ -103,7 +103,14 @@ class Admission:
         self.on_commit: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
 
-    async def send(self, key: ApiKey, account: Account, body: Any) -> Accepted:
+    async def send(
+        self,
+        key: ApiKey,
+        account: Account,
+        body: Any,
+        *,
+        idempotency: tuple[str, str] | None = None,
+    ) -> Accepted:
         """POST /v1/send after authentication: validate, compose, commit."""
         check_key(key, account, "email:send")
         if not isinstance(body, dict):
@@ -190,6 +197,7 @@ class Admission:
                 tags=tuple(tags),
                 body=raw,
                 recipients=recipients,
+                idempotency=idempotency,
             )
         )
         if self.on_commit is not None:

@@ -8,9 +8,13 @@ never the exception's text.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from relaygate.clock import iso
-from relaygate.errors import RequestError, StoreUnavailable
+from relaygate.errors import IdempotentReplay, RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.openapi import openapi_document
 from relaygate.metrics import Metrics
@@ -30,6 +34,16 @@ from relaygate.store.spool import Store, limit_headers
 log = logging.getLogger("relaygate.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
+MESSAGE_STATES = (
+    "queued",
+    "deferred",
+    "delivered",
+    "bounced",
+    "complained",
+    "suppressed",
+    "expired",
+    "held",
+)
 
 
 def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -114,8 +128,23 @@ class HttpApi:
         try:
             check_key(key, account, "email:send")
             raw = await read_body(request, self.max_request_bytes)
+            idem_key = request.headers.get("idempotency-key")
+            idempotency = None
+            if idem_key is not None:
+                if not 1 <= len(idem_key) <= 255 or not idem_key.isprintable():
+                    raise RequestError(400, "Idempotency-Key must be 1-255 printable characters")
+                idempotency = (idem_key, hashlib.sha256(raw).hexdigest())
             body = parse_json(raw)
-            accepted = await self.admission.send(key, account, body)
+            try:
+                accepted = await self.admission.send(key, account, body, idempotency=idempotency)
+            except IdempotentReplay as replay:
+                return JSONResponse(
+                    {"id": replay.message_id, "status": "queued"},
+                    headers={
+                        **limit_headers(self.store.current_limits(account)),
+                        "Idempotent-Replayed": "true",
+                    },
+                )
         except RequestError as exc:
             if exc.status != 429:
                 exc.headers = {**limit_headers(self.store.current_limits(account)), **exc.headers}
@@ -131,6 +160,66 @@ class HttpApi:
         if found is None:
             raise RequestError(404, "message not found")
         return JSONResponse(present_message(found))
+
+    async def list_messages(self, request: Request) -> Response:
+        from relaygate.store.states import message_state
+
+        key, account = self.authenticate(request)
+        check_key(key, account, "email:read")
+        q = request.query_params
+        limit_text = q.get("limit", "50")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 200:
+            raise RequestError(400, "limit must be an integer from 1 to 200")
+        status = q.get("status") or None
+        if status is not None and status not in MESSAGE_STATES:
+            raise RequestError(400, f"status must be one of {', '.join(MESSAGE_STATES)}")
+        since = None
+        if q.get("since"):
+            try:
+                since = datetime.fromisoformat(q["since"].replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise RequestError(
+                    400, "since must be an ISO 8601 timestamp, e.g. 2026-05-19T13:42:11Z"
+                ) from None
+        before = None
+        if q.get("cursor"):
+            try:
+                created, _, mid = (
+                    base64.urlsafe_b64decode(q["cursor"] + "==").decode().partition("|")
+                )
+                before = (float(created), mid)
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                raise RequestError(400, "cursor is not valid") from None
+        limit = int(limit_text)
+        rows = self.store.list_messages(
+            account.id,
+            tag=q.get("tag") or None,
+            status=status,
+            recipient=q.get("recipient") or None,
+            since=since,
+            limit=limit,
+            before=before,
+        )
+        items = [
+            {
+                "id": r["id"],
+                "from": r["from"],
+                "subject": r["subject"],
+                "tags": r["tags"],
+                "created_at": iso(r["created_at"]),
+                "status": message_state(r["states"]),
+            }
+            for r in rows
+        ]
+        cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            cursor = (
+                base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode())
+                .decode()
+                .rstrip("=")
+            )
+        return JSONResponse({"data": items, "next_cursor": cursor})
 
     async def list_suppressions(self, request: Request) -> Response:
         key, account = self.authenticate(request)
@@ -181,6 +270,7 @@ class HttpApi:
     def app(self) -> Starlette:
         routes: list[BaseRoute] = [
             Route("/v1/send", guarded(self.send), methods=["POST"]),
+            Route("/v1/messages", guarded(self.list_messages), methods=["GET"]),
             Route("/v1/messages/{id}", guarded(self.get_message), methods=["GET"]),
             Route("/v1/suppressions", guarded(self.list_suppressions), methods=["GET"]),
             Route(

@@ -60,6 +60,7 @@ class NewMessage:
     tags: tuple[str, ...]
     body: bytes
     recipients: tuple[NewRecipient, ...]
+    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the request body)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from relaygate.clock import Clock, SystemClock, utc_day
-from relaygate.errors import IllegalTransition, RequestError
+from relaygate.errors import IdempotentReplay, IllegalTransition, RequestError
 from relaygate.store import db
 from relaygate.store.models import (
     Account,
@@ -40,6 +40,7 @@ from relaygate.store.writer import GroupWriter
 PLANS = ("free", "trial", "paid")
 SCOPES = ("email:send", "email:read")
 T = TypeVar("T")
+IDEMPOTENCY_WINDOW = 86400.0
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -459,6 +460,22 @@ class Store:
         account = conn.execute("SELECT * FROM accounts WHERE id = ?", (m.account_id,)).fetchone()
         if account is None:
             raise RequestError(401, "unknown account")
+        if m.idempotency is not None:
+            key, digest = m.idempotency
+            seen = conn.execute(
+                "SELECT message_id, request_hash FROM idempotency WHERE account_id = ? AND key = ? AND created_at > ?",
+                (m.account_id, key, now - IDEMPOTENCY_WINDOW),
+            ).fetchone()
+            if seen is not None:
+                if hmac.compare_digest(seen["request_hash"], digest):
+                    raise IdempotentReplay(seen["message_id"])
+                raise RequestError(
+                    409, "Idempotency-Key was already used with a different request body"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (account_id, key, request_hash, message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                (m.account_id, key, digest, m.id, now),
+            )
         live = sum(1 for r in m.recipients if r.suppressed is None)
         limits = self._consume(conn, account, live, now) if check_limits else _no_limits(account)
         conn.execute(
@@ -878,6 +895,67 @@ class Store:
             ],
             "events": events,
         }
+
+    def list_messages(
+        self,
+        account_id: int,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first. ``before`` is the (created_at, id) of the last item of the previous page."""
+        where: list[str] = ["m.account_id = ?"]
+        params: list[Any] = [account_id]
+        if tag:
+            where.append(
+                "EXISTS (SELECT 1 FROM message_tags t WHERE t.message_id = m.id AND t.tag = ?)"
+            )
+            params.append(tag)
+        if status:
+            wanted = ("queued", "active") if status == "queued" else (status,)
+            marks = ",".join("?" * len(wanted))
+            where.append(
+                f"EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ({marks}))"
+            )
+            params.extend(wanted)
+        if recipient:
+            where.append(
+                "EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.address = ? COLLATE NOCASE)"
+            )
+            params.append(recipient)
+        if since is not None:
+            where.append("m.created_at >= ?")
+            params.append(since)
+        if before is not None:
+            where.append("(m.created_at < ? OR (m.created_at = ? AND m.id < ?))")
+            params.extend([before[0], before[0], before[1]])
+        rows = self._read(
+            f"SELECT m.* FROM messages m WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+            (*params, limit),
+        )
+        out = []
+        for m in rows:
+            states = [
+                r[0]
+                for r in self._read(
+                    "SELECT state FROM recipients WHERE message_id = ? ORDER BY id", (m["id"],)
+                )
+            ]
+            out.append(
+                {
+                    "id": m["id"],
+                    "from": m["from_addr"],
+                    "subject": m["subject"],
+                    "tags": json.loads(m["tags"]),
+                    "created_at": m["created_at"],
+                    "states": states,
+                }
+            )
+        return out
 
     def recipients_of(self, message_id: str) -> list[sqlite3.Row]:
         return self._read(

@@ -309,3 +309,85 @@ async def test_fuzzed_bodies_never_500_and_4xx_queue_nothing(
     assert isinstance(r.json()["detail" if r.status_code != 200 else "id"], str)
     if r.status_code != 200:
         assert queued(store) == before
+
+
+async def test_idempotency_key(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any], clock: FakeClock
+) -> None:
+    headers = {
+        "X-API-Key": sender["secret"],
+        "Idempotency-Key": "order-42",
+        "Content-Type": "application/json",
+    }
+    raw = json.dumps(body()).encode()
+    first = await client.post("/v1/send", headers=headers, content=raw)
+    again = await client.post("/v1/send", headers=headers, content=raw)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert queued(store) == 1
+    other = await client.post(
+        "/v1/send", headers=headers, content=json.dumps(body(subject="different")).encode()
+    )
+    assert other.status_code == 409 and "different request body" in other.json()["detail"]
+    assert queued(store) == 1
+    clock.advance(86400 + 1)  # after 24 h the key may be reused
+    later = await client.post("/v1/send", headers=headers, content=raw)
+    assert later.status_code == 200 and later.json()["id"] != first.json()["id"]
+    assert queued(store) == 2
+
+
+async def test_list_messages_filters_and_cursor(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any], clock: FakeClock
+) -> None:
+    headers = {"X-API-Key": sender["secret"]}
+    ids = []
+    for i in range(5):
+        clock.advance(1)
+        r = await client.post(
+            "/v1/send",
+            headers=headers,
+            json=body(tags=["even" if i % 2 == 0 else "odd"], to=[f"r{i}@dest.test"]),
+        )
+        ids.append(r.json()["id"])
+    page1 = (await client.get("/v1/messages", headers=headers, params={"limit": 2})).json()
+    assert [m["id"] for m in page1["data"]] == ids[::-1][:2]
+    page2 = (
+        await client.get(
+            "/v1/messages", headers=headers, params={"limit": 2, "cursor": page1["next_cursor"]}
+        )
+    ).json()
+    page3 = (
+        await client.get(
+            "/v1/messages", headers=headers, params={"limit": 2, "cursor": page2["next_cursor"]}
+        )
+    ).json()
+    assert [m["id"] for m in page2["data"] + page3["data"]] == ids[::-1][2:]
+    assert page3["next_cursor"] is None
+    evens = (await client.get("/v1/messages", headers=headers, params={"tag": "even"})).json()[
+        "data"
+    ]
+    assert [m["id"] for m in evens] == [ids[4], ids[2], ids[0]]
+    by_rcpt = (
+        await client.get("/v1/messages", headers=headers, params={"recipient": "R3@dest.test"})
+    ).json()["data"]
+    assert [m["id"] for m in by_rcpt] == [ids[3]]
+    assert (
+        await client.get("/v1/messages", headers=headers, params={"status": "delivered"})
+    ).json()["data"] == []
+    assert (
+        len(
+            (await client.get("/v1/messages", headers=headers, params={"status": "queued"})).json()[
+                "data"
+            ]
+        )
+        == 5
+    )
+    assert (
+        await client.get("/v1/messages", headers=headers, params={"status": "nope"})
+    ).status_code == 400
+    assert (
+        await client.get("/v1/messages", headers=headers, params={"cursor": "%%%"})
+    ).status_code == 400
+    assert (
+        await client.get("/v1/messages", headers=headers, params={"since": "yesterday"})
+    ).status_code == 400
