@@ -56,6 +56,7 @@ class RelaygateProcess:
         *,
         roles: list[str] | None = None,
         hostname: str = "relay.test",
+        top_extra: dict[str, Any] | None = None,
         **sections: dict[str, Any],
     ) -> None:
         self.directory = Path(directory)
@@ -72,7 +73,7 @@ class RelaygateProcess:
         if not self.config.exists():
             write_config(
                 self.config,
-                top={"state_dir": str(self.state_dir), "hostname": hostname, "log_json": True},
+                top={"state_dir": str(self.state_dir), "hostname": hostname, "log_json": True, **(top_extra or {})},
                 **merged,
             )
         self.roles = roles or []

@@ -1,0 +1,78 @@
+"""A small HTTP/1.1 keep-alive load generator on raw asyncio sockets (shared by the benches).
+
+Closed loop (``concurrency`` connections, each sending the next request when the answer came)
+or open loop (``rate`` requests per second spread over the connections). Latency is measured
+per request from write to the end of the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def run_load(host: str, port: int, make_request: Callable[[int], bytes], *, seconds: float, concurrency: int,
+                   rate: float | None = None, warmup: float = 1.0) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    deadline = measure_from + seconds
+
+    async def conn_loop(index: int) -> None:
+        nonlocal counter
+        reader, writer = await asyncio.open_connection(host, port)
+        next_at = time.perf_counter()
+        interval = concurrency / rate if rate else 0.0
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= deadline:
+                    return
+                if rate:
+                    if now < next_at:
+                        await asyncio.sleep(next_at - now)
+                    next_at += interval
+                counter += 1
+                raw = make_request(counter)
+                t0 = time.perf_counter()
+                status = await _request(reader, writer, raw)
+                t1 = time.perf_counter()
+                if t0 >= measure_from:
+                    latencies.append(t1 - t0)
+                    statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(conn_loop(i) for i in range(concurrency)))
+    ok = statuses.get(200, 0)
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else 0.0
+
+    return {"requests": len(lat), "ok": ok, "non_2xx": len(lat) - ok, "req_per_s": round(ok / seconds, 1),
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(lat[-1] * 1000, 2) if lat else 0.0,
+            "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else 0.0}
