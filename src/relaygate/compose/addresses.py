@@ -17,7 +17,9 @@ Deliberately stricter than RFC 5322, because every address here ends up in an SM
 * the whole address is at most 254 octets (in its A-label form);
 * no comments, no groups, no obsolete syntax, no control characters anywhere;
 * the display name may be any Unicode text without control characters (at most 256
-  characters); unquoted it may not contain ``<>@,;:"[]()\\``, quoted it may contain anything
+  characters); its whitespace is normalised (runs of whitespace, including tabs and no-break
+  spaces, become one space; leading and trailing whitespace is dropped), which is how RFC 5322
+  readers treat a phrase anyway; unquoted it may not contain ``<>@,;:"[]()\\``, quoted it may contain anything
   (``\\"`` and ``\\\\`` are unescaped).
 """
 
@@ -92,7 +94,7 @@ def _check_characters(value: str, what: str) -> None:
         if ch in "\r\n":
             raise AddressError(f"{what} contains a line break")
         cat = unicodedata.category(ch)
-        if cat == "Cc":
+        if cat == "Cc" and ch != "\t":
             raise AddressError(f"{what} contains the control character U+{ord(ch):04X}")
         if cat in ("Cs", "Zl", "Zp"):
             raise AddressError(f"{what} contains the invalid character U+{ord(ch):04X}")
@@ -205,12 +207,13 @@ def _parse_display_name(raw: str, original: str) -> str:
     if not raw:
         return ""
     if raw.startswith('"'):
-        name, rest = _unquote_name(raw, original)
+        quoted, rest = _unquote_name(raw, original)
         if rest.strip(" \t"):
             raise AddressError(
                 f"unexpected text {_shown(rest.strip())} after the quoted display name "
                 f"in {_shown(original)}"
             )
+        name = " ".join(quoted.split())
     else:
         bad = sorted(set(raw) & _UNQUOTED_NAME_FORBIDDEN)
         if bad:

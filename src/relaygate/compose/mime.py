@@ -92,6 +92,7 @@ _FTEXT_RE = re.compile(r"[!-9;-~]+\Z")
 _ATOM_PHRASE_RE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z"
 )
+_ATOM_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\Z")
 _PRINTABLE_ASCII_RE = re.compile(r"[ -~]*\Z")
 _MESSAGE_ID_RE = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>\Z")
 _NEEDS_QP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|[ \t]\n|(?:^|\n)From ")
@@ -238,7 +239,7 @@ def _clean_filename(filename: str) -> str:
                 f"U+{ord(ch):04X}"
             )
     # Directory components are dropped: "C:\\Users\\me\\report.pdf" is sent as "report.pdf".
-    base = re.split(r"[/\\]", filename)[-1].strip(" \t")
+    base = re.split(r"[/\\]", filename)[-1].strip()
     if base in ("", ".", ".."):
         raise AttachmentError(f"attachment filename {_shown(filename)} has no file name")
     if len(base) > MAX_FILENAME_CHARS:
@@ -376,7 +377,6 @@ def _is_plain_unstructured(value: str) -> bool:
         and "=?" not in value
         and "  " not in value
         and value == value.strip(" ")
-        and all(len(w) < _MAX_LINE - 2 for w in value.split(" "))
     )
 
 
@@ -387,7 +387,10 @@ def _unstructured(name: str, value: str) -> str:
     if _is_plain_unstructured(value):
         if len(name) + 2 + len(value) <= _FOLD_AT:
             return f"{name}: {value}\r\n"
-        return _fold_tokens(name, value.split(" "))
+        words = value.split(" ")
+        # Plain only if folding at its spaces keeps every line within 78 columns.
+        if len(name) + 2 + len(words[0]) <= _FOLD_AT and max(map(len, words)) < _FOLD_AT:
+            return _fold_tokens(name, words)
     return _fold_tokens(name, _encoded_words(value, _FOLD_AT - len(name) - 2))
 
 
@@ -420,7 +423,7 @@ def _quoted(text: str) -> str:
 
 def _mailbox_tokens(box: Mailbox) -> list[str]:
     addr = box.ascii_addr_spec
-    name = box.display_name
+    name = " ".join(box.display_name.split())  # readers collapse phrase whitespace anyway
     if not name:
         return [addr]
     angle = f"<{addr}>"
@@ -430,7 +433,22 @@ def _mailbox_tokens(box: Mailbox) -> list[str]:
         q = _quoted(name)
         if len(q) <= _EW_MAX:
             return [q, angle]
-    return [*_encoded_words(name, _EW_MAX), angle]
+    # Plain atoms stay plain; each run of other words becomes encoded-words. Keeping atoms
+    # between runs means adjacent encoded-words (whose separating space RFC 2047 readers drop
+    # but Python's phrase parser keeps) only occur inside a run longer than one word.
+    tokens: list[str] = []
+    run: list[str] = []
+    for word in name.split(" "):
+        if _ATOM_RE.match(word) and "=?" not in word:
+            if run:
+                tokens.extend(_encoded_words(" ".join(run), _EW_MAX))
+                run = []
+            tokens.append(word)
+        else:
+            run.append(word)
+    if run:
+        tokens.extend(_encoded_words(" ".join(run), _EW_MAX))
+    return [*tokens, angle]
 
 
 def _address_header(name: str, boxes: Sequence[Mailbox]) -> str:
@@ -534,7 +552,13 @@ def _rfc2231_param(pname: str, value: str, prefix: str) -> list[str]:
 
 def _attachment_part(att: Attachment) -> tuple[bytes, bytes]:
     fname = att.filename
-    simple = _PRINTABLE_ASCII_RE.match(fname) is not None and "=?" not in fname
+    simple = (
+        _PRINTABLE_ASCII_RE.match(fname) is not None
+        and "=?" not in fname
+        and '"' not in fname
+        and "\\" not in fname
+        and len(fname) < 200
+    )
     disp_simple = f"Content-Disposition: attachment; filename={_quoted(fname)}"
     if simple and len(disp_simple) <= _FOLD_AT:
         disposition = disp_simple + "\r\n"
