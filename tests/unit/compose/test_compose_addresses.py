@@ -91,7 +91,7 @@ def test_domain_of_lowercases() -> None:
         domain_of("not-an-address")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=120))
 def test_fuzz_only_address_error(value: str) -> None:
     try:

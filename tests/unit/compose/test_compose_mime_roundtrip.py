@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email
-import os
 import email.policy
+import os
 import re
 from email.header import decode_header, make_header
 from email.message import EmailMessage
