@@ -8,7 +8,6 @@ unless every check passed.
 
 from __future__ import annotations
 
-import binascii
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ from relaygate.compose.mime import (
     AttachmentError,
     HeaderError,
     build_message,
+    decode_attachment,
     validate_headers,
 )
+from relaygate.compose.templates import Template, TemplateError, render, system_catalog
 from relaygate.errors import RequestError
 from relaygate.metrics import Metrics
 from relaygate.settings import Settings
@@ -141,47 +142,39 @@ class Admission:
                 reply_to = parse_mailbox(reply_raw)
             except AddressError as exc:
                 raise RequestError(400, f"reply_to: {exc}") from None
-        subject = _string(body, "subject")
-        html = _string(body, "html")
-        text = _string(body, "text")
-        template = _string(body, "template")
-        if template is not None:
-            raise RequestError(404, f"template {template!r} not found")
-        if not subject:
-            raise RequestError(400, "subject is required unless a template is used")
-        if not html and not text:
-            raise RequestError(400, "html or text is required unless a template is used")
+        subject, html, text = self._content(account, body)
         headers_raw = body.get("headers") or {}
         if not isinstance(headers_raw, dict):
             raise RequestError(400, "headers must be an object of string values")
         try:
             headers = validate_headers(headers_raw)
         except HeaderError as exc:
-            raise RequestError(400, f"headers: {exc}") from None
+            raise RequestError(400, f"headers: {exc.detail}") from None
         tags = self._tags(body.get("tags"))
         attachments = self._attachments(body.get("attachments"))
-        if "\r" in subject or "\n" in subject:
-            raise RequestError(400, "subject must not contain line breaks")
         if not self.store.sender_allowed(account.id, sender.addr_spec):
             raise RequestError(
                 403, f"from_email {sender.addr_spec} is not a verified identity of this account"
             )
         msg_id = new_message_id()
         header_id = f"<{msg_id}@{self.settings.hostname}>"
-        raw = build_message(
-            message_id=header_id,
-            date=self.clock.now(),
-            from_=sender,
-            to=to,
-            cc=cc,
-            reply_to=reply_to,
-            subject=subject,
-            text=text or None,
-            html=html or None,
-            headers=headers,
-            attachments=attachments,
-            hostname=self.settings.hostname,
-        )
+        try:
+            raw = build_message(
+                message_id=header_id,
+                date=self.clock.now(),
+                from_=sender,
+                to=to,
+                cc=cc,
+                reply_to=reply_to,
+                subject=subject,
+                text=text or None,
+                html=html or None,
+                headers=headers,
+                attachments=attachments,
+                hostname=self.settings.hostname,
+            )
+        except (HeaderError, AttachmentError) as exc:
+            raise RequestError(400, exc.detail) from None
         recipients = self._recipients(
             to, cc, bcc, self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
         )
@@ -260,26 +253,53 @@ class Admission:
         for i, item in enumerate(value):
             if not isinstance(item, dict):
                 raise RequestError(400, f"attachments[{i}] must be an object")
-            filename = item.get("filename")
-            content = item.get("content_base64")
-            ctype = item.get("content_type") or "application/octet-stream"
-            if (
-                not isinstance(filename, str)
-                or not filename
-                or not isinstance(content, str)
-                or not isinstance(ctype, str)
-            ):
+            filename, content = item.get("filename"), item.get("content_base64")
+            ctype = item.get("content_type")
+            if not isinstance(filename, str) or not isinstance(content, str):
                 raise RequestError(
-                    400, f"attachments[{i}] needs filename, content_base64 and content_type strings"
+                    400, f"attachments[{i}] needs filename and content_base64 strings"
                 )
+            if ctype is not None and not isinstance(ctype, str):
+                raise RequestError(400, f"attachments[{i}].content_type must be a string")
             try:
-                data = binascii.a2b_base64(content.encode("ascii"), strict_mode=True)
-            except (binascii.Error, UnicodeEncodeError, ValueError):
-                raise RequestError(
-                    400, f"attachments[{i}].content_base64 is not valid base64"
-                ) from None
-            try:
-                out.append(Attachment(filename=filename, content=data, content_type=ctype))
+                out.append(decode_attachment(filename, content, ctype))
             except AttachmentError as exc:
-                raise RequestError(400, f"attachments[{i}]: {exc}") from None
+                raise RequestError(400, f"attachments[{i}]: {exc.detail}") from None
         return out
+
+    def _content(
+        self, account: Account, body: Mapping[str, Any]
+    ) -> tuple[str, str | None, str | None]:
+        """Subject, html and text: inline, or rendered from the account's or the system's template."""
+        subject = _string(body, "subject")
+        html = _string(body, "html")
+        text = _string(body, "text")
+        slug = _string(body, "template")
+        variables = body.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            raise RequestError(400, "variables must be an object")
+        if slug is None:
+            if variables is not None:
+                raise RequestError(400, "variables are only used with a template")
+            if not subject:
+                raise RequestError(400, "subject is required unless a template is used")
+            if not html and not text:
+                raise RequestError(400, "html or text is required unless a template is used")
+            if "\r" in subject or "\n" in subject:
+                raise RequestError(400, "subject must not contain line breaks")
+            return subject, html or None, text or None
+        template = self.store.get_template(account.id, slug) or system_catalog().get(slug)
+        if template is None:
+            raise RequestError(
+                404,
+                f"template {slug!r} not found (neither the account's own nor a system template)",
+            )
+        if subject:
+            template = Template(
+                slug=template.slug, subject=subject, html=template.html, text=template.text
+            )
+        try:
+            rendered = render(template, variables or {})
+        except TemplateError as exc:
+            raise RequestError(400, f"template {slug!r}: {exc.detail}") from None
+        return rendered.subject, rendered.html or None, rendered.text or None

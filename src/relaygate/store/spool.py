@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from relaygate.clock import Clock, SystemClock, utc_day
+from relaygate.compose.templates import Template
 from relaygate.errors import IdempotentReplay, IllegalTransition, RequestError
 from relaygate.store import db
 from relaygate.store.models import (
@@ -982,6 +983,57 @@ class Store:
             "SELECT MIN(queued_at) FROM recipients WHERE state IN ('queued', 'deferred', 'active')"
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
+
+    # -- account templates ----------------------------------------------------------------
+    def get_template(self, account_id: int, slug: str) -> Template | None:
+        rows = self._read(
+            "SELECT * FROM templates WHERE account_id = ? AND slug = ?", (account_id, slug)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Template(slug=r["slug"], subject=r["subject"], html=r["html"], text=r["text"])
+
+    def list_templates(self, account_id: int) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT slug, source, created_at, updated_at FROM templates WHERE account_id = ? ORDER BY slug",
+            (account_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def save_template(
+        self, account_id: int, template: Template, *, source: str = "created"
+    ) -> None:
+        now = self.clock.now()
+        self._write(
+            lambda c: c.execute(
+                "INSERT INTO templates (account_id, slug, subject, html, text, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (account_id, slug) DO UPDATE SET subject = excluded.subject, html = excluded.html, text = excluded.text,"
+                " source = excluded.source, updated_at = excluded.updated_at",
+                (
+                    account_id,
+                    template.slug,
+                    template.subject,
+                    template.html,
+                    template.text,
+                    source,
+                    now,
+                    now,
+                ),
+            )
+        )
+
+    def delete_template(self, account_id: int, slug: str) -> bool:
+        return bool(
+            self._write(
+                lambda c: (
+                    c.execute(
+                        "DELETE FROM templates WHERE account_id = ? AND slug = ?",
+                        (account_id, slug),
+                    ).rowcount
+                )
+            )
+        )
 
     # -- suppression list ---------------------------------------------------------------------
     def suppressed(self, account_id: int, addresses: Sequence[str]) -> dict[str, str]:

@@ -73,7 +73,12 @@ class RelaygateProcess:
         if not self.config.exists():
             write_config(
                 self.config,
-                top={"state_dir": str(self.state_dir), "hostname": hostname, "log_json": True, **(top_extra or {})},
+                top={
+                    "state_dir": str(self.state_dir),
+                    "hostname": hostname,
+                    "log_json": True,
+                    **(top_extra or {}),
+                },
                 **merged,
             )
         self.roles = roles or []

@@ -119,7 +119,7 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("missing subject", body(subject=None), 400, "subject is required"),
     ("missing body", body(html=None, text=None), 400, "html or text is required"),
     ("owned header", body(headers={"From": "x@evil.test"}), 400, "set by relaygate"),
-    ("crlf header", body(headers={"X-Thing": "a\r\nBcc: x@evil.test"}), 400, "CR or LF"),
+    ("crlf header", body(headers={"X-Thing": "a\r\nBcc: x@evil.test"}), 400, "line break"),
     (
         "bad base64",
         body(
@@ -391,3 +391,111 @@ async def test_list_messages_filters_and_cursor(
     assert (
         await client.get("/v1/messages", headers=headers, params={"since": "yesterday"})
     ).status_code == 400
+
+
+async def test_reference_template_example_verbatim(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    # The reference's second curl, with only the URL, key and sender domain swapped.
+    raw = b"""{
+"from_email": "you@example.com",
+"to": [
+"recipient@example.com"
+],
+"template": "welcome",
+"variables": {
+"user": {
+"first_name": "Alex"
+}
+}
+}"""
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"], "Content-Type": "application/json"},
+        content=raw,
+    )
+    assert r.status_code == 200, r.text
+    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    html = next(p for p in parsed.walk() if p.get_content_type() == "text/html").get_content()
+    text = next(p for p in parsed.walk() if p.get_content_type() == "text/plain").get_content()
+    assert parsed["Subject"] == "Welcome, Alex!"
+    assert "Alex" in html and "{{" not in html
+    assert "Alex" in text and "{{" not in text
+
+
+async def test_account_template_shadows_system_and_escapes_html(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    from relaygate.compose.templates import Template
+
+    store.save_template(
+        sender["account"].id,
+        Template(slug="welcome", subject="Hi {{ name }}", html="<p>{{ name }}</p>", text=""),
+    )
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"]},
+        json={
+            "from_email": "you@example.com",
+            "to": ["r@dest.test"],
+            "template": "welcome",
+            "variables": {"name": "<script>x</script>"},
+        },
+    )
+    assert r.status_code == 200, r.text
+    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    assert parsed["Subject"] == "Hi <script>x</script>"  # the subject is not HTML
+    html = next(p for p in parsed.walk() if p.get_content_type() == "text/html").get_content()
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    text = next(p for p in parsed.walk() if p.get_content_type() == "text/plain").get_content()
+    assert "<script>x</script>" in text  # derived from the HTML when the template has no text part
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{% for i in range(10**9) %}x{% endfor %}",
+        "{{ 'x' * 100000000 }}",
+    ],
+)
+async def test_ssti_in_subject_is_refused_and_queues_nothing(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any], payload: str
+) -> None:
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"]},
+        json={
+            "from_email": "you@example.com",
+            "to": ["r@dest.test"],
+            "template": "welcome",
+            "subject": payload,
+            "variables": {"user": {"first_name": "A"}},
+        },
+    )
+    assert r.status_code == 400 and r.json()["detail"].startswith("template 'welcome':")
+    assert "Traceback" not in r.text
+    assert queued(store) == 0
+
+
+async def test_undefined_variable_is_a_400_naming_it(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    from relaygate.compose.templates import Template
+
+    store.save_template(
+        sender["account"].id,
+        Template(slug="t1", subject="Order {{ order.id }}", html="<p>x</p>", text="x"),
+    )
+    r = await client.post(
+        "/v1/send",
+        headers={"X-API-Key": sender["secret"]},
+        json={
+            "from_email": "you@example.com",
+            "to": ["r@dest.test"],
+            "template": "t1",
+            "variables": {},
+        },
+    )
+    assert r.status_code == 400 and "order" in r.json()["detail"]
