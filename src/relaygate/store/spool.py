@@ -375,7 +375,9 @@ class Store:
             return None
         digest = hash_secret(secret)
         rows = self._read(
-            "SELECT k.*, a.id AS a_id FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = ?",
+            "SELECT k.id, k.account_id, k.name, k.scopes, k.secret_hash, k.hint, k.created_at, k.revoked_at,"
+            " a.name AS a_name, a.plan, a.daily_quota, a.rate_limit, a.track_opens, a.track_clicks, a.created_at AS a_created"
+            " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = ?",
             (digest,),
         )
         if (
@@ -384,9 +386,18 @@ class Store:
             or rows[0]["revoked_at"] is not None
         ):
             return None
-        key = _row_key(rows[0])
-        account = self.get_account(key.account_id)
-        return (key, account) if account is not None else None
+        r = rows[0]
+        account = Account(
+            id=r["account_id"],
+            name=r["a_name"],
+            plan=r["plan"],
+            daily_quota=r["daily_quota"],
+            rate_limit=r["rate_limit"],
+            track_opens=bool(r["track_opens"]),
+            track_clicks=bool(r["track_clicks"]),
+            created_at=r["a_created"],
+        )
+        return _row_key(r), account
 
     # -- identities -------------------------------------------------------------------------
     def add_identity(self, account_id: int, value: str, *, verified: bool = False) -> Identity:
