@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from relaygate.clock import Clock, SystemClock
+from relaygate.events.dispatcher import WebhookDispatcher, make_resolver
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.relay.capture import CaptureTransport
@@ -74,6 +75,7 @@ class Service:
         self.stop_event = asyncio.Event()
         self.ready_info: dict[str, Any] = {}
         self.worker: DeliveryWorker | None = None
+        self.dispatcher: WebhookDispatcher | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -94,6 +96,12 @@ class Service:
                 )
                 self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
+            if "webhooks" in self.roles:
+                self.dispatcher = WebhookDispatcher(
+                    self.store, self.settings, self.clock, make_resolver(self.settings)
+                )
+                self.dispatcher.recover()
+                tasks.append(asyncio.create_task(self.dispatcher.run(), name="webhooks"))
             if "http" in self.roles:
                 admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
                 if self.worker is not None:
@@ -130,6 +138,8 @@ class Service:
                 server.should_exit = True
             if self.worker is not None:
                 await self.worker.stop()
+            if self.dispatcher is not None:
+                await self.dispatcher.stop()
             if tasks:
                 await asyncio.wait(tasks, timeout=30)
             for t in tasks:
