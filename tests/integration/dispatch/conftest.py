@@ -49,7 +49,7 @@ class Hit:
 
 @dataclass
 class Receiver:
-    """HTTP/1.1 on 127.0.0.1. Path /ok → 200, /fail → 500, /hang → never answers,
+    """HTTP/1.1 on 127.0.0.1. Path /ok → 200, /fail → 500, /hang → never answers (until the client closes),
     /slow → 200 after ``slow_seconds``. ``hits`` records every complete request."""
 
     port: int = 0
@@ -57,6 +57,7 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     open_now: int = 0
     max_open: dict[str, int] = field(default_factory=dict)
+    log: list[tuple[float, str, int]] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _open_by_path: dict[str, int] = field(default_factory=dict)
@@ -95,10 +96,15 @@ class Receiver:
                     headers[k.strip().lower()] = v.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self._open_by_path[path] = self._open_by_path.get(path, 0) + 1
+            self.log.append((time.monotonic(), path, self._open_by_path[path]))
             self.max_open[path] = max(self.max_open.get(path, 0), self._open_by_path[path])
             self.hits.append(Hit(path, headers, body, time.monotonic()))
             if path.startswith("/hang"):
-                await asyncio.sleep(3600)
+                try:  # never answer; end when the client gives up and closes
+                    await reader.read()
+                except asyncio.CancelledError:  # at stop(): end quietly, not as "cancelled"
+                    pass
+                return
             if path.startswith("/slow"):
                 await asyncio.sleep(self.slow_seconds)
             status = "500 Internal Server Error" if path.startswith("/fail") else "200 OK"
@@ -111,6 +117,7 @@ class Receiver:
         finally:
             if path in self._open_by_path:
                 self._open_by_path[path] -= 1
+                self.log.append((time.monotonic(), path, self._open_by_path[path]))
             self._tasks.discard(task)
             writer.close()
 
