@@ -183,12 +183,11 @@ async def test_hanging_receiver_is_cut_at_the_timeout_and_retried(
     d = _dispatcher(store, webhook_settings(timeout=0.5), clock)
     started = time.monotonic()
     assert await d.run_once() == 1
-    elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 2.0
+    assert time.monotonic() - started >= 0.45
     [delivery] = hooks.deliveries()
     [attempt] = hooks.attempts(delivery.id)
     assert attempt.outcome == "timeout" and attempt.status is None
-    assert 450 <= attempt.duration_ms < 2000
+    assert 450 <= attempt.duration_ms < 1500  # cut at the 0.5 s timeout
     assert delivery.state == "pending" and delivery.next_attempt_at == T0 + 30
     clock.advance(30)
     assert await d.run_once() == 1
@@ -200,7 +199,7 @@ async def test_a_hanging_endpoint_never_holds_up_another(
     store: Store, clock: FakeClock, seed, receiver, webhook_settings: Callable[..., Settings]
 ) -> None:
     """The loop keeps the hanging endpoint at its concurrency cap and serves the other one
-    meanwhile: all of the fast endpoint's events arrive before the first hang is cut."""
+    meanwhile: all of the fast endpoint's events succeed while the first hangs still hang."""
     hooks = WebhookStore(store)
     account = store.create_account("acme", plan="paid").id
     slow = hooks.create(account_id=account, url=receiver.url("/hang"), events=(), secret="whsec_a")
@@ -209,27 +208,24 @@ async def test_a_hanging_endpoint_never_holds_up_another(
         [r] = seed.message(account_id=account, message_id=f"msg_{i}")
         seed.event(account_id=account, message_id=f"msg_{i}", recipient_id=r, type_="delivery")
     d = _dispatcher(
-        store, webhook_settings(timeout=1.5, concurrency_per_endpoint=3), clock, window=10
+        store, webhook_settings(timeout=20, concurrency_per_endpoint=3), clock, window=10
     )
     started = time.monotonic()
     task = asyncio.create_task(d.run())
     try:
-        while len([h for h in receiver.hits if h.path == "/ok"]) < 30:
-            assert time.monotonic() - started < 1.4, "fast endpoint starved by the hanging one"
-            await asyncio.sleep(0.01)
-        assert receiver.max_open["/hang"] == 3  # capped, and no more than that
-        assert hooks.counts(fast.id)["succeeded"] == 30
-        while len([x for x in hooks.deliveries(webhook_id=slow.id, limit=100) if x.attempts]) < 3:
-            assert time.monotonic() - started < 5, "the hung attempts were not cut"
+        while hooks.counts(fast.id)["succeeded"] < 30:
+            assert time.monotonic() - started < 15, "fast endpoint starved by the hanging one"
             await asyncio.sleep(0.02)
+        # the three first hangs are still open (20 s timeout): nothing else went to that endpoint
+        assert receiver.max_open["/hang"] == 3
+        assert len([h for h in receiver.hits if h.path == "/hang"]) == 3
+        assert hooks.counts(slow.id) == {"pending": 27, "active": 3, "succeeded": 0, "abandoned": 0}
     finally:
         await d.stop(timeout=0.1)
         await task
-    hung = [x for x in hooks.deliveries(webhook_id=slow.id, limit=100) if x.attempts == 1]
-    assert len(hung) >= 3 and all(x.next_attempt_at == T0 + 30 for x in hung)
-    assert {a.outcome for x in hung for a in hooks.attempts(x.id)} == {"timeout"}
-    assert receiver.max_open["/hang"] == 3
-    assert hooks.counts(slow.id)["active"] == 0  # stop gave the leases back
+    # stop gave the leases back without counting an attempt
+    assert hooks.counts(slow.id) == {"pending": 30, "active": 0, "succeeded": 0, "abandoned": 0}
+    assert all(x.attempts == 0 for x in hooks.deliveries(webhook_id=slow.id, limit=100))
 
 
 async def test_stop_gives_back_leases_and_a_new_dispatcher_sends_them(
