@@ -27,13 +27,26 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
 
 
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def run_load(host: str, port: int, make_request: Callable[[int], bytes], *, seconds: float, concurrency: int,
-                   rate: float | None = None, warmup: float = 1.0) -> dict[str, float]:
+async def run_load(
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    *,
+    seconds: float,
+    concurrency: int,
+    rate: float | None = None,
+    warmup: float = 1.0,
+) -> dict[str, float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = 0
@@ -73,6 +86,13 @@ async def run_load(host: str, port: int, make_request: Callable[[int], bytes], *
     def pct(p: float) -> float:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else 0.0
 
-    return {"requests": len(lat), "ok": ok, "non_2xx": len(lat) - ok, "req_per_s": round(ok / seconds, 1),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(lat[-1] * 1000, 2) if lat else 0.0,
-            "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else 0.0}
+    return {
+        "requests": len(lat),
+        "ok": ok,
+        "non_2xx": len(lat) - ok,
+        "req_per_s": round(ok / seconds, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(lat[-1] * 1000, 2) if lat else 0.0,
+        "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else 0.0,
+    }

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import build_request, run_load  # noqa: E402
+from _load import build_request, run_load
 
-from relaygate.testing.process import RelaygateProcess  # noqa: E402
+from relaygate.testing.process import RelaygateProcess
 
 
 def main() -> None:
@@ -33,28 +33,71 @@ def main() -> None:
     ap.add_argument("--roles", default="http")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rg = RelaygateProcess(Path(tmp), roles=args.roles.split(","), top_extra={"log_level": "warning"})
+        rg = RelaygateProcess(
+            Path(tmp), roles=args.roles.split(","), top_extra={"log_level": "warning"}
+        )
         rg.init()
-        rg.cli("account", "create", "bench", "--plan", "paid", "--daily-quota", "100000000", "--rate-limit", "1000000")
+        rg.cli(
+            "account",
+            "create",
+            "bench",
+            "--plan",
+            "paid",
+            "--daily-quota",
+            "100000000",
+            "--rate-limit",
+            "1000000",
+        )
         rg.cli("identity", "add", "--account", "1", "example.com", "--verified")
         secret = rg.cli("key", "create", "--account", "1")["key"]
         rg.start()
         host, _, port = rg.info["http"].rpartition(":")
         text = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 18)[:1000]
-        inline = json.dumps({"from_email": "bench@example.com", "to": ["r@dest.test"], "subject": "Benchmark message",
-                             "html": f"<p>{text}</p>", "text": text}).encode()
-        template = json.dumps({"from_email": "bench@example.com", "to": ["r@dest.test"], "template": "welcome",
-                               "variables": {"user": {"first_name": "Alex"}}}).encode()
+        inline = json.dumps(
+            {
+                "from_email": "bench@example.com",
+                "to": ["r@dest.test"],
+                "subject": "Benchmark message",
+                "html": f"<p>{text}</p>",
+                "text": text,
+            }
+        ).encode()
+        template = json.dumps(
+            {
+                "from_email": "bench@example.com",
+                "to": ["r@dest.test"],
+                "template": "welcome",
+                "variables": {"user": {"first_name": "Alex"}},
+            }
+        ).encode()
         headers = {"X-API-Key": secret}
-        results: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "load_generator": "bench/_load.py"}
+        results: dict[str, object] = {
+            "machine": f"{platform.machine()} {os.cpu_count()} cores",
+            "load_generator": "bench/_load.py",
+        }
         try:
             for name, payload in (("inline_2kb", inline), ("template", template)):
                 req = build_request(host, int(port), "/v1/send", payload, headers)
-                results[name] = asyncio.run(run_load(host, int(port), lambda _i, r=req: r, seconds=args.seconds,
-                                                     concurrency=args.concurrency))
+                results[name] = asyncio.run(
+                    run_load(
+                        host,
+                        int(port),
+                        lambda _i, r=req: r,
+                        seconds=args.seconds,
+                        concurrency=args.concurrency,
+                    )
+                )
             req = build_request(host, int(port), "/v1/send", inline, headers)
-            results[f"inline_at_{int(args.rate)}_rps"] = asyncio.run(run_load(host, int(port), lambda _i: req, seconds=args.seconds,
-                                                                              concurrency=8, rate=args.rate))
+            results[f"inline_at_{int(args.rate)}_rps"] = asyncio.run(
+                run_load(
+                    host,
+                    int(port),
+                    lambda _i: req,
+                    seconds=args.seconds,
+                    concurrency=8,
+                    rate=args.rate,
+                )
+            )
         finally:
             rg.terminate()
         print(json.dumps(results))

@@ -22,5 +22,5 @@ def make_resolver(settings: Settings) -> dns.asyncresolver.Resolver:
         if len({port for _, port in servers}) > 1:
             res.nameserver_ports = {host: port for host, port in servers}
     res.timeout = settings.dns.timeout
-    res.lifetime = settings.dns.timeout * 2
+    res.lifetime = settings.dns.timeout
     return res

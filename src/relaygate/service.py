@@ -22,6 +22,8 @@ from typing import Any
 import uvicorn
 
 from relaygate.clock import Clock, SystemClock
+from relaygate.dnsresolver import make_resolver
+from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.metrics import Metrics, QueueSnapshot
@@ -82,6 +84,7 @@ class Service:
             queue_snapshot=self._queue_snapshot, clock=self.clock, role="+".join(self.roles)
         )
         self.notifier = Notifier.from_env()
+        self.dispatcher: WebhookDispatcher | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -106,6 +109,12 @@ class Service:
                 )
                 self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
+            if "webhooks" in self.roles:
+                self.dispatcher = WebhookDispatcher(
+                    self.store, self.settings, self.clock, make_resolver(self.settings)
+                )
+                self.dispatcher.recover()
+                tasks.append(asyncio.create_task(self.dispatcher.run(), name="webhooks"))
             if "http" in self.roles:
                 admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
                 admission.metrics = self.metrics
@@ -151,6 +160,8 @@ class Service:
                 server.should_exit = True
             if self.worker is not None:
                 await self.worker.stop()
+            if self.dispatcher is not None:
+                await self.dispatcher.stop()
             if tasks:
                 await asyncio.wait(tasks, timeout=30)
             for t in tasks:
