@@ -649,7 +649,10 @@ async def verify_domain(
         signing[k.algorithm] = k
     problems: list[str] = []
     rsa = signing.get("rsa")
-    if rsa is None:
+    waiting = [k for k in keys if k.algorithm == "rsa" and k.state is KeyState.PENDING]
+    if rsa is None and waiting:
+        problems.append(_describe(dkim_checks[waiting[-1].id]))
+    elif rsa is None:
         problems.append("no DKIM key (run `relaygate identity add` again to make one)")
     elif not published.get(rsa.id):
         problems.append(_describe(dkim_checks[rsa.id]))

@@ -67,18 +67,23 @@ def _mechanism(term: str) -> tuple[str, str]:
 
 
 class _SpfWalk:
+    """Counts DNS-querying terms as an evaluator would: a domain included twice counts twice."""
+
     def __init__(self, lookup: TxtLookup) -> None:
         self.lookup = lookup
         self.count = 0
         self.queries = 0
-        self.visited: set[str] = set()
+        self.cache: dict[str, list[str] | None] = {}
         self.warnings: list[str] = []
         self.truncated = False
 
-    async def walk(self, record: str, where: str) -> None:
+    async def walk(self, record: str, where: str, path: tuple[str, ...]) -> None:
         terms = _terms(record)
         has_all = any(_mechanism(t)[0] == "all" for t in terms)
         for term in terms:
+            if self.count > SPF_LOOKUP_LIMIT * 2:
+                self.truncated = True
+                return
             name, arg = _mechanism(term)
             if name in _LOOKUP_MECHANISMS:
                 self.count += 1
@@ -87,29 +92,33 @@ class _SpfWalk:
                         f"SPF of {where} uses ptr, which RFC 7208 says not to use (slow, unreliable)"
                     )
                 if name == "include":
-                    await self.follow(arg, f"include:{arg}")
+                    await self.follow(arg, f"include:{arg}", path)
             elif name == "redirect=" and not has_all:
                 self.count += 1
-                await self.follow(arg, f"redirect={arg}")
+                await self.follow(arg, f"redirect={arg}", path)
             if name == "all" and (term.startswith("+") or term.lower() == "all"):
                 self.warnings.append(
                     f"SPF of {where} ends in +all, which authorizes every host on the internet"
                 )
 
-    async def follow(self, target: str, term: str) -> None:
+    async def follow(self, target: str, term: str, path: tuple[str, ...]) -> None:
         target = target.lower().rstrip(".")
         if not target or "%" in target:
             return  # a macro: known only at evaluation time
-        if target in self.visited:
+        if target in path:
+            self.warnings.append(f"SPF {term}: includes itself (a loop), a permerror")
             return
-        if self.queries >= _SPF_QUERY_BUDGET:
-            self.truncated = True
-            return
-        self.visited.add(target)
-        self.queries += 1
-        try:
-            found = spf_records(await self.lookup(target))
-        except DnsTemporaryFailure:
+        if target not in self.cache:
+            if self.queries >= _SPF_QUERY_BUDGET:
+                self.truncated = True
+                return
+            self.queries += 1
+            try:
+                self.cache[target] = spf_records(await self.lookup(target))
+            except DnsTemporaryFailure:
+                self.cache[target] = None
+        found = self.cache[target]
+        if found is None:
             self.warnings.append(f"SPF {term}: could not be looked up (temporary DNS failure)")
             return
         if not found:
@@ -119,7 +128,7 @@ class _SpfWalk:
             return
         if len(found) > 1:
             self.warnings.append(f"SPF {term}: {target} has {len(found)} SPF records (permerror)")
-        await self.walk(found[0], target)
+        await self.walk(found[0], target, (*path, target))
 
 
 async def analyse_spf(domain: str, txts: list[str], lookup: TxtLookup) -> SpfAdvice:
@@ -134,8 +143,7 @@ async def analyse_spf(domain: str, txts: list[str], lookup: TxtLookup) -> SpfAdv
             " permanent error (RFC 7208 §4.5): merge them into one"
         )
     walk = _SpfWalk(lookup)
-    walk.visited.add(domain)
-    await walk.walk(records[0], domain)
+    await walk.walk(records[0], domain, (domain,))
     warnings.extend(walk.warnings)
     if walk.count > SPF_LOOKUP_LIMIT:
         more = "at least " if walk.truncated else ""
