@@ -12,7 +12,7 @@ import pytest
 from relaygate import domains
 from relaygate.clock import FakeClock
 from relaygate.dnsresolver import make_resolver
-from relaygate.domaindns import Resolver
+from relaygate.domains.lookups import Resolver
 from relaygate.settings import Settings, from_mapping
 from relaygate.store.spool import Store
 from relaygate.testing.dns import DNSServer

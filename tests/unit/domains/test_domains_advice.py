@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relaygate.domaindns import DnsTemporaryFailure
-from relaygate.mailauth import analyse_dmarc, analyse_spf, parse_dmarc, spf_records
+from relaygate.domains.advice import analyse_dmarc, analyse_spf, parse_dmarc, spf_records
+from relaygate.domains.lookups import DnsTemporaryFailure
 
 
 def _lookup(zone: dict[str, list[str] | str]):  # type: ignore[no-untyped-def]

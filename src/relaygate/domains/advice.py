@@ -1,6 +1,6 @@
 """SPF and DMARC advice: what is wrong with a domain's published policy records, in plain words.
 
-Reads records through an injected ``TxtLookup`` (``domaindns.txt`` bound to a resolver), so the
+Reads records through an injected ``TxtLookup`` (``lookups.txt`` bound to a resolver), so the
 parsing is pure and testable. Trusts nothing it reads: records are parsed defensively, the SPF
 include/redirect walk is bounded (visited set, a query budget), and domain-specs with macros are
 counted but not followed. The result is advice only; it never changes a domain's state.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from relaygate.domaindns import DnsTemporaryFailure
+from relaygate.domains.lookups import DnsTemporaryFailure
 
 TxtLookup = Callable[[str], Awaitable[list[str]]]
 
