@@ -347,6 +347,10 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_add(args: argparse.Namespace) -> int:
+    if "@" not in args.identity:
+        from relaygate.dkim.commands import add_domain_identity
+
+        return add_domain_identity(args)
     store = open_store(args)
     ident = store.add_identity(args.account, args.identity, verified=args.verified)
     data = {
@@ -361,24 +365,31 @@ def cmd_identity_add(args: argparse.Namespace) -> int:
 
 
 def cmd_identity_list(args: argparse.Namespace) -> int:
+    from relaygate.store.domains import identities
+
     store = open_store(args)
-    rows = store.list_identities(args.account)
+    rows = identities(store, args.account)
     data: list[dict[str, Any]] = [
         {
-            "id": i.id,
-            "account_id": i.account_id,
-            "kind": i.kind,
-            "value": i.value,
-            "status": i.status,
+            "id": d.identity.id,
+            "account_id": d.identity.account_id,
+            "kind": d.identity.kind,
+            "value": d.identity.value,
+            "status": d.identity.status,
+            "reason": d.status_reason,
+            "last_checked_at": d.last_checked_at,
         }
-        for i in rows
+        for d in rows
     ]
     out(
         args,
         data,
         lambda: _table(
-            ["id", "account", "kind", "value", "status"],
-            [[d["id"], d["account_id"], d["kind"], d["value"], d["status"]] for d in data],
+            ["id", "account", "kind", "value", "status", "reason"],
+            [
+                [d["id"], d["account_id"], d["kind"], d["value"], d["status"], d["reason"]]
+                for d in data
+            ],
         ),
     )
     return 0
@@ -457,8 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--account", type=int, required=True)
     sp.add_argument("identity")
     sp.add_argument("--verified", action="store_true", help="operator asserts the identity")
+    sp.add_argument("--ed25519", action="store_true", help="add an Ed25519 DKIM key as well")
+    sp.add_argument("--selector", help="DKIM selector (default rg<YYYYMM>)")
     sp = add(ident, "list", cmd_identity_list, "list identities")
     sp.add_argument("--account", type=int)
+    from relaygate.dkim.commands import cmd_identity_verify
+
+    sp = add(ident, "verify", cmd_identity_verify, "check a domain's DNS records now")
+    sp.add_argument("domain")
 
     for register in _plugins():
         register(sub)

@@ -1,0 +1,259 @@
+"""Adding a sending domain and rotating its DKIM keys (keys are made on disk by ``dkim.keys``).
+
+One account per domain: the DKIM keys and the verification belong to the domain, so a second
+account cannot add a domain another account holds. Selectors default to ``rg<YYYYMM>`` (``...ed``
+for Ed25519), with ``-2``, ``-3``... appended when taken.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from relaygate.clock import Clock
+from relaygate.dkim.keys import Algorithm, check_domain, check_selector, generate_key
+from relaygate.dkim.keys import key_path as dkim_key_path
+from relaygate.domains.records import LIVE_KEY_STATES, Record, key_dict, records_for
+from relaygate.errors import RequestError
+from relaygate.settings import Settings
+from relaygate.store import domains as db
+from relaygate.store.domains import DEFAULT_GRACE, DomainIdentity, DomainStatus, KeyState, StoredKey
+from relaygate.store.spool import Store
+
+log = logging.getLogger("relaygate.domains")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainSetup:
+    """What ``add_domain`` left behind: the identity, its live keys, the records to publish."""
+
+    identity: DomainIdentity
+    keys: tuple[StoredKey, ...]
+    created: tuple[StoredKey, ...]
+    records: tuple[Record, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        ident = self.identity.identity
+        return {
+            "id": ident.id,
+            "account_id": ident.account_id,
+            "kind": ident.kind,
+            "value": ident.value,
+            "domain": ident.value,
+            "status": ident.status,
+            "records": [r.as_dict() for r in self.records],
+            "keys": [key_dict(k) for k in self.keys],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rotation:
+    domain: str
+    created: tuple[StoredKey, ...]
+    already_pending: tuple[StoredKey, ...]
+    records: tuple[Record, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "created": [key_dict(k) for k in self.created],
+            "already_pending": [key_dict(k) for k in self.already_pending],
+            "records": [r.as_dict() for r in self.records],
+        }
+
+
+def default_selector(now: float) -> str:
+    return "rg" + datetime.fromtimestamp(now, UTC).strftime("%Y%m")
+
+
+def _free_selector(store: Store, settings: Settings, domain: str, base: str) -> str:
+    base = check_selector(base)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        on_disk = any(
+            dkim_key_path(
+                settings.dkim_dir, domain=domain, selector=candidate, algorithm=a
+            ).exists()
+            for a in ("rsa", "ed25519")
+        )
+        if not on_disk and not db.selector_taken(store, domain, candidate):
+            return candidate
+    raise RequestError(409, f"no free DKIM selector based on {base!r}")
+
+
+def _new_key(
+    store: Store,
+    settings: Settings,
+    domain: str,
+    algorithm: Algorithm,
+    *,
+    base: str,
+    state: KeyState,
+    now: float,
+    grace: float = DEFAULT_GRACE,
+) -> StoredKey:
+    selector = _free_selector(store, settings, domain, base)
+    key = generate_key(settings.dkim_dir, domain=domain, selector=selector, algorithm=algorithm)
+    stored = db.insert_key(store, key, state=state, now=now, grace=grace)
+    log.info(
+        "dkim key created",
+        extra={"domain": domain, "selector": selector, "algorithm": algorithm, "state": state},
+    )
+    return stored
+
+
+def normalise_domain(domain: str) -> str:
+    try:
+        return check_domain(domain)
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+
+
+def add_domain(
+    store: Store,
+    settings: Settings,
+    account_id: int,
+    domain: str,
+    *,
+    verified: bool = False,
+    ed25519: bool = False,
+    selector: str | None = None,
+    clock: Clock | None = None,
+) -> DomainSetup:
+    """Create (or return) a domain identity with its DKIM key(s) and the records to publish.
+
+    A new domain is ``pending`` with a pending RSA-2048 key (and a pending Ed25519 key with
+    ``ed25519``). Adding it again is idempotent (a missing Ed25519 key is added if asked).
+    ``verified``: the operator asserts the domain; it becomes ``verified`` (with an event) and its
+    keys active. RequestError 400 for a bad name, 404 for no such account, 409 when another
+    account holds the domain.
+    """
+    now = (clock or store.clock).now()
+    domain = normalise_domain(domain)
+    try:
+        base = check_selector(selector) if selector else default_selector(now)
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    for other in db.domain_identities(store, domain):
+        if other.identity.account_id != account_id:
+            raise RequestError(
+                409, f"domain {domain} already belongs to account {other.identity.account_id}"
+            )
+    store.add_identity(account_id, domain)
+    ident = db.domain_identities(store, domain)[0]
+    live = db.keys_of(store, domain, states=(KeyState.PENDING, KeyState.ACTIVE))
+    state = KeyState.ACTIVE if verified else KeyState.PENDING
+    wanted: list[tuple[Algorithm, str]] = [("rsa", base)]
+    if ed25519:
+        wanted.append(("ed25519", base + "ed"))
+    created = []
+    for algorithm, sel in wanted:
+        if not any(k.algorithm == algorithm for k in live):
+            created.append(
+                _new_key(store, settings, domain, algorithm, base=sel, state=state, now=now)
+            )
+    if verified:
+        db.activate_now(
+            store,
+            [
+                k.id
+                for k in live
+                if k.state is KeyState.PENDING
+                and not any(a.algorithm == k.algorithm and a.state is KeyState.ACTIVE for a in live)
+            ],
+            now=now,
+        )
+        if ident.status is not DomainStatus.VERIFIED:
+            db.set_status(
+                store,
+                ident.identity.id,
+                src=ident.status,
+                dst=DomainStatus.VERIFIED,
+                reason="asserted by the operator",
+                now=now,
+            )
+            ident = db.domain_identities(store, domain)[0]
+    keys = db.keys_of(store, domain, states=LIVE_KEY_STATES)
+    return DomainSetup(
+        identity=ident,
+        keys=tuple(keys),
+        created=tuple(created),
+        records=tuple(records_for(domain, ident, keys, settings)),
+    )
+
+
+def domain_records(store: Store, settings: Settings, domain: str) -> list[Record]:
+    domain = normalise_domain(domain)
+    ident = identity_of(store, domain)
+    return records_for(domain, ident, db.keys_of(store, domain, states=LIVE_KEY_STATES), settings)
+
+
+def identity_of(store: Store, domain: str) -> DomainIdentity:
+    found = db.domain_identities(store, domain)
+    if not found:
+        raise RequestError(
+            404, f"no domain {domain} (add it with `relaygate identity add --account ID {domain}`)"
+        )
+    return found[0]
+
+
+def rotate_keys(
+    store: Store,
+    settings: Settings,
+    domain: str,
+    *,
+    grace: float = DEFAULT_GRACE,
+    selector: str | None = None,
+    clock: Clock | None = None,
+) -> Rotation:
+    """Start a rotation: a new pending key per algorithm that has an active key.
+
+    Signing switches to the new key only when a check sees its record published; the old key is
+    then kept (``retiring``) for ``grace`` seconds. If a pending key of an algorithm exists
+    already, it is reported instead of making another. RequestError 409 if nothing is active.
+    """
+    now = (clock or store.clock).now()
+    domain = normalise_domain(domain)
+    identity_of(store, domain)
+    if grace < 0:
+        raise RequestError(400, "grace must not be negative")
+    try:
+        base = check_selector(selector) if selector else default_selector(now)
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    keys = db.keys_of(store, domain, states=(KeyState.PENDING, KeyState.ACTIVE))
+    active = [k for k in keys if k.state is KeyState.ACTIVE]
+    if not active:
+        raise RequestError(
+            409,
+            f"domain {domain} has no active DKIM key to rotate: publish its pending record and"
+            f" run `relaygate identity verify {domain}`",
+        )
+    created: list[StoredKey] = []
+    pending: list[StoredKey] = []
+    for old in active:
+        waiting = [k for k in keys if k.state is KeyState.PENDING and k.algorithm == old.algorithm]
+        if waiting:
+            pending.extend(waiting)
+            continue
+        sel = base if old.algorithm == "rsa" else base + "ed"
+        created.append(
+            _new_key(
+                store,
+                settings,
+                domain,
+                old.algorithm,
+                base=sel,
+                state=KeyState.PENDING,
+                now=now,
+                grace=grace,
+            )
+        )
+    return Rotation(
+        domain=domain,
+        created=tuple(created),
+        already_pending=tuple(pending),
+        records=tuple(r for r in domain_records(store, settings, domain) if r.purpose == "dkim"),
+    )
