@@ -23,12 +23,14 @@ import uvicorn
 
 from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
+from relaygate.domains import DomainChecker
 from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.metrics import Metrics, QueueSnapshot
 from relaygate.notify import Notifier, watchdog_loop
 from relaygate.relay.capture import CaptureTransport
+from relaygate.relay.signing import MessageSigner
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
 from relaygate.settings import Settings, parse_hostport
@@ -85,6 +87,7 @@ class Service:
         )
         self.notifier = Notifier.from_env()
         self.dispatcher: WebhookDispatcher | None = None
+        self.checker: DomainChecker | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,12 +106,21 @@ class Service:
                     clock=self.clock,
                     transport=make_transport(self.settings),
                     metrics=self.metrics,
+                    prepare=MessageSigner(self.store).prepare,
                     verp_secret=self.settings.secret_key()
                     if self.settings.secret_key_file.exists()
                     else None,
                 )
                 self.worker.recover()
                 tasks.append(asyncio.create_task(self.worker.run(), name="relay"))
+                self.checker = DomainChecker(
+                    self.store,
+                    self.settings,
+                    self.clock,
+                    make_resolver(self.settings),
+                    interval=self.settings.domains.recheck_interval,
+                )
+                tasks.append(asyncio.create_task(self.checker.run(), name="domains"))
             if "webhooks" in self.roles:
                 self.dispatcher = WebhookDispatcher(
                     self.store, self.settings, self.clock, make_resolver(self.settings)
@@ -160,6 +172,8 @@ class Service:
                 server.should_exit = True
             if self.worker is not None:
                 await self.worker.stop()
+            if self.checker is not None:
+                self.checker.stop()
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
             if tasks:

@@ -82,6 +82,12 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DomainSettings:
+    recheck_interval: float = 6 * 3600.0
+    dkim_grace: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     path: Path
     state_dir: Path
@@ -93,6 +99,7 @@ class Settings:
     dns: DnsSettings
     bounces: BounceSettings
     webhooks: WebhookSettings
+    domains: DomainSettings = field(default_factory=DomainSettings)
     log_level: str = "info"
     log_json: bool = True
 
@@ -374,6 +381,13 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         concurrency_per_endpoint=w.get("concurrency_per_endpoint", int, 4, _positive),
     )
     w.finish()
+
+    dm = _Reader(top.table("domains"), "domains", problems)
+    domains = DomainSettings(
+        recheck_interval=float(dm.get("recheck_interval", (int, float), 6 * 3600.0, _positive)),
+        dkim_grace=float(dm.get("dkim_grace", (int, float), 7 * 86400.0, _positive)),
+    )
+    dm.finish()
     top.finish()
 
     if problems:
@@ -389,6 +403,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         dns=dns_settings,
         bounces=bounces,
         webhooks=webhooks,
+        domains=domains,
         log_level=log_level,
         log_json=log_json,
     )

@@ -71,6 +71,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         ("dns", settings_mod.DnsSettings),
         ("bounces", settings_mod.BounceSettings),
         ("webhooks", settings_mod.WebhookSettings),
+        ("domains", settings_mod.DomainSettings),
     ):
         body = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
         for f in dataclasses.fields(cls):

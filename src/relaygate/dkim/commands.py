@@ -18,7 +18,7 @@ from relaygate import domains
 from relaygate.cli import load_settings, open_store, out
 from relaygate.clock import iso
 from relaygate.store import domains as db
-from relaygate.store.domains import DEFAULT_GRACE, KeyState
+from relaygate.store.domains import KeyState
 
 
 def add_domain_identity(args: argparse.Namespace) -> int:
@@ -77,6 +77,8 @@ def cmd_dkim_show(args: argparse.Namespace) -> int:
 def cmd_dkim_rotate(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     store = open_store(args)
+    if args.grace is None:
+        args.grace = settings.domains.dkim_grace
     rotation = domains.rotate_keys(
         store, settings, args.domain, grace=args.grace, selector=args.selector
     )
@@ -170,8 +172,8 @@ def register(subparsers: Any) -> None:
     sp.add_argument(
         "--grace",
         type=float,
-        default=DEFAULT_GRACE,
-        help="seconds the old key stays published after the switch (default 7 days)",
+        default=None,
+        help="seconds the old key stays published after the switch (default [domains] dkim_grace, 7 days)",
     )
     sp.add_argument("--selector", help="selector of the new key (default rg<YYYYMM>)")
     sp = add(dkim, "list", cmd_dkim_list, "list DKIM keys and when old ones can be removed")

@@ -24,6 +24,7 @@ from relaygate.compose.mime import (
     validate_headers,
 )
 from relaygate.compose.templates import Template, TemplateError, render, system_catalog
+from relaygate.domains import sender_refusal
 from relaygate.errors import RequestError
 from relaygate.metrics import Metrics
 from relaygate.settings import Settings
@@ -153,9 +154,8 @@ class Admission:
         tags = self._tags(body.get("tags"))
         attachments = self._attachments(body.get("attachments"))
         if not self.store.sender_allowed(account.id, sender.addr_spec):
-            raise RequestError(
-                403, f"from_email {sender.addr_spec} is not a verified identity of this account"
-            )
+            reason = sender_refusal(self.store, account.id, sender.addr_spec)
+            raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
         msg_id = new_message_id()
         header_id = f"<{msg_id}@{self.settings.hostname}>"
         try:

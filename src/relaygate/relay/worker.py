@@ -15,7 +15,7 @@ import os
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from relaygate.bounces import verp
 from relaygate.bounces.classify import classify, classify_expired
@@ -29,7 +29,7 @@ from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.relay")
 
-BodyHook = Callable[[str, bytes], bytes]
+BodyHook = Callable[[Claimed], Awaitable[bytes]]
 
 
 class DeliveryWorker:
@@ -135,9 +135,10 @@ class DeliveryWorker:
         first = rcpts[0]
         async with self._sem:
             try:
-                data = self.store.body(first.message_id)
                 if self._prepare is not None:
-                    data = self._prepare(first.message_id, data)
+                    data = await self._prepare(first)
+                else:
+                    data = self.store.body(first.message_id)
                 batch = Batch(
                     message_id=first.message_id,
                     account_id=first.account_id,

@@ -859,6 +859,33 @@ class Store:
             raise KeyError(message_id)
         return bytes(rows[0][0])
 
+    def body_for_delivery(self, message_id: str) -> tuple[bytes, bool]:
+        """The message bytes and whether they are final (signed, or prepared unsigned) already."""
+        rows = self._read(
+            "SELECT b.data, m.signed FROM bodies b JOIN messages m ON m.id = b.message_id WHERE b.message_id = ?",
+            (message_id,),
+        )
+        if not rows:
+            raise KeyError(message_id)
+        return bytes(rows[0][0]), bool(rows[0][1])
+
+    async def store_prepared_body(self, message_id: str, data: bytes) -> bool:
+        """Replace the body with its signed form once; False if another worker did it first."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            if (
+                c.execute(
+                    "UPDATE messages SET signed = 1 WHERE id = ? AND signed = 0", (message_id,)
+                ).rowcount
+                != 1
+            ):
+                return False
+            c.execute("UPDATE bodies SET data = ? WHERE message_id = ?", (data, message_id))
+            return True
+
+        done: bool = await self.writer.run(fn)
+        return done
+
     def next_due(self) -> float | None:
         rows = self._read(
             "SELECT MIN(next_attempt_at) FROM recipients WHERE state IN ('queued', 'deferred')"

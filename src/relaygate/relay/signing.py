@@ -1,0 +1,81 @@
+"""Sign once: each message is DKIM-signed before its first delivery attempt, and the signed bytes
+replace the stored body, so every attempt and every retry (by any worker) sends the same bytes.
+
+Keys come from the domain's active keys (``store.domains.active_keys``): none (a domain without
+keys, or whose key was found unpublished) means the message goes out unsigned, and that choice
+is made final just the same. The RSA operation runs in a thread so the event loop never stalls;
+each key set is loaded once (PEM parsing is slow) and cached.
+
+Trust: this module (with the relay role) is the only reader of DKIM private keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from relaygate.dkim.keys import DkimKey
+from relaygate.dkim.signer import DkimError, DkimSigner, to_crlf
+from relaygate.store.domains import active_keys
+from relaygate.store.models import Claimed
+from relaygate.store.spool import Store
+
+log = logging.getLogger("relaygate.relay")
+
+KeySource = Callable[[Store, str], list[DkimKey]]
+
+
+class MessageSigner:
+    def __init__(
+        self, store: Store, *, keys_for: KeySource = active_keys, max_cached: int = 1000
+    ) -> None:
+        self.store = store
+        self.keys_for = keys_for
+        self.max_cached = max_cached
+        self._signers: dict[tuple[str, tuple[tuple[str, str], ...]], DkimSigner] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.signed = 0
+        self.unsigned = 0
+
+    async def prepare(self, claimed: Claimed) -> bytes:
+        """The bytes to send for ``claimed``'s message (signing them first if nobody has)."""
+        data, final = self.store.body_for_delivery(claimed.message_id)
+        if final:
+            return data
+        lock = self._locks.setdefault(claimed.message_id, asyncio.Lock())
+        try:
+            async with lock:
+                data, final = self.store.body_for_delivery(claimed.message_id)
+                if final:
+                    return data
+                prepared = await self._sign(claimed, data)
+                if await self.store.store_prepared_body(claimed.message_id, prepared):
+                    return prepared
+                return self.store.body_for_delivery(claimed.message_id)[0]
+        finally:
+            if not lock.locked():
+                self._locks.pop(claimed.message_id, None)
+
+    async def _sign(self, claimed: Claimed, data: bytes) -> bytes:
+        keys = self.keys_for(self.store, claimed.sender_domain)
+        if not keys:
+            self.unsigned += 1
+            return data
+        cache_key = (claimed.sender_domain, tuple((k.selector, str(k.private_path)) for k in keys))
+        signer = self._signers.get(cache_key)
+        try:
+            if signer is None:
+                signer = await asyncio.to_thread(DkimSigner.from_keys, keys)
+                if len(self._signers) >= self.max_cached:
+                    self._signers.clear()
+                self._signers[cache_key] = signer
+            header = await asyncio.to_thread(signer.sign, data)
+        except DkimError as exc:
+            log.warning(
+                "not signed", extra={"msg_id": claimed.message_id, "reason": str(exc)[:200]}
+            )
+            self.unsigned += 1
+            return data
+        self.signed += 1
+        return header + to_crlf(data)

@@ -1,0 +1,118 @@
+"""Sign once, before the first attempt: what the MX receives verifies (dkimpy and Mail::DKIM),
+and a retry after a 450 sends exactly the same bytes."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+
+from relaygate.clock import FakeClock
+from relaygate.dkim.records import dkim_txt_value, dns_name, split_txt
+from relaygate.domains import add_domain
+from relaygate.relay.outbound import make_network_transport
+from relaygate.relay.signing import MessageSigner
+from relaygate.relay.worker import DeliveryWorker
+from relaygate.store.domains import active_keys
+from relaygate.store.models import NewMessage, NewRecipient
+from relaygate.store.spool import Store, new_message_id
+from relaygate.testing.dns import DNSServer
+from relaygate.testing.smtp_sink import SmtpSink
+
+from ...conftest import make_settings  # type: ignore[import-not-found]
+
+PERL_SCRIPT = Path(__file__).resolve().parents[1] / "dkim" / "dkim_verify.pl"
+
+
+def _mail_dkim_available() -> bool:
+    try:
+        return (
+            subprocess.run(
+                ["perl", "-MMail::DKIM::Verifier", "-e1"], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+async def test_signed_once_verifies_and_retries_send_the_same_bytes(
+    tmp_path: Path, store: Store, clock: FakeClock, sender: dict[str, Any]
+) -> None:
+    zone: dict[str, Any] = {
+        "dest.test": {"MX": [(10, "mx.dest.test")]},
+        "mx.dest.test": {"A": ["127.0.0.1"]},
+    }
+    with DNSServer(zone) as dns_server:
+        async with SmtpSink(rcpt={"grey@dest.test": ["450 4.2.0 greylisted", "250 ok"]}) as sink:
+            settings = make_settings(
+                tmp_path,
+                delivery={"mode": "mx", "mx_port": sink.port},
+                dns={"nameservers": [dns_server.nameserver]},
+            )
+            add_domain(store, settings, sender["account"].id, "signed.test", verified=True)
+            keys = active_keys(store, "signed.test")
+            assert [k.algorithm for k in keys] == ["rsa"]
+            dns_server.set(dns_name(keys[0]), "TXT", [split_txt(dkim_txt_value(keys[0]))])
+            signer = MessageSigner(store)
+            worker = DeliveryWorker(
+                store=store,
+                settings=settings,
+                clock=clock,
+                transport=make_network_transport(settings),
+                rng=random.Random(1),
+                prepare=signer.prepare,
+            )
+            mid = new_message_id()
+            body = (
+                b"From: Shop <shop@signed.test>\r\nTo: grey@dest.test\r\nSubject: Your receipt\r\n"
+                b"Date: Fri, 27 Nov 2026 08:00:00 +0000\r\nMessage-ID: <x@relay.test>\r\n\r\nThank you.\r\n"
+            )
+            store.admit_sync(
+                NewMessage(
+                    id=mid,
+                    account_id=sender["account"].id,
+                    channel="http",
+                    from_addr="shop@signed.test",
+                    sender_domain="signed.test",
+                    subject="s",
+                    header_message_id="<x@relay.test>",
+                    tags=(),
+                    body=body,
+                    recipients=(NewRecipient(address="grey@dest.test", kind="to"),),
+                ),
+                limits=False,
+            )
+            await worker.run_once()
+            clock.advance(400)
+            await worker.run_once()
+            assert [r["state"] for r in store.recipients_of(mid)] == ["delivered"]
+            assert len(sink.messages) == 1 and signer.signed == 1
+            delivered = sink.messages[0].data
+            assert (
+                delivered.startswith(b"DKIM-Signature:")
+                and delivered == store.body_for_delivery(mid)[0]
+            )
+
+            def txt(name: bytes, timeout: float = 5) -> bytes:
+                answer = dns_server.resolver().resolve(name.decode().rstrip("."), "TXT")
+                return b"".join(b"".join(r.strings) for r in answer)
+
+            assert dkim.verify(delivered, dnsfunc=txt)
+            assert not dkim.verify(delivered.replace(b"Thank you.", b"Thank you!"), dnsfunc=txt)
+            if not _mail_dkim_available():
+                pytest.skip(
+                    "Perl Mail::DKIM is not installed (Debian: apt-get install libmail-dkim-perl)"
+                )
+            proc = subprocess.run(
+                ["perl", str(PERL_SCRIPT), str(dns_server.port)],
+                input=delivered,
+                capture_output=True,
+                timeout=60,
+            )
+            lines = proc.stdout.decode().splitlines()
+            assert any(line.startswith("pass rsa-sha256") for line in lines), proc.stdout + proc.stderr
