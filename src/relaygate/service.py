@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from relaygate.relay.signing import MessageSigner
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
 from relaygate.settings import Settings, parse_hostport
+from relaygate.store.models import Outcome
 from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.serve")
@@ -137,6 +138,7 @@ class Service:
                     admission=admission,
                     max_request_bytes=self.settings.http.max_request_bytes,
                     metrics=self.metrics,
+                    sync_deliver=self._sync_deliver(),
                 )
                 sock = bind(self.settings.http.listen)
                 config = uvicorn.Config(
@@ -184,6 +186,24 @@ class Service:
             self.store.close()
             with contextlib.suppress(OSError):
                 (self.settings.state_dir / "run" / "ready.json").unlink()
+
+    def _sync_deliver(self) -> Callable[[str], Awaitable[list[Outcome]]] | None:
+        """smarthost_sync: /v1/send hands the message to the upstream before it answers."""
+        d = self.settings.delivery
+        if d.mode != "smarthost" or not d.smarthost_sync:
+            return None
+        worker = self.worker or DeliveryWorker(
+            store=self.store,
+            settings=self.settings,
+            clock=self.clock,
+            transport=make_transport(self.settings),
+            metrics=self.metrics,
+            prepare=MessageSigner(self.store).prepare,
+            verp_secret=self.settings.secret_key()
+            if self.settings.secret_key_file.exists()
+            else None,
+        )
+        return worker.deliver_now
 
     def _queue_snapshot(self) -> QueueSnapshot:
         return QueueSnapshot(

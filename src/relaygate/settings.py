@@ -51,6 +51,7 @@ class DeliverySettings:
     smarthost_user: str = ""
     smarthost_password: str = ""
     smarthost_sync: bool = False
+    smarthost_ca_file: str = ""
     tls: str = "opportunistic"
     min_backoff: float = 300.0
     max_backoff: float = 4000.0
@@ -331,6 +332,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         smarthost_user=d.get("smarthost_user", str, ""),
         smarthost_password=d.get("smarthost_password", str, ""),
         smarthost_sync=d.get("smarthost_sync", bool, False),
+        smarthost_ca_file=str(resolve(v)) if (v := d.get("smarthost_ca_file", str, "")) else "",
         tls=d.get("tls", str, "opportunistic", _one_of(TLS_MODES)),
         min_backoff=float(d.get("min_backoff", (int, float), 300.0, _positive)),
         max_backoff=float(d.get("max_backoff", (int, float), 4000.0, _positive)),

@@ -28,7 +28,7 @@ from relaygate.errors import IdempotentReplay, RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.openapi import openapi_document
 from relaygate.metrics import Metrics
-from relaygate.store.models import Account, ApiKey
+from relaygate.store.models import Account, ApiKey, Outcome
 from relaygate.store.spool import Store, limit_headers
 
 log = logging.getLogger("relaygate.http")
@@ -106,8 +106,10 @@ class HttpApi:
         ready: Callable[[], bool] | None = None,
         extra_routes: Sequence[BaseRoute] = (),
         metrics: Metrics | None = None,
+        sync_deliver: Callable[[str], Awaitable[list[Outcome]]] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.sync_deliver = sync_deliver
         self.store = store
         self.admission = admission
         self.max_request_bytes = max_request_bytes
@@ -149,6 +151,18 @@ class HttpApi:
             if exc.status != 429:
                 exc.headers = {**limit_headers(self.store.current_limits(account)), **exc.headers}
             raise
+        if self.sync_deliver is not None:
+            outcomes = await self.sync_deliver(accepted.id)
+            refused = [o for o in outcomes if o.state != "delivered"]
+            if refused:
+                raise RequestError(
+                    502,
+                    f"upstream relay refused the message ({accepted.id}, not retried): {refused[0].response[:300]}",
+                    headers=limit_headers(accepted.limits),
+                )
+            return JSONResponse(
+                {"id": accepted.id, "status": "queued"}, headers=limit_headers(accepted.limits)
+            )
         return JSONResponse(
             {"id": accepted.id, "status": "queued"}, headers=limit_headers(accepted.limits)
         )

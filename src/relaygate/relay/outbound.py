@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Callable
 
 import dns.asyncresolver
 
 from relaygate.dnsresolver import make_resolver
 from relaygate.relay.client import DeliveryResult, Timeouts, deliver_via
-from relaygate.relay.routing import MxRouter, RouteError, RouteFailed, Router, SmarthostRouter
+from relaygate.relay.routing import (
+    MxRouter,
+    RouteError,
+    RouteFailed,
+    Router,
+    SmarthostRouter,
+    SmarthostSecurity,
+)
 from relaygate.relay.tlspolicy import TlsMode, TlsPolicies, TlsPolicy
 from relaygate.relay.transport import Batch, RecipientResult
 from relaygate.settings import Settings, parse_hostport
@@ -140,7 +148,12 @@ def make_network_transport(
     if d.mode == "smarthost":
         host, port = parse_hostport(d.smarthost)
         auth = (d.smarthost_user, d.smarthost_password) if d.smarthost_user else None
-        router = SmarthostRouter(host, port, security=d.smarthost_tls, auth=auth)  # type: ignore[arg-type]
+        trust = (
+            ssl.create_default_context(cafile=d.smarthost_ca_file) if d.smarthost_ca_file else None
+        )
+        router = SmarthostRouter(
+            host, port, security=SmarthostSecurity(d.smarthost_tls), auth=auth, trust=trust
+        )
     else:
         router = MxRouter(
             res, port=d.mx_port, tls=TlsPolicies(default=TlsPolicy(mode=TlsMode(d.tls))), rng=rng

@@ -131,7 +131,24 @@ class DeliveryWorker:
         await asyncio.gather(*(self._deliver_group(rcpts) for rcpts in groups.values()))
         return len(claimed)
 
-    async def _deliver_group(self, rcpts: list[Claimed]) -> None:
+    async def deliver_now(self, message_id: str) -> list[Outcome]:
+        """Synchronous hand-off (smarthost_sync): deliver one message now and return its outcomes.
+
+        Nothing is retried: a recipient the upstream did not take is recorded as bounced
+        (reason ``rejected``; the client owns the retry), so the 502 and the store agree.
+        """
+        claimed = await self.store.claim_message(
+            self.owner, message_id, lease_seconds=self.settings.delivery.lease_seconds
+        )
+        groups: dict[str, list[Claimed]] = defaultdict(list)
+        for c in claimed:
+            groups[c.domain].append(c)
+        results = await asyncio.gather(
+            *(self._deliver_group(rcpts, sync=True) for rcpts in groups.values())
+        )
+        return [o for group in results for o in group]
+
+    async def _deliver_group(self, rcpts: list[Claimed], *, sync: bool = False) -> list[Outcome]:
         first = rcpts[0]
         async with self._sem:
             try:
@@ -162,6 +179,8 @@ class DeliveryWorker:
                 ]
         by_id = {r.id: r for r in rcpts}
         outcomes = [self._outcome(by_id[res.recipient_id], res) for res in results]
+        if sync:
+            outcomes = [self._not_retried(o) for o in outcomes]
         lost = await self.store.record(self.owner, outcomes)
         if self.metrics is not None:
             self._count(outcomes, lost)
@@ -179,6 +198,20 @@ class DeliveryWorker:
                         "response": o.response[:200],
                     },
                 )
+        return outcomes
+
+    @staticmethod
+    def _not_retried(o: Outcome) -> Outcome:
+        if o.state not in ("deferred", "expired"):
+            return o
+        data = {
+            **o.data,
+            "bounce_type": "soft",
+            "reason": "rejected",
+            "diagnostic": o.response,
+            "note": "synchronous hand-off refused; not retried (the client owns the retry)",
+        }
+        return Outcome(recipient_id=o.recipient_id, state="bounced", response=o.response, data=data)
 
     def envelope_from(self, rcpts: list[Claimed]) -> str:
         """The VERP return path: per recipient when the transaction has one, per message otherwise.

@@ -638,6 +638,18 @@ class Store:
         )
         return claimed
 
+    async def claim_message(
+        self, owner: str, message_id: str, *, lease_seconds: float
+    ) -> list[Claimed]:
+        """Lease every pending recipient of one message now (smarthost synchronous hand-off)."""
+        now = self.clock.now()
+        claimed: list[Claimed] = await self.writer.run(
+            lambda c: self._claim(
+                c, owner, 1000, lease_seconds, 1_000_000, now, message_id=message_id
+            )
+        )
+        return claimed
+
     def claim_sync(
         self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5
     ) -> list[Claimed]:
@@ -654,6 +666,7 @@ class Store:
         lease_seconds: float,
         max_losses: int,
         now: float,
+        message_id: str | None = None,
     ) -> list[Claimed]:
         # 1. Leases that expired (their worker died) go back to the queue, or to held after repeated losses.
         stale = conn.execute(
@@ -674,14 +687,19 @@ class Store:
                 sets="lease_owner = NULL, lease_expires_at = NULL, lease_losses = ?, next_attempt_at = ?",
                 params=(losses, now),
             )
-        # 2. One guarded statement claims the due recipients.
+        # 2. One guarded statement claims the due recipients (or, for a synchronous hand-off,
+        #    every pending recipient of one message, due or not).
+        if message_id is None:
+            chosen = "SELECT id FROM recipients WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+            args: tuple[Any, ...] = (now, limit)
+        else:
+            chosen = "SELECT id FROM recipients WHERE message_id = ? AND state IN ('queued', 'deferred') LIMIT ?"
+            args = (message_id, limit)
         rows = conn.execute(
             "UPDATE recipients SET state = 'active', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
-            " WHERE id IN (SELECT id FROM recipients WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ?"
-            "              ORDER BY next_attempt_at, id LIMIT ?)"
-            " AND state IN ('queued', 'deferred')"
+            f" WHERE id IN ({chosen}) AND state IN ('queued', 'deferred')"
             " RETURNING id, message_id, account_id, address, domain, attempts, queued_at",
-            (owner, now + lease_seconds, now, now, limit),
+            (owner, now + lease_seconds, now, *args),
         ).fetchall()
         if not rows:
             return []

@@ -115,4 +115,6 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
                 timeout=60,
             )
             lines = proc.stdout.decode().splitlines()
-            assert any(line.startswith("pass rsa-sha256") for line in lines), proc.stdout + proc.stderr
+            assert any(line.startswith("pass rsa-sha256") for line in lines), (
+                proc.stdout + proc.stderr
+            )
