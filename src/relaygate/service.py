@@ -25,6 +25,7 @@ from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
 from relaygate.events.dispatcher import WebhookDispatcher
+from relaygate.events.tracking_app import HitRecorder, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.metrics import Metrics, QueueSnapshot
@@ -36,6 +37,7 @@ from relaygate.relay.worker import DeliveryWorker
 from relaygate.settings import Settings, parse_hostport
 from relaygate.store.models import Outcome
 from relaygate.store.spool import Store
+from relaygate.store.tracking import write_hits
 
 log = logging.getLogger("relaygate.serve")
 ROLES = ("http", "smtp", "relay", "webhooks")
@@ -89,6 +91,7 @@ class Service:
         self.notifier = Notifier.from_env()
         self.dispatcher: WebhookDispatcher | None = None
         self.checker: DomainChecker | None = None
+        self.recorder: HitRecorder | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -121,7 +124,7 @@ class Service:
                     make_resolver(self.settings),
                     interval=self.settings.domains.recheck_interval,
                 )
-                tasks.append(asyncio.create_task(self.checker.run(), name="domains"))
+                self._checker_task = asyncio.create_task(self.checker.run(), name="domains")
             if "webhooks" in self.roles:
                 self.dispatcher = WebhookDispatcher(
                     self.store, self.settings, self.clock, make_resolver(self.settings)
@@ -133,12 +136,21 @@ class Service:
                 admission.metrics = self.metrics
                 if self.worker is not None:
                     admission.on_commit = self.worker.wake
+                extra_routes: list[Any] = []
+                if self.settings.secret_key_file.exists():
+                    store = self.store
+                    self.recorder = HitRecorder(lambda hits: write_hits(store, hits))
+                    await self.recorder.start()
+                    extra_routes = tracking_routes(
+                        keys=[self.settings.secret_key()], recorder=self.recorder, clock=self.clock
+                    )
                 api = HttpApi(
                     store=self.store,
                     admission=admission,
                     max_request_bytes=self.settings.http.max_request_bytes,
                     metrics=self.metrics,
                     sync_deliver=self._sync_deliver(),
+                    extra_routes=extra_routes,
                 )
                 sock = bind(self.settings.http.listen)
                 config = uvicorn.Config(
@@ -176,6 +188,9 @@ class Service:
                 await self.worker.stop()
             if self.checker is not None:
                 self.checker.stop()
+                self._checker_task.cancel()  # a DNS check in progress is simply abandoned
+            if self.recorder is not None:
+                await self.recorder.stop()
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
             if tasks:

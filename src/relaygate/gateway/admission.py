@@ -26,6 +26,7 @@ from relaygate.compose.mime import (
 from relaygate.compose.templates import Template, TemplateError, render, system_catalog
 from relaygate.domains import sender_refusal
 from relaygate.errors import RequestError
+from relaygate.events.tracking import track_html
 from relaygate.metrics import Metrics
 from relaygate.settings import Settings
 from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
@@ -49,6 +50,8 @@ _FIELDS = frozenset(
         "headers",
         "tags",
         "attachments",
+        "track_opens",
+        "track_clicks",
     }
 )
 
@@ -104,6 +107,7 @@ class Admission:
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None
         self.metrics: Metrics | None = None
+        self.tracking_key = settings.secret_key() if settings.secret_key_file.exists() else None
 
     async def send(
         self,
@@ -156,28 +160,54 @@ class Admission:
         if not self.store.sender_allowed(account.id, sender.addr_spec):
             reason = sender_refusal(self.store, account.id, sender.addr_spec)
             raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
+        opens, clicks = self._tracking(account, body)
         msg_id = new_message_id()
         header_id = f"<{msg_id}@{self.settings.hostname}>"
-        try:
-            raw = build_message(
-                message_id=header_id,
-                date=self.clock.now(),
-                from_=sender,
-                to=to,
-                cc=cc,
-                reply_to=reply_to,
-                subject=subject,
-                text=text or None,
-                html=html or None,
-                headers=headers,
-                attachments=attachments,
-                hostname=self.settings.hostname,
-            )
-        except (HeaderError, AttachmentError) as exc:
-            raise RequestError(400, exc.detail) from None
+        date = self.clock.now()
+
+        def compose(html_part: str | None) -> bytes:
+            try:
+                return build_message(
+                    message_id=header_id,
+                    date=date,
+                    from_=sender,
+                    to=to,
+                    cc=cc,
+                    reply_to=reply_to,
+                    subject=subject,
+                    text=text or None,
+                    html=html_part or None,
+                    headers=headers,
+                    attachments=attachments,
+                    hostname=self.settings.hostname,
+                )
+            except (HeaderError, AttachmentError) as exc:
+                raise RequestError(400, exc.detail) from None
+
+        raw = compose(html)
         recipients = self._recipients(
             to, cc, bcc, self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
         )
+        variants: tuple[bytes, ...] = ()
+        if html and (opens or clicks) and self.tracking_key is not None:
+            # One body per recipient: the pixel and links carry a signed token for that recipient.
+            variants = tuple(
+                b""
+                if r.suppressed
+                else compose(
+                    track_html(
+                        html,
+                        public_url=self.settings.http.public_url,
+                        key=self.tracking_key,
+                        account_id=account.id,
+                        message_id=msg_id,
+                        recipient_id=i,
+                        opens=opens,
+                        clicks=clicks,
+                    )
+                )
+                for i, r in enumerate(recipients)
+            )
         limits = await self.store.admit(
             NewMessage(
                 id=msg_id,
@@ -191,6 +221,7 @@ class Admission:
                 body=raw,
                 recipients=recipients,
                 idempotency=idempotency,
+                recipient_bodies=variants,
             )
         )
         if self.on_commit is not None:
@@ -266,6 +297,20 @@ class Admission:
             except AttachmentError as exc:
                 raise RequestError(400, f"attachments[{i}]: {exc.detail}") from None
         return out
+
+    @staticmethod
+    def _tracking(account: Account, body: Mapping[str, Any]) -> tuple[bool, bool]:
+        """Open/click tracking: the account's setting, unless the request overrides it."""
+        out = []
+        for name, default in (
+            ("track_opens", account.track_opens),
+            ("track_clicks", account.track_clicks),
+        ):
+            value = body.get(name)
+            if value is not None and not isinstance(value, bool):
+                raise RequestError(400, f"{name} must be true or false")
+            out.append(default if value is None else value)
+        return out[0], out[1]
 
     def _content(
         self, account: Account, body: Mapping[str, Any]

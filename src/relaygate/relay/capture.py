@@ -3,7 +3,8 @@
 For development and the quick start. The file is written atomically (temp file, fsync, rename),
 so a reader never sees half a message; a second delivery of the same message overwrites it with
 identical bytes. Envelope recipients are recorded in an ``X-Relaygate-Envelope-To`` header
-prepended to the file (outside any DKIM-signed header set).
+prepended to the file (outside any DKIM-signed header set). A tracked message has one body per
+recipient, written as ``<msg_id>.<ordinal>.eml``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class CaptureTransport:
             f"Return-Path: <{batch.mail_from}>\r\n"
             f"X-Relaygate-Envelope-To: {', '.join(r.address for r in batch.recipients)}\r\n"
         ).encode()
-        final = self.directory / f"{batch.message_id}.eml"
+        first = batch.recipients[0]
+        name = f"{batch.message_id}.{first.ordinal}" if first.tracked else batch.message_id
+        final = self.directory / f"{name}.eml"
         tmp = self.directory / f".{batch.message_id}.{os.getpid()}.{id(batch)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:

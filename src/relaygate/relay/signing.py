@@ -40,22 +40,24 @@ class MessageSigner:
 
     async def prepare(self, claimed: Claimed) -> bytes:
         """The bytes to send for ``claimed``'s message (signing them first if nobody has)."""
-        data, final = self.store.body_for_delivery(claimed.message_id)
+        ordinal = claimed.ordinal if claimed.tracked else None
+        data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
         if final:
             return data
-        lock = self._locks.setdefault(claimed.message_id, asyncio.Lock())
+        variant = f"{claimed.message_id}#{ordinal}"
+        lock = self._locks.setdefault(variant, asyncio.Lock())
         try:
             async with lock:
-                data, final = self.store.body_for_delivery(claimed.message_id)
+                data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
                 if final:
                     return data
                 prepared = await self._sign(claimed, data)
-                if await self.store.store_prepared_body(claimed.message_id, prepared):
+                if await self.store.store_prepared_body(claimed.message_id, prepared, ordinal):
                     return prepared
-                return self.store.body_for_delivery(claimed.message_id)[0]
+                return self.store.body_for_delivery(claimed.message_id, ordinal)[0]
         finally:
             if not lock.locked():
-                self._locks.pop(claimed.message_id, None)
+                self._locks.pop(variant, None)
 
     async def _sign(self, claimed: Claimed, data: bytes) -> bytes:
         keys = self.keys_for(self.store, claimed.sender_domain)

@@ -125,9 +125,10 @@ class DeliveryWorker:
         )
         if not claimed:
             return 0
-        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        groups: dict[tuple[str, str, int], list[Claimed]] = defaultdict(list)
         for c in claimed:
-            groups[(c.message_id, c.domain)].append(c)
+            # A tracked message has one body per recipient, so one transaction per recipient.
+            groups[(c.message_id, c.domain, c.ordinal if c.tracked else -1)].append(c)
         await asyncio.gather(*(self._deliver_group(rcpts) for rcpts in groups.values()))
         return len(claimed)
 
@@ -140,9 +141,9 @@ class DeliveryWorker:
         claimed = await self.store.claim_message(
             self.owner, message_id, lease_seconds=self.settings.delivery.lease_seconds
         )
-        groups: dict[str, list[Claimed]] = defaultdict(list)
+        groups: dict[tuple[str, int], list[Claimed]] = defaultdict(list)
         for c in claimed:
-            groups[c.domain].append(c)
+            groups[(c.domain, c.ordinal if c.tracked else -1)].append(c)
         results = await asyncio.gather(
             *(self._deliver_group(rcpts, sync=True) for rcpts in groups.values())
         )
@@ -155,7 +156,9 @@ class DeliveryWorker:
                 if self._prepare is not None:
                     data = await self._prepare(first)
                 else:
-                    data = self.store.body(first.message_id)
+                    data = self.store.body_for_delivery(
+                        first.message_id, first.ordinal if first.tracked else None
+                    )[0]
                 batch = Batch(
                     message_id=first.message_id,
                     account_id=first.account_id,

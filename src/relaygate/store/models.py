@@ -61,6 +61,8 @@ class NewMessage:
     body: bytes
     recipients: tuple[NewRecipient, ...]
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the request body)
+    #: Per-recipient bodies (open/click tracking), in the order of ``recipients``; empty when shared.
+    recipient_bodies: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +88,8 @@ class Claimed:
     attempts: int
     queued_at: float
     sender_domain: str
+    ordinal: int = 0
+    tracked: bool = False  # the message has one body per recipient
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -507,16 +507,24 @@ class Store:
             ),
         )
         conn.execute("INSERT INTO bodies (message_id, data) VALUES (?, ?)", (m.id, m.body))
+        if m.recipient_bodies:
+            if len(m.recipient_bodies) != len(m.recipients):
+                raise ValueError("one body per recipient is needed for a tracked message")
+            conn.execute("UPDATE messages SET tracked = 1 WHERE id = ?", (m.id,))
+            conn.executemany(
+                "INSERT INTO recipient_bodies (message_id, ordinal, data) VALUES (?, ?, ?)",
+                [(m.id, i, data) for i, data in enumerate(m.recipient_bodies)],
+            )
         if m.tags:
             conn.executemany(
                 "INSERT OR IGNORE INTO message_tags (message_id, account_id, tag) VALUES (?, ?, ?)",
                 [(m.id, m.account_id, t) for t in m.tags],
             )
-        for r in m.recipients:
+        for ordinal, r in enumerate(m.recipients):
             state = State.SUPPRESSED if r.suppressed else State.QUEUED
             rid = conn.execute(
-                "INSERT INTO recipients (message_id, account_id, address, domain, kind, state, queued_at, next_attempt_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO recipients (message_id, account_id, address, domain, kind, state, queued_at, next_attempt_at, updated_at, ordinal)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     m.id,
                     m.account_id,
@@ -527,6 +535,7 @@ class Store:
                     now,
                     now,
                     now,
+                    ordinal,
                 ),
             ).lastrowid
             if r.suppressed:
@@ -698,19 +707,20 @@ class Store:
         rows = conn.execute(
             "UPDATE recipients SET state = 'active', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
             f" WHERE id IN ({chosen}) AND state IN ('queued', 'deferred')"
-            " RETURNING id, message_id, account_id, address, domain, attempts, queued_at",
+            " RETURNING id, message_id, account_id, address, domain, attempts, queued_at, ordinal",
             (owner, now + lease_seconds, now, *args),
         ).fetchall()
         if not rows:
             return []
         claimed = []
-        sender_domains: dict[str, str] = {}
+        senders: dict[str, tuple[str, bool]] = {}
         for row in rows:
             mid = row["message_id"]
-            if mid not in sender_domains:
-                sender_domains[mid] = conn.execute(
-                    "SELECT sender_domain FROM messages WHERE id = ?", (mid,)
-                ).fetchone()[0]
+            if mid not in senders:
+                found = conn.execute(
+                    "SELECT sender_domain, tracked FROM messages WHERE id = ?", (mid,)
+                ).fetchone()
+                senders[mid] = (found[0], bool(found[1]))
             claimed.append(
                 Claimed(
                     id=row["id"],
@@ -720,7 +730,9 @@ class Store:
                     domain=row["domain"],
                     attempts=row["attempts"],
                     queued_at=row["queued_at"],
-                    sender_domain=sender_domains[mid],
+                    sender_domain=senders[mid][0],
+                    ordinal=row["ordinal"],
+                    tracked=senders[mid][1],
                 )
             )
         conn.executemany(
@@ -877,8 +889,19 @@ class Store:
             raise KeyError(message_id)
         return bytes(rows[0][0])
 
-    def body_for_delivery(self, message_id: str) -> tuple[bytes, bool]:
-        """The message bytes and whether they are final (signed, or prepared unsigned) already."""
+    def body_for_delivery(self, message_id: str, ordinal: int | None = None) -> tuple[bytes, bool]:
+        """The message bytes and whether they are final (signed, or prepared unsigned) already.
+
+        ``ordinal`` names a recipient's own body variant (tracked messages).
+        """
+        if ordinal is not None:
+            found = self._read(
+                "SELECT data, signed FROM recipient_bodies WHERE message_id = ? AND ordinal = ?",
+                (message_id, ordinal),
+            )
+            if not found:
+                raise KeyError(f"{message_id}#{ordinal}")
+            return bytes(found[0][0]), bool(found[0][1])
         rows = self._read(
             "SELECT b.data, m.signed FROM bodies b JOIN messages m ON m.id = b.message_id WHERE b.message_id = ?",
             (message_id,),
@@ -887,10 +910,20 @@ class Store:
             raise KeyError(message_id)
         return bytes(rows[0][0]), bool(rows[0][1])
 
-    async def store_prepared_body(self, message_id: str, data: bytes) -> bool:
+    async def store_prepared_body(
+        self, message_id: str, data: bytes, ordinal: int | None = None
+    ) -> bool:
         """Replace the body with its signed form once; False if another worker did it first."""
 
         def fn(c: sqlite3.Connection) -> bool:
+            if ordinal is not None:
+                return (
+                    c.execute(
+                        "UPDATE recipient_bodies SET data = ?, signed = 1 WHERE message_id = ? AND ordinal = ? AND signed = 0",
+                        (data, message_id, ordinal),
+                    ).rowcount
+                    == 1
+                )
             if (
                 c.execute(
                     "UPDATE messages SET signed = 1 WHERE id = ? AND signed = 0", (message_id,)
