@@ -24,6 +24,7 @@ import uvicorn
 from relaygate.clock import Clock, SystemClock
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
+from relaygate.gateway.smtp import SmtpGateway, addresses
 from relaygate.relay.capture import CaptureTransport
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
@@ -84,6 +85,7 @@ class Service:
         self.store.start_writer()
         tasks: list[asyncio.Task[Any]] = []
         servers: list[Any] = []
+        smtp: SmtpGateway | None = None
         try:
             if "relay" in self.roles:
                 self.worker = DeliveryWorker(
@@ -121,11 +123,29 @@ class Service:
                 self.ready_info["http"] = _addr(sock)
                 while not server.started and not tasks[-1].done():
                     await asyncio.sleep(0.01)
+            if "smtp" in self.roles:
+                smtp_admission = Admission(
+                    store=self.store, settings=self.settings, clock=self.clock
+                )
+                if self.worker is not None:
+                    smtp_admission.on_commit = self.worker.wake
+                smtp = SmtpGateway(
+                    admission=smtp_admission, settings=self.settings, clock=self.clock
+                )
+                plain = [await smtp.start(bind(a)) for a in self.settings.smtp.listen]
+                implicit = [
+                    await smtp.start(bind(a), implicit_tls=True)
+                    for a in self.settings.smtp.tls_listen
+                ]
+                self.ready_info["smtp"] = addresses(plain)
+                self.ready_info["smtps"] = addresses(implicit)
             self._write_ready()
             log.info("ready", extra=self.ready_info)
             await self.stop_event.wait()
             log.info("stopping")
         finally:
+            if smtp is not None:
+                await smtp.stop(timeout=10)
             for server in servers:
                 server.should_exit = True
             if self.worker is not None:
