@@ -273,15 +273,13 @@ class Admission:
             msg_id=msg_id,
             now=now,
         )
-        existing_id = block.headers.get("Message-ID")
-        if existing_id is None or not str(existing_id).strip():
+        header_id = rawmail.header_text(block.headers, "Message-ID")
+        if block.headers.get("Message-ID") is None:
             header_id = f"<{msg_id}@{self.settings.hostname}>"
             added += f"Message-ID: {header_id}\r\n".encode("ascii")
-        else:
-            header_id = " ".join(str(existing_id).split())[:998]
         if block.headers.get("Date") is None:
             added += f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
-        subject = " ".join(str(block.headers.get("Subject", "") or "").split())[:998]
+        subject = rawmail.header_text(block.headers, "Subject")
         recipients = self._smtp_recipients(account.id, rcpts, block)
         limits = await self.store.admit(
             NewMessage(

@@ -5,9 +5,11 @@ the body bytes after the first empty line are never decoded or re-encoded, and e
 relaygate adds (Received, Message-ID, Date) is prepended as raw header lines in front of the
 original bytes. Line endings are kept as the client sent them.
 
-Trust: the bytes are stranger-controlled. Parsing uses ``email.parser.BytesHeaderParser`` (which
-never raises on malformed input; it records defects), and every value copied into a header we
-write is reduced to printable ASCII without line breaks first.
+Trust: the bytes are stranger-controlled. Parsing is ``email``'s header parser (what
+``BytesHeaderParser`` does, but decoding UTF-8 as RFC 6532 allows instead of ASCII); it never
+raises on malformed input. Invalid UTF-8 survives as surrogates and is refused or replaced
+before anything reaches the store, and every value copied into a header we write is reduced
+to printable ASCII without line breaks first.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.utils import formatdate
 
 TAGS_HEADER = b"x-sm-tags"
-_PARSER = BytesHeaderParser(policy=policy.SMTPUTF8)
+_PARSER = HeaderParser(policy=policy.SMTPUTF8)
 _SAFE = re.compile(r"[^A-Za-z0-9.:\[\]_-]")
 
 
@@ -83,7 +85,10 @@ def read_head(data: bytes) -> HeaderBlock:
     head, rest = split_head(data)
     head, tag_values = strip_field(head, TAGS_HEADER)
     return HeaderBlock(
-        head=head, rest=rest, tags=split_tags(tag_values), headers=_PARSER.parsebytes(head)
+        head=head,
+        rest=rest,
+        tags=split_tags(tag_values),
+        headers=_PARSER.parsestr(head.decode("utf-8", "surrogateescape")),
     )
 
 
@@ -92,9 +97,27 @@ def header_addresses(headers: EmailMessage, name: str) -> list[str]:
     out: list[str] = []
     for value in headers.get_all(name, []):
         for address in getattr(value, "addresses", ()):
-            if address.addr_spec and address.addr_spec != "<>":
-                out.append(address.addr_spec)
+            spec = address.addr_spec
+            if spec and spec != "<>" and _encodable(spec):
+                out.append(spec)
     return out
+
+
+def header_text(headers: EmailMessage, name: str, *, limit: int = 998) -> str:
+    """The decoded, unfolded value of the first ``name`` field ("" when absent); valid UTF-8."""
+    value = headers.get(name)
+    if value is None:
+        return ""
+    text = " ".join(str(value).split())[:limit]
+    return text if _encodable(text) else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def safe_token(text: str, *, limit: int = 100) -> str:

@@ -54,6 +54,7 @@ TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients (at most {n} per message)"
 SEPARATE_TRANSACTION = "452 4.5.3 Send mail for this recipient in a separate transaction"
 RELAY_DENIED = "554 5.7.1 Relay access denied; authenticate to send mail"
 BAD_RECIPIENT = "553 5.1.3 Invalid recipient address"
+NEEDS_SMTPUTF8 = "553 5.6.7 Non-ASCII addresses need the SMTPUTF8 parameter on MAIL FROM"
 NULL_SENDER = "550 5.7.1 The null sender <> is only accepted for bounce and feedback addresses"
 STORE_UNAVAILABLE = "451 4.3.0 The spool cannot accept mail right now; try again later"
 INTERNAL = "451 4.3.0 Internal error; try again later"
@@ -167,6 +168,32 @@ class SubmissionEnvelope(Envelope):
         self.principal: Principal | None = None
         self.account: Account | None = None
         self.inbound: bool | None = None  # decided by the first accepted RCPT
+
+
+_UTF8_LOCAL = re.compile(r"^[^\s\x00-\x1f\x7f\"(),:;<>@\[\\\]]{1,64}$")
+
+
+def valid_recipient(address: str) -> bool:
+    """A plain deliverable mailbox (as HTTP accepts), or its SMTPUTF8 form with a UTF-8 local part."""
+    try:
+        parse_mailbox(address)
+        return True
+    except AddressError:
+        if address.isascii():
+            return False
+    local, at, domain = address.rpartition("@")
+    try:
+        local.encode("utf-8")
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return False
+    if not at or not _UTF8_LOCAL.match(local):
+        return False
+    try:
+        parse_mailbox(f"x@{ascii_domain}")
+    except AddressError:
+        return False
+    return True
 
 
 def peer_ip(session: Session) -> str:
@@ -363,6 +390,8 @@ class SubmissionHandler:
         mail_options: list[str],
     ) -> str:
         assert isinstance(session, SubmissionSession) and isinstance(envelope, SubmissionEnvelope)
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
         principal = self.principal(session)
         mail_from = "" if address == "<>" else address
         account = None
@@ -392,6 +421,8 @@ class SubmissionHandler:
         assert isinstance(envelope, SubmissionEnvelope)
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return TOO_MANY_RECIPIENTS.format(n=self.max_recipients)
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
         inbound = self.is_inbound(address)
         if not inbound:
             if envelope.principal is None:
@@ -399,9 +430,7 @@ class SubmissionHandler:
                 return RELAY_DENIED
             if envelope.mail_from in ("", "<>"):
                 return NULL_SENDER
-            try:
-                parse_mailbox(address)
-            except AddressError:
+            if not valid_recipient(address):
                 return BAD_RECIPIENT
         if envelope.inbound is not None and envelope.inbound != inbound:
             return SEPARATE_TRANSACTION
@@ -439,6 +468,9 @@ class SubmissionHandler:
         except StoreUnavailable:
             log.warning("store unavailable", extra={"peer": ip})
             return STORE_UNAVAILABLE
+        except Exception:  # answered here so aiosmtpd still resets the transaction
+            log.exception("smtp data error", extra={"peer": ip})
+            return INTERNAL
         return QUEUED.format(id=accepted.id)
 
     async def handle_exception(self, error: Exception) -> str:
