@@ -16,13 +16,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
 from email.parser import HeaderParser
-from email.utils import formatdate
+from email.policy import Compat32
+from email.utils import formatdate, getaddresses
 
 TAGS_HEADER = b"x-sm-tags"
-_PARSER = HeaderParser(policy=policy.SMTPUTF8)
+
+
+class _RawValues(Compat32):
+    """Header values exactly as parsed (str, folding kept); no per-field object construction.
+
+    The modern policies build a structured header object per field read (~100 µs each), which
+    is most of the cost of a submission; we need only addresses, the subject and presence.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_PARSER = HeaderParser(policy=_RawValues())
 _SAFE = re.compile(r"[^A-Za-z0-9.:\[\]_-]")
 
 
@@ -33,7 +48,7 @@ class HeaderBlock:
     head: bytes  # header lines with their line endings, X-SM-Tags removed
     rest: bytes  # the empty line that ends the header block and the body, untouched
     tags: tuple[str, ...]  # raw comma-separated values of every X-SM-Tags field, split
-    headers: EmailMessage  # the parsed header block (no body)
+    headers: Message  # the parsed header block (no body); values are raw strings
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -92,23 +107,30 @@ def read_head(data: bytes) -> HeaderBlock:
     )
 
 
-def header_addresses(headers: EmailMessage, name: str) -> list[str]:
+def _unfold(value: str) -> str:
+    return value.replace("\r\n", "").replace("\n", "")
+
+
+def header_addresses(headers: Message, name: str) -> list[str]:
     """addr-specs of every mailbox in every ``name`` field (groups flattened); [] when absent."""
-    out: list[str] = []
-    for value in headers.get_all(name, []):
-        for address in getattr(value, "addresses", ()):
-            spec = address.addr_spec
-            if spec and spec != "<>" and _encodable(spec):
-                out.append(spec)
-    return out
+    values = [_unfold(v) for v in headers.get_all(name, [])]
+    return [
+        spec for _display, spec in getaddresses(values) if spec and "@" in spec and _encodable(spec)
+    ]
 
 
-def header_text(headers: EmailMessage, name: str, *, limit: int = 998) -> str:
-    """The decoded, unfolded value of the first ``name`` field ("" when absent); valid UTF-8."""
+def header_text(headers: Message, name: str, *, limit: int = 998) -> str:
+    """The decoded (RFC 2047), unfolded value of the first ``name`` field; valid UTF-8; "" when absent."""
     value = headers.get(name)
     if value is None:
         return ""
-    text = " ".join(str(value).split())[:limit]
+    text = _unfold(str(value))
+    if "=?" in text:
+        try:
+            text = str(make_header(decode_header(text)))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
+            pass
+    text = " ".join(text.split())[:limit]
     return text if _encodable(text) else text.encode("utf-8", "replace").decode("utf-8")
 
 

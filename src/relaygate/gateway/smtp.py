@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -249,6 +250,15 @@ class AuthThrottle:
 # -- the handler --------------------------------------------------------------------------------
 class SubmissionHandler:
     """Every aiosmtpd hook, so nothing falls back to aiosmtpd's defaults (which accept and drop)."""
+
+    _dir_cache: list[str] | None = None
+
+    def __dir__(self) -> list[str]:
+        """Only the hooks (handle_*, auth_*), which aiosmtpd finds by listing the handler."""
+        cls = type(self)
+        if cls._dir_cache is None:
+            cls._dir_cache = [n for n in dir(cls) if n.startswith(("handle_", "auth_"))]
+        return list(cls._dir_cache)
 
     def __init__(
         self,
@@ -506,32 +516,80 @@ _COMMAND_LIMITS = {
 _IN_TRANSACTION = frozenset({"RCPT", "DATA", "RSET", "QUIT", "NOOP"})
 
 
+class _Guarded:
+    """One command about to run: refused with 421 while draining, marked busy while running."""
+
+    __slots__ = ("method", "name", "smtp")
+
+    def __init__(self, smtp: SubmissionSMTP, name: str, method: Any) -> None:
+        self.smtp = smtp
+        self.name = name
+        self.method = method
+
+    def __getattr__(self, attr: str) -> Any:  # __smtp_syntax__ and friends, for HELP
+        return getattr(self.method, attr)
+
+    async def __call__(self, arg: Any) -> None:
+        smtp = self.smtp
+        if smtp._gateway.draining and not smtp._may_finish(self.name):
+            await smtp.push(SHUTTING_DOWN)
+            smtp.close()
+            return
+        smtp.busy = True
+        try:
+            await self.method(arg)
+        finally:
+            smtp.busy = False
+
+
+class _Dispatch(dict[str, Any]):
+    """aiosmtpd's command table; ``get`` (its dispatch) hands out guarded commands."""
+
+    def __init__(self, smtp: SubmissionSMTP, methods: Mapping[str, Any]) -> None:
+        super().__init__(methods)
+        self.smtp = smtp
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        method = super().get(key, default)
+        return None if method is None else _Guarded(self.smtp, key, method)
+
+
 class SubmissionSMTP(SMTP):
     """aiosmtpd's SMTP with our session type, reply translation and graceful shutdown (421)."""
+
+    _dir_cache: list[str] | None = None
 
     def __init__(self, handler: SubmissionHandler, gateway: SmtpGateway, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._gateway = gateway
         self.busy = False
-        for name, method in list(self._smtp_methods.items()):
-            self._smtp_methods[name] = self._guard(name, method)
+        self._smtp_methods = _Dispatch(self, self._smtp_methods)
 
-    def _guard(
-        self, name: str, method: Callable[[Any], Awaitable[None]]
-    ) -> Callable[[Any], Awaitable[None]]:
-        @functools.wraps(method)
-        async def guarded(arg: Any) -> None:
-            if self._gateway.draining and not self._may_finish(name):
-                await self.push(SHUTTING_DOWN)
-                self.close()
-                return
-            self.busy = True
-            try:
-                await method(arg)
-            finally:
-                self.busy = False
+    def __dir__(self) -> list[str]:
+        """Only what aiosmtpd looks up by name (smtp_*, auth_*): its per-connection introspection
+        of every attribute is most of the cost of a new connection otherwise."""
+        cls = type(self)
+        if cls._dir_cache is None:
+            cls._dir_cache = [n for n in dir(cls) if n.startswith(("smtp_", "auth_"))]
+        return list(cls._dir_cache)
 
-        return guarded
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd 1.4's parser, minus the typing.Protocol class it defines on every call
+        (class creation was the costliest step of MAIL and RCPT)."""
+        if not arg:
+            return "", ""
+        address: Any
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        addr: str = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, str(rest)
 
     def _may_finish(self, command: str) -> bool:
         """While draining, a transaction under way may still finish; nothing new starts."""
