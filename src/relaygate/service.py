@@ -28,6 +28,7 @@ from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.tracking_app import HitRecorder, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
+from relaygate.gateway.smtp import SmtpGateway, addresses
 from relaygate.metrics import Metrics, QueueSnapshot
 from relaygate.notify import Notifier, watchdog_loop
 from relaygate.relay.capture import CaptureTransport
@@ -102,6 +103,7 @@ class Service:
         self.store.start_writer()
         tasks: list[asyncio.Task[Any]] = []
         servers: list[Any] = []
+        smtp: SmtpGateway | None = None
         try:
             if "relay" in self.roles:
                 self.worker = DeliveryWorker(
@@ -170,6 +172,23 @@ class Service:
                 self.ready_info["http"] = _addr(sock)
                 while not server.started and not tasks[-1].done():
                     await asyncio.sleep(0.01)
+            if "smtp" in self.roles:
+                smtp_admission = Admission(
+                    store=self.store, settings=self.settings, clock=self.clock
+                )
+                smtp_admission.metrics = self.metrics
+                if self.worker is not None:
+                    smtp_admission.on_commit = self.worker.wake
+                smtp = SmtpGateway(
+                    admission=smtp_admission, settings=self.settings, clock=self.clock
+                )
+                plain = [await smtp.start(bind(a)) for a in self.settings.smtp.listen]
+                implicit = [
+                    await smtp.start(bind(a), implicit_tls=True)
+                    for a in self.settings.smtp.tls_listen
+                ]
+                self.ready_info["smtp"] = addresses(plain)
+                self.ready_info["smtps"] = addresses(implicit)
             self._write_ready()
             log.info("ready", extra=self.ready_info)
             self.notifier.ready(f"serving {', '.join(self.roles)}")
@@ -182,6 +201,8 @@ class Service:
             log.info("stopping")
             self.notifier.stopping("draining")
         finally:
+            if smtp is not None:
+                await smtp.stop(timeout=10)
             for server in servers:
                 server.should_exit = True
             if self.worker is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Any
 
 from relaygate.clock import Clock
@@ -27,6 +28,7 @@ from relaygate.compose.templates import Template, TemplateError, render, system_
 from relaygate.domains import sender_refusal
 from relaygate.errors import RequestError
 from relaygate.events.tracking import track_html
+from relaygate.gateway import rawmail
 from relaygate.metrics import Metrics
 from relaygate.settings import Settings
 from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
@@ -238,6 +240,134 @@ class Admission:
             },
         )
         return Accepted(id=msg_id, limits=limits)
+
+    # -- SMTP submission ----------------------------------------------------------------------
+    def check_smtp_sender(self, account: Account, key: ApiKey | None, mail_from: str) -> None:
+        """The MAIL FROM checks: key scope (403), plan (402), envelope sender identity (403).
+
+        ``key`` is None for a trusted network (no key to check; the plan still applies).
+        """
+        if key is not None:
+            check_key(key, account, "email:send")
+        elif account.plan == "free":
+            raise RequestError(
+                402, "accounts on the free plan cannot send; upgrade to trial or paid"
+            )
+        if not mail_from:
+            raise RequestError(
+                403, "the null sender <> is only accepted for bounce and feedback addresses"
+            )
+        if not self.store.sender_allowed(account.id, mail_from):
+            raise RequestError(
+                403, f"MAIL FROM {mail_from} is not a verified identity of this account"
+            )
+
+    def suppressed(self, account_id: int, addresses: Sequence[str]) -> Mapping[str, str]:
+        """The suppression list: lowercased address → reason."""
+        return self.store.suppressed(account_id, addresses)
+
+    async def submit_smtp(
+        self,
+        *,
+        account: Account,
+        key: ApiKey | None,
+        mail_from: str,
+        rcpts: list[str],
+        data: bytes,
+        peer: str,
+        helo: str = "",
+        protocol: str = "ESMTP",
+    ) -> Accepted:
+        """A message handed in over SMTP (after DATA): check, add our headers, commit.
+
+        The submitted bytes are kept as they are; Received (and Message-ID / Date when
+        missing) are prepended as raw header lines and X-SM-Tags fields are removed from the
+        header block (their values become the tags). Raises RequestError like ``send``.
+        """
+        self.check_smtp_sender(account, key, mail_from)
+        if not rcpts:
+            raise RequestError(400, "the message has no recipients")
+        if len(rcpts) > self.settings.smtp.max_recipients:
+            raise RequestError(
+                400, f"too many recipients: at most {self.settings.smtp.max_recipients}"
+            )
+        block = rawmail.read_head(data)
+        froms = rawmail.header_addresses(block.headers, "From")
+        if len(block.headers.get_all("From", [])) != 1 or not froms:
+            raise RequestError(400, "the message needs exactly one From header with an address")
+        for addr in froms:
+            if not self.store.sender_allowed(account.id, addr):
+                raise RequestError(
+                    403, f"header From {addr} is not a verified identity of this account"
+                )
+        tags = self._tags(list(block.tags)) if block.tags else []
+        msg_id = new_message_id()
+        now = self.clock.now()
+        added = rawmail.received(
+            helo=helo,
+            peer_ip=peer,
+            hostname=self.settings.hostname,
+            protocol=protocol,
+            msg_id=msg_id,
+            now=now,
+        )
+        header_id = rawmail.header_text(block.headers, "Message-ID")
+        if block.headers.get("Message-ID") is None:
+            header_id = f"<{msg_id}@{self.settings.hostname}>"
+            added += f"Message-ID: {header_id}\r\n".encode("ascii")
+        if block.headers.get("Date") is None:
+            added += f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+        subject = rawmail.header_text(block.headers, "Subject")
+        recipients = self._smtp_recipients(account.id, rcpts, block)
+        limits = await self.store.admit(
+            NewMessage(
+                id=msg_id,
+                account_id=account.id,
+                channel="smtp",
+                from_addr=froms[0],
+                sender_domain=domain_of(froms[0]),
+                subject=subject,
+                header_message_id=header_id,
+                tags=tuple(tags),
+                body=added + block.head + block.rest,
+                recipients=recipients,
+            )
+        )
+        if self.on_commit is not None:
+            self.on_commit()
+        if self.metrics is not None:
+            self.metrics.accepted("smtp", recipients=len(recipients))
+        log.info(
+            "accepted",
+            extra={
+                "msg_id": msg_id,
+                "channel": "smtp",
+                "account": account.id,
+                "recipients": len(recipients),
+                "peer": peer,
+            },
+        )
+        return Accepted(id=msg_id, limits=limits)
+
+    def _smtp_recipients(
+        self, account_id: int, rcpts: Sequence[str], block: rawmail.HeaderBlock
+    ) -> tuple[NewRecipient, ...]:
+        """Envelope recipients, de-duplicated; kind from the To/Cc headers (bcc otherwise)."""
+        to = {a.lower() for a in rawmail.header_addresses(block.headers, "To")}
+        cc = {a.lower() for a in rawmail.header_addresses(block.headers, "Cc")}
+        first: dict[str, str] = {}
+        for r in rcpts:
+            first.setdefault(r.lower(), r)
+        unique = list(first.items())
+        suppressed = self.suppressed(account_id, [low for low, _ in unique])
+        return tuple(
+            NewRecipient(
+                address=addr,
+                kind="to" if low in to else "cc" if low in cc else "bcc",
+                suppressed=suppressed.get(low),
+            )
+            for low, addr in unique
+        )
 
     @staticmethod
     def _recipients(

@@ -1,0 +1,158 @@
+"""Header-block work on a message submitted as raw MIME (SMTP): read it, strip one header, prepend.
+
+Owns the rule that a submitted message is relayed as is: only the header block is ever looked at,
+the body bytes after the first empty line are never decoded or re-encoded, and everything
+relaygate adds (Received, Message-ID, Date) is prepended as raw header lines in front of the
+original bytes. Line endings are kept as the client sent them.
+
+Trust: the bytes are stranger-controlled. Parsing is ``email``'s header parser (what
+``BytesHeaderParser`` does, but decoding UTF-8 as RFC 6532 allows instead of ASCII); it never
+raises on malformed input. Invalid UTF-8 survives as surrogates and is refused or replaced
+before anything reaches the store, and every value copied into a header we write is reduced
+to printable ASCII without line breaks first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import HeaderParser
+from email.policy import Compat32
+from email.utils import formatdate, getaddresses
+
+TAGS_HEADER = b"x-sm-tags"
+
+
+class _RawValues(Compat32):
+    """Header values exactly as parsed (str, folding kept); no per-field object construction.
+
+    The modern policies build a structured header object per field read (~100 µs each), which
+    is most of the cost of a submission; we need only addresses, the subject and presence.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_PARSER = HeaderParser(policy=_RawValues())
+_SAFE = re.compile(r"[^A-Za-z0-9.:\[\]_-]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderBlock:
+    """The parts of a submitted message admission needs; ``head + rest`` is the original (minus tags)."""
+
+    head: bytes  # header lines with their line endings, X-SM-Tags removed
+    rest: bytes  # the empty line that ends the header block and the body, untouched
+    tags: tuple[str, ...]  # raw comma-separated values of every X-SM-Tags field, split
+    headers: Message  # the parsed header block (no body); values are raw strings
+
+
+def split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Split at the first empty line: (header lines incl. their endings, the rest incl. the empty line)."""
+    if data.startswith((b"\r\n", b"\n")):
+        return b"", data
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    ends = [i + n for i, n in ((crlf, 2), (lf, 1)) if i >= 0]
+    if not ends:
+        return data, b""
+    cut = min(ends)
+    return data[:cut], data[cut:]
+
+
+def strip_field(head: bytes, name: bytes) -> tuple[bytes, list[bytes]]:
+    """Remove every field called ``name`` (case-insensitive, with its folded lines); return their values."""
+    if name not in head.lower():
+        return head, []
+    kept: list[bytes] = []
+    values: list[bytes] = []
+    dropping = False
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if dropping:
+                values[-1] += line
+            else:
+                kept.append(line)
+            continue
+        field, colon, value = line.partition(b":")
+        dropping = bool(colon) and field.strip().lower() == name
+        if dropping:
+            values.append(value)
+        else:
+            kept.append(line)
+    return b"".join(kept), values
+
+
+def split_tags(values: list[bytes]) -> tuple[str, ...]:
+    """``X-SM-Tags: a, b`` (possibly several fields, possibly folded) → ("a", "b"), order kept."""
+    out: list[str] = []
+    for value in values:
+        text = value.decode("utf-8", "replace").replace("\r", "").replace("\n", "")
+        out.extend(t.strip() for t in text.split(",") if t.strip())
+    return tuple(dict.fromkeys(out))
+
+
+def read_head(data: bytes) -> HeaderBlock:
+    head, rest = split_head(data)
+    head, tag_values = strip_field(head, TAGS_HEADER)
+    return HeaderBlock(
+        head=head,
+        rest=rest,
+        tags=split_tags(tag_values),
+        headers=_PARSER.parsestr(head.decode("utf-8", "surrogateescape")),
+    )
+
+
+def _unfold(value: str) -> str:
+    return value.replace("\r\n", "").replace("\n", "")
+
+
+def header_addresses(headers: Message, name: str) -> list[str]:
+    """addr-specs of every mailbox in every ``name`` field (groups flattened); [] when absent."""
+    values = [_unfold(v) for v in headers.get_all(name, [])]
+    return [
+        spec for _display, spec in getaddresses(values) if spec and "@" in spec and _encodable(spec)
+    ]
+
+
+def header_text(headers: Message, name: str, *, limit: int = 998) -> str:
+    """The decoded (RFC 2047), unfolded value of the first ``name`` field; valid UTF-8; "" when absent."""
+    value = headers.get(name)
+    if value is None:
+        return ""
+    text = _unfold(str(value))
+    if "=?" in text:
+        try:
+            text = str(make_header(decode_header(text)))
+        except (HeaderParseError, UnicodeError, LookupError, ValueError):
+            pass
+    text = " ".join(text.split())[:limit]
+    return text if _encodable(text) else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_token(text: str, *, limit: int = 100) -> str:
+    """A client-supplied word (HELO name, address) made safe to copy into a header we write."""
+    return _SAFE.sub("?", text[:limit]) or "unknown"
+
+
+def received(
+    *, helo: str, peer_ip: str, hostname: str, protocol: str, msg_id: str, now: float
+) -> bytes:
+    """Our trace header (RFC 5321 §4.4); no reverse DNS lookup (nothing leaves loopback in tests)."""
+    return (
+        f"Received: from {safe_token(helo)} ([{safe_token(peer_ip, limit=64)}])\r\n"
+        f"\tby {hostname} (relaygate) with {protocol} id {msg_id};\r\n"
+        f"\t{formatdate(now, usegmt=True)}\r\n"
+    ).encode("ascii")

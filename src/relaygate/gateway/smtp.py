@@ -1,0 +1,726 @@
+"""The SMTP way in: aiosmtpd handler and server factory for submission (587/465/2525-style ports).
+
+Owns the SMTP dialogue: who the client is (AUTH with an API key as password, or a trusted
+network), which recipients a session may name (never an open relay), the early checks a client
+expects at MAIL and RCPT time, and the one catalogue of reply lines. The message itself goes to
+``Admission.submit_smtp`` (the same funnel as HTTP); a 250 after DATA means it is committed.
+Mail for relaygate's own bounce/feedback addresses goes to an ``InboundSink`` instead.
+
+Trust: everything on the wire is stranger-controlled. Replies come only from this module's
+catalogue (``RequestError.detail`` is our own text, reduced to safe ASCII); an unexpected fault
+answers ``451 4.3.0`` without internals. AUTH secrets are hashed by the store and never logged;
+failed AUTH attempts are rate-limited per peer address. Content stays bytes end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from relaygate.clock import Clock
+from relaygate.compose.addresses import AddressError, parse_mailbox
+from relaygate.errors import RequestError, StoreUnavailable
+from relaygate.gateway.admission import Admission
+from relaygate.settings import Settings
+from relaygate.store.inbound import save_inbound
+from relaygate.store.models import Account, ApiKey
+from relaygate.store.spool import Store
+
+log = logging.getLogger("relaygate.smtp")
+
+# -- the reply catalogue ------------------------------------------------------------------------
+OK = "250 2.0.0 OK"
+SENDER_OK = "250 2.1.0 Sender OK"
+RECIPIENT_OK = "250 2.1.5 Recipient OK"
+QUEUED = "250 2.0.0 OK queued as {id}"
+INBOUND_OK = "250 2.0.0 OK received as {id}"
+BYE = "221 2.0.0 Bye"
+VRFY = "252 2.5.0 Cannot VRFY user; send mail and delivery will be attempted"
+AUTH_TLS = "538 5.7.11 Encryption required for requested authentication mechanism"
+AUTH_THROTTLED = "454 4.7.0 Too many failed authentication attempts; try again later"
+AUTH_SCOPE = "535 5.7.8 This API key lacks the email:send scope"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients (at most {n} per message)"
+SEPARATE_TRANSACTION = "452 4.5.3 Send mail for this recipient in a separate transaction"
+RELAY_DENIED = "554 5.7.1 Relay access denied; authenticate to send mail"
+BAD_RECIPIENT = "553 5.1.3 Invalid recipient address"
+NEEDS_SMTPUTF8 = "553 5.6.7 Non-ASCII addresses need the SMTPUTF8 parameter on MAIL FROM"
+NULL_SENDER = "550 5.7.1 The null sender <> is only accepted for bounce and feedback addresses"
+STORE_UNAVAILABLE = "451 4.3.0 The spool cannot accept mail right now; try again later"
+INTERNAL = "451 4.3.0 Internal error; try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+
+#: RequestError.status (the HTTP contract) → SMTP code and enhanced status code.
+STATUS_REPLIES: Mapping[int, tuple[int, str]] = {
+    400: (550, "5.6.0"),  # the message itself is unacceptable (no From, bad tags)
+    401: (535, "5.7.8"),
+    402: (550, "5.7.1"),  # free plan
+    403: (550, "5.7.1"),  # unverified identity, missing scope
+    413: (552, "5.3.4"),
+    429: (451, "4.7.1"),  # rate limit or daily quota: temporary
+}
+
+#: aiosmtpd's own reply texts → ours (everything else of aiosmtpd's ≥ 400 gets a generic
+#: enhanced code by reply code; 2xx/3xx lines — EHLO keywords, 334, 354 — are never touched).
+_BUILTIN_REPLIES: Mapping[str, str] = {
+    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed maximum message size",
+    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
+}
+_GENERIC_ENHANCED: Mapping[int, str] = {
+    421: "4.3.0",
+    451: "4.3.0",
+    454: "4.7.0",
+    500: "5.5.2",
+    501: "5.5.4",
+    502: "5.5.1",
+    503: "5.5.1",
+    504: "5.5.4",
+    530: "5.7.0",
+    552: "5.3.4",
+    553: "5.1.3",
+    554: "5.7.0",
+    555: "5.5.4",
+}
+_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def reply_for(exc: RequestError) -> str:
+    """The one mapping from the funnel's RequestError to an SMTP reply line."""
+    code, enhanced = STATUS_REPLIES.get(exc.status, (451, "4.3.0"))
+    return f"{code} {enhanced} {_UNSAFE.sub('?', exc.detail)[:400]}"
+
+
+def translate(reply: str) -> str:
+    """Give aiosmtpd's built-in failure replies enhanced status codes (RFC 2034)."""
+    mapped = _BUILTIN_REPLIES.get(reply)
+    if mapped is not None:
+        return mapped
+    if len(reply) < 4 or not reply[:3].isdigit() or reply[0] not in "45" or reply[3] == "-":
+        return reply
+    if _HAS_ENHANCED.match(reply):
+        return reply
+    code = int(reply[:3])
+    enhanced = _GENERIC_ENHANCED.get(code, f"{reply[0]}.0.0")
+    text = reply[4:].removeprefix("Error: ")
+    return f"{code} {enhanced} {text}"
+
+
+# -- seams and values ---------------------------------------------------------------------------
+class InboundSink(Protocol):
+    """Where mail for relaygate's own bounce/feedback addresses goes (section 7 processing)."""
+
+    async def accept(self, *, mail_from: str, rcpts: list[str], data: bytes, peer: str) -> str:
+        """Keep the message durably; return a reference id for the 250 reply."""
+        ...
+
+
+class StoreInbound:
+    """The default sink: the ``inbound`` table, for the bounce processor to consume."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def accept(self, *, mail_from: str, rcpts: list[str], data: bytes, peer: str) -> str:
+        return await save_inbound(
+            self.store, mail_from=mail_from, rcpts=rcpts, data=data, peer=peer
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """Who submits: an API key (AUTH) or a trusted network (``key`` None)."""
+
+    account_id: int
+    key: ApiKey | None
+
+
+class SubmissionSession(Session):
+    """aiosmtpd's session plus what AUTH established (reset by STARTTLS, as RFC 3207 wants)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.principal: Principal | None = None
+
+    @property
+    def login_data(self) -> Any:  # aiosmtpd's deprecated property logs a warning per AUTH
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class SubmissionEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.principal: Principal | None = None
+        self.account: Account | None = None
+        self.inbound: bool | None = None  # decided by the first accepted RCPT
+
+
+_UTF8_LOCAL = re.compile(r"^[^\s\x00-\x1f\x7f\"(),:;<>@\[\\\]]{1,64}$")
+
+
+def valid_recipient(address: str) -> bool:
+    """A plain deliverable mailbox (as HTTP accepts), or its SMTPUTF8 form with a UTF-8 local part."""
+    try:
+        parse_mailbox(address)
+        return True
+    except AddressError:
+        if address.isascii():
+            return False
+    local, at, domain = address.rpartition("@")
+    try:
+        local.encode("utf-8")
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return False
+    if not at or not _UTF8_LOCAL.match(local):
+        return False
+    try:
+        parse_mailbox(f"x@{ascii_domain}")
+    except AddressError:
+        return False
+    return True
+
+
+def peer_ip(session: Session) -> str:
+    peer: Any = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+def tls_active(server: SMTP) -> bool:
+    transport = server.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class AuthThrottle:
+    """Failed AUTH attempts per peer address in a sliding window; bounded memory."""
+
+    def __init__(
+        self, clock: Clock, *, limit: int = 5, window: float = 60.0, max_peers: int = 10_000
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.max_peers = max_peers
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked(self, ip: str) -> bool:
+        recent = self._recent(ip)
+        return len(recent) >= self.limit
+
+    def failed(self, ip: str) -> None:
+        if len(self._failures) >= self.max_peers:
+            cutoff = self.clock.now() - self.window
+            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
+            if len(self._failures) >= self.max_peers:
+                self._failures.pop(next(iter(self._failures)))
+        self._recent(ip).append(self.clock.now())
+
+    def _recent(self, ip: str) -> list[float]:
+        cutoff = self.clock.now() - self.window
+        times = [t for t in self._failures.get(ip, ()) if t > cutoff]
+        self._failures[ip] = times
+        return times
+
+
+# -- the handler --------------------------------------------------------------------------------
+class SubmissionHandler:
+    """Every aiosmtpd hook, so nothing falls back to aiosmtpd's defaults (which accept and drop)."""
+
+    _dir_cache: list[str] | None = None
+
+    def __dir__(self) -> list[str]:
+        """Only the hooks (handle_*, auth_*), which aiosmtpd finds by listing the handler."""
+        cls = type(self)
+        if cls._dir_cache is None:
+            cls._dir_cache = [n for n in dir(cls) if n.startswith(("handle_", "auth_"))]
+        return list(cls._dir_cache)
+
+    def __init__(
+        self,
+        *,
+        admission: Admission,
+        settings: Settings,
+        clock: Clock,
+        inbound: InboundSink | None = None,
+    ) -> None:
+        self.admission = admission
+        self.store = admission.store
+        self.settings = settings
+        self.clock = clock
+        self.inbound: InboundSink = inbound or StoreInbound(admission.store)
+        self.throttle = AuthThrottle(clock)
+        self.max_recipients = settings.smtp.max_recipients
+        self.bounce_domain = settings.return_path_domain.lower().rstrip(".")
+        self.feedback = (settings.bounces.feedback_address or f"fbl@{self.bounce_domain}").lower()
+        self.trusted = [
+            (ipaddress.ip_network(cidr, strict=False), account)
+            for cidr, account in settings.smtp.trusted_networks.items()
+        ]
+
+    # -- who is this ---------------------------------------------------------------------------
+    def auth_allowed(self, server: SMTP, session: Session) -> bool:
+        return (
+            not self.settings.smtp.auth_require_tls
+            or tls_active(server)
+            or is_loopback(peer_ip(session))
+        )
+
+    def trusted_account(self, ip: str) -> int | None:
+        if not self.trusted:
+            return None
+        try:
+            addr = ipaddress.ip_address(ip.partition("%")[0])
+        except ValueError:
+            return None
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        for network, account in self.trusted:
+            if addr.version == network.version and addr in network:
+                return account
+        return None
+
+    def principal(self, session: SubmissionSession) -> Principal | None:
+        if session.principal is not None:
+            return session.principal
+        account = self.trusted_account(peer_ip(session))
+        return Principal(account_id=account, key=None) if account is not None else None
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """aiosmtpd's ``authenticator``: the password is an API key; the user name is ignored."""
+        if mechanism not in ("PLAIN", "LOGIN") or not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        ip = peer_ip(session)
+        secret = auth_data.password.decode("utf-8", "replace").strip()
+        found = self.store.authenticate(secret)
+        if found is None:
+            self.throttle.failed(ip)
+            log.info("auth failed", extra={"peer": ip, "mechanism": mechanism})
+            return AuthResult(success=False, handled=False)
+        key, account = found
+        if "email:send" not in key.scopes:
+            return AuthResult(success=False, handled=False, message=AUTH_SCOPE)
+        if isinstance(session, SubmissionSession):
+            session.principal = Principal(account_id=account.id, key=key)
+        log.info("auth ok", extra={"peer": ip, "key": key.id, "account": account.id})
+        return AuthResult(success=True, auth_data=key.id)
+
+    def is_inbound(self, address: str) -> bool:
+        """Mail for our own bounce (VERP) domain or feedback address, with a plain local part."""
+        local, at, domain = address.rpartition("@")
+        if not at or not local or any(c in local for c in '%!@":\\ '):
+            return False
+        domain = domain.lower()
+        return domain == self.bounce_domain or f"{local.lower()}@{domain}" == self.feedback
+
+    # -- hooks ---------------------------------------------------------------------------------
+    async def handle_HELO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str
+    ) -> str:
+        session.host_name = hostname
+        return f"250 {self.settings.hostname}"
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        auth_ok = self.auth_allowed(server, session)
+        lines = [
+            r
+            for r in responses[:-1]
+            if auth_ok or not r.startswith("250-AUTH")  # hide AUTH where it would be refused
+        ]
+        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+
+    async def handle_NOOP(
+        self, server: SMTP, session: Session, envelope: Envelope, arg: str
+    ) -> str:
+        return OK
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return BYE
+
+    async def handle_VRFY(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str
+    ) -> str:
+        return VRFY
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return OK
+
+    def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
+        return True
+
+    async def handle_AUTH(
+        self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
+    ) -> Any:
+        if not self.auth_allowed(server, session):
+            return AUTH_TLS
+        if self.throttle.blocked(peer_ip(session)):
+            return AUTH_THROTTLED
+        return MISSING  # go on with aiosmtpd's PLAIN / LOGIN, which call ``authenticate``
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        assert isinstance(session, SubmissionSession) and isinstance(envelope, SubmissionEnvelope)
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
+        principal = self.principal(session)
+        mail_from = "" if address == "<>" else address
+        account = None
+        if principal is not None:
+            account = self.store.get_account(principal.account_id)
+            if account is None:
+                return reply_for(RequestError(401, "the account of this session no longer exists"))
+            if mail_from:
+                try:
+                    self.admission.check_smtp_sender(account, principal.key, mail_from)
+                except RequestError as exc:
+                    return reply_for(exc)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.principal = principal
+        envelope.account = account
+        return SENDER_OK
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        assert isinstance(envelope, SubmissionEnvelope)
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RECIPIENTS.format(n=self.max_recipients)
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
+        inbound = self.is_inbound(address)
+        if not inbound:
+            if envelope.principal is None:
+                log.info("relay denied", extra={"peer": peer_ip(session)})
+                return RELAY_DENIED
+            if envelope.mail_from in ("", "<>"):
+                return NULL_SENDER
+            if not valid_recipient(address):
+                return BAD_RECIPIENT
+        if envelope.inbound is not None and envelope.inbound != inbound:
+            return SEPARATE_TRANSACTION
+        envelope.inbound = inbound
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, SubmissionEnvelope)
+        data = envelope.original_content or b""
+        mail_from = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
+        ip = peer_ip(session)
+        try:
+            if envelope.inbound:
+                ref = await self.inbound.accept(
+                    mail_from=mail_from, rcpts=list(envelope.rcpt_tos), data=data, peer=ip
+                )
+                return INBOUND_OK.format(id=ref)
+            principal, account = envelope.principal, envelope.account
+            if principal is None or account is None:  # RCPT would have refused: defensive
+                return RELAY_DENIED
+            accepted = await self.admission.submit_smtp(
+                account=account,
+                key=principal.key,
+                mail_from=mail_from,
+                rcpts=list(envelope.rcpt_tos),
+                data=data,
+                peer=ip,
+                helo=session.host_name or "",
+                protocol=self.protocol(server, session),
+            )
+        except RequestError as exc:
+            return reply_for(exc)
+        except StoreUnavailable:
+            log.warning("store unavailable", extra={"peer": ip})
+            return STORE_UNAVAILABLE
+        except Exception:  # answered here so aiosmtpd still resets the transaction
+            log.exception("smtp data error", extra={"peer": ip})
+            return INTERNAL
+        return QUEUED.format(id=accepted.id)
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, StoreUnavailable):
+            log.warning("store unavailable")
+            return STORE_UNAVAILABLE
+        log.error("smtp session error", exc_info=error)
+        return INTERNAL
+
+    def protocol(self, server: SMTP, session: Session) -> str:
+        """RFC 3848 ``with`` keyword for the Received header."""
+        proto = "ESMTP" if session.extended_smtp else "SMTP"
+        if tls_active(server):
+            proto += "S"
+        if session.authenticated:
+            proto += "A"
+        return proto
+
+
+# -- the server ---------------------------------------------------------------------------------
+_COMMAND_LIMITS = {
+    "MAIL": 1000,
+    "RCPT": 51_000,
+    "DATA": 1000,
+    "RSET": 1000,
+    "NOOP": 100,
+    "EHLO": 10,
+    "HELO": 10,
+    "AUTH": 10,
+    "STARTTLS": 2,
+    "*": 20,
+}
+_IN_TRANSACTION = frozenset({"RCPT", "DATA", "RSET", "QUIT", "NOOP"})
+
+
+class _Guarded:
+    """One command about to run: refused with 421 while draining, marked busy while running."""
+
+    __slots__ = ("method", "name", "smtp")
+
+    def __init__(self, smtp: SubmissionSMTP, name: str, method: Any) -> None:
+        self.smtp = smtp
+        self.name = name
+        self.method = method
+
+    def __getattr__(self, attr: str) -> Any:  # __smtp_syntax__ and friends, for HELP
+        return getattr(self.method, attr)
+
+    async def __call__(self, arg: Any) -> None:
+        smtp = self.smtp
+        if smtp._gateway.draining and not smtp._may_finish(self.name):
+            await smtp.push(SHUTTING_DOWN)
+            smtp.close()
+            return
+        smtp.busy = True
+        try:
+            await self.method(arg)
+        finally:
+            smtp.busy = False
+
+
+class _Dispatch(dict[str, Any]):
+    """aiosmtpd's command table; ``get`` (its dispatch) hands out guarded commands."""
+
+    def __init__(self, smtp: SubmissionSMTP, methods: Mapping[str, Any]) -> None:
+        super().__init__(methods)
+        self.smtp = smtp
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        method = super().get(key, default)
+        return None if method is None else _Guarded(self.smtp, key, method)
+
+
+class SubmissionSMTP(SMTP):
+    """aiosmtpd's SMTP with our session type, reply translation and graceful shutdown (421)."""
+
+    _dir_cache: list[str] | None = None
+
+    def __init__(self, handler: SubmissionHandler, gateway: SmtpGateway, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._gateway = gateway
+        self.busy = False
+        self._smtp_methods = _Dispatch(self, self._smtp_methods)
+
+    def __dir__(self) -> list[str]:
+        """Only what aiosmtpd looks up by name (smtp_*, auth_*): its per-connection introspection
+        of every attribute is most of the cost of a new connection otherwise."""
+        cls = type(self)
+        if cls._dir_cache is None:
+            cls._dir_cache = [n for n in dir(cls) if n.startswith(("smtp_", "auth_"))]
+        return list(cls._dir_cache)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd 1.4's parser, minus the typing.Protocol class it defines on every call
+        (class creation was the costliest step of MAIL and RCPT)."""
+        if not arg:
+            return "", ""
+        address: Any
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        addr: str = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, str(rest)
+
+    def _may_finish(self, command: str) -> bool:
+        """While draining, a transaction under way may still finish; nothing new starts."""
+        envelope = self.envelope
+        return command == "QUIT" or (
+            envelope is not None and bool(envelope.mail_from) and command in _IN_TRANSACTION
+        )
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and (self.envelope is None or not self.envelope.mail_from)
+
+    def _create_session(self) -> Session:
+        return SubmissionSession(self.loop)
+
+    def _create_envelope(self) -> Envelope:
+        return SubmissionEnvelope()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self._gateway.connections.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._gateway.connections.discard(self)
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            status = translate(status)
+        await super().push(status)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def goodbye(self) -> None:
+        """Unsolicited 421 and close (an idle session when the server stops)."""
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                self._writer.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
+        self.close()
+
+
+def server_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server certificate for STARTTLS and implicit TLS, when configured."""
+    if not settings.smtp.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.smtp.tls_cert, settings.smtp.tls_key)
+    return context
+
+
+class SmtpGateway:
+    """Listeners for plain/STARTTLS and implicit-TLS submission on the running loop."""
+
+    def __init__(
+        self,
+        *,
+        admission: Admission,
+        settings: Settings,
+        clock: Clock,
+        inbound: InboundSink | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handler = SubmissionHandler(
+            admission=admission, settings=settings, clock=clock, inbound=inbound
+        )
+        self.tls_context = tls_context if tls_context is not None else server_tls_context(settings)
+        self.servers: list[asyncio.Server] = []
+        self.connections: set[SubmissionSMTP] = set()
+        self.draining = False
+        aiosmtpd_log = logging.getLogger("mail.log")  # logs every command line at INFO
+        if aiosmtpd_log.level == logging.NOTSET:
+            aiosmtpd_log.setLevel(logging.WARNING)
+
+    def _factory(self, *, implicit_tls: bool) -> Callable[[], SubmissionSMTP]:
+        s = self.settings
+        return lambda: SubmissionSMTP(
+            self.handler,
+            self,
+            hostname=s.hostname,
+            ident="relaygate",
+            data_size_limit=s.smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            tls_context=None if implicit_tls else self.tls_context,
+            timeout=s.smtp.timeout,
+            auth_require_tls=False,  # enforced in handle_AUTH, with the loopback exception
+            authenticator=self.handler.authenticate,
+            command_call_limit=_COMMAND_LIMITS,
+        )
+
+    async def start(self, sock: socket.socket, *, implicit_tls: bool = False) -> asyncio.Server:
+        """Serve on a bound, listening socket (port 0 is fine). Implicit TLS needs a certificate."""
+        loop = asyncio.get_running_loop()
+        if implicit_tls and self.tls_context is None:
+            raise ValueError("implicit TLS needs smtp.tls_cert and smtp.tls_key")
+        server = await loop.create_server(
+            self._factory(implicit_tls=implicit_tls),
+            sock=sock,
+            ssl=self.tls_context if implicit_tls else None,
+            ssl_handshake_timeout=30.0 if implicit_tls else None,
+        )
+        self.servers.append(server)
+        return server
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting; idle sessions get 421 now, open transactions may finish within ``timeout``."""
+        self.draining = True
+        for server in self.servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            for conn in list(self.connections):
+                if conn.idle:
+                    conn.goodbye()
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.goodbye()
+        self.servers.clear()
+
+
+def addresses(servers: Sequence[asyncio.Server]) -> list[str]:
+    out = []
+    for server in servers:
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return out
