@@ -21,6 +21,7 @@ from typing import Any
 
 import uvicorn
 
+from relaygate.bounces.inbound import InboundProcessor
 from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
@@ -93,6 +94,7 @@ class Service:
         self.dispatcher: WebhookDispatcher | None = None
         self.checker: DomainChecker | None = None
         self.recorder: HitRecorder | None = None
+        self.inbound: InboundProcessor | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -127,6 +129,14 @@ class Service:
                     interval=self.settings.domains.recheck_interval,
                 )
                 self._checker_task = asyncio.create_task(self.checker.run(), name="domains")
+                self.inbound = InboundProcessor(
+                    self.store,
+                    self.settings,
+                    secret=self.settings.secret_key()
+                    if self.settings.secret_key_file.exists()
+                    else None,
+                )
+                tasks.append(asyncio.create_task(self.inbound.run(), name="inbound"))
             if "webhooks" in self.roles:
                 self.dispatcher = WebhookDispatcher(
                     self.store, self.settings, self.clock, make_resolver(self.settings)
@@ -207,6 +217,8 @@ class Service:
                 server.should_exit = True
             if self.worker is not None:
                 await self.worker.stop()
+            if self.inbound is not None:
+                self.inbound.stop()
             if self.checker is not None:
                 self.checker.stop()
                 self._checker_task.cancel()  # a DNS check in progress is simply abandoned
