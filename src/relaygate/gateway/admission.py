@@ -102,6 +102,15 @@ def _address_list(body: Mapping[str, Any], name: str) -> list[Mailbox]:
     return out
 
 
+def _envelope_domain(address: str) -> str:
+    """The domain of an address that may have a UTF-8 local part (SMTPUTF8): lowercased, IDNA."""
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
 class Admission:
     def __init__(self, *, store: Store, settings: Settings, clock: Clock) -> None:
         self.store = store
@@ -325,7 +334,7 @@ class Admission:
                 account_id=account.id,
                 channel="smtp",
                 from_addr=froms[0],
-                sender_domain=domain_of(froms[0]),
+                sender_domain=_envelope_domain(froms[0]),
                 subject=subject,
                 header_message_id=header_id,
                 tags=tuple(tags),
