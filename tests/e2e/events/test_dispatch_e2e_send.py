@@ -158,7 +158,7 @@ def test_real_send_reaches_both_receivers_signed(tmp_path: Path) -> None:
                     timeout=10,
                 ).json()
                 assert answer["status"] == "queued", answer
-                _wait(lambda: py.seen and node_log, 20, "both receivers")
+                _wait(lambda: py.seen and node_log and tap.seen, 20, "both receivers")
                 [got] = py.seen
                 assert got["verified"], "the Python receiver refused relaygate's signatures"
                 assert node_log == [
