@@ -96,3 +96,76 @@ async def run_load(
         "max_ms": round(lat[-1] * 1000, 2) if lat else 0.0,
         "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else 0.0,
     }
+
+
+def run_wrk(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+) -> dict[str, float]:
+    """Closed-loop load with wrk (C, so the load generator takes little of the 2 cores)."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {_lua(body.decode())}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    lines += [f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+        script = f.name
+    proc = subprocess.run(
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    out = proc.stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return 0.0
+        value, unit = float(m.group(1)), m.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    requests = int(total.group(1)) if total else 0
+    bad = int(non2xx.group(1)) if non2xx else 0
+    return {
+        "requests": requests,
+        "ok": requests - bad,
+        "non_2xx": bad,
+        "req_per_s": round(float(rps.group(1)) * (requests - bad) / max(1, requests), 1)
+        if rps
+        else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "load_generator": "wrk",
+    }  # type: ignore[dict-item]
+
+
+def _lua(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

@@ -1,10 +1,11 @@
 """POST /v1/send accept rate and latency, single relaygate process (http role), capture mode.
 
-    .venv/bin/python bench/send.py [--seconds 10] [--concurrency 32] [--rate 300]
+    .venv/bin/python bench/send.py [--seconds 8] [--concurrency 32] [--rate 300] [--python-client]
 
 Prints one JSON line: closed-loop throughput for a 2 KB inline message and for a template send,
 and open-loop latency at a fixed rate. Every 200 is durable (committed with synchronous=FULL).
-Load generator: bench/_load.py (raw asyncio sockets, keep-alive) in a separate process.
+Load generator: wrk (C) for the closed loop when installed (so the generator takes little of
+the two cores), bench/_load.py (raw asyncio sockets, keep-alive) for the fixed-rate run.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import build_request, run_load
+from _load import build_request, run_load, run_wrk
 
 from relaygate.testing.process import RelaygateProcess
 
@@ -31,7 +33,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rate", type=float, default=300)
     ap.add_argument("--roles", default="http")
+    ap.add_argument(
+        "--python-client", action="store_true", help="use bench/_load.py even when wrk is installed"
+    )
     args = ap.parse_args()
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
     with tempfile.TemporaryDirectory() as tmp:
         rg = RelaygateProcess(
             Path(tmp), roles=args.roles.split(","), top_extra={"log_level": "warning"}
@@ -51,7 +57,8 @@ def main() -> None:
         rg.cli("identity", "add", "--account", "1", "example.com", "--verified")
         secret = rg.cli("key", "create", "--account", "1")["key"]
         rg.start()
-        host, _, port = rg.info["http"].rpartition(":")
+        host, _, port_text = rg.info["http"].rpartition(":")
+        port = int(port_text)
         text = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 18)[:1000]
         inline = json.dumps(
             {
@@ -72,30 +79,36 @@ def main() -> None:
         ).encode()
         headers = {"X-API-Key": secret}
         results: dict[str, object] = {
-            "machine": f"{platform.machine()} {os.cpu_count()} cores",
-            "load_generator": "bench/_load.py",
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+            "load_generator": "wrk (closed loop), bench/_load.py (fixed rate)"
+            if use_wrk
+            else "bench/_load.py",
         }
         try:
             for name, payload in (("inline_2kb", inline), ("template", template)):
-                req = build_request(host, int(port), "/v1/send", payload, headers)
-                results[name] = asyncio.run(
-                    run_load(
-                        host,
-                        int(port),
-                        lambda _i, r=req: r,
+                if use_wrk:
+                    results[name] = run_wrk(
+                        f"http://{host}:{port}/v1/send",
+                        payload,
+                        headers,
                         seconds=args.seconds,
-                        concurrency=args.concurrency,
+                        connections=args.concurrency,
                     )
-                )
-            req = build_request(host, int(port), "/v1/send", inline, headers)
+                else:
+                    req = build_request(host, port, "/v1/send", payload, headers)
+                    results[name] = asyncio.run(
+                        run_load(
+                            host,
+                            port,
+                            lambda _i, r=req: r,
+                            seconds=args.seconds,
+                            concurrency=args.concurrency,
+                        )
+                    )
+            req = build_request(host, port, "/v1/send", inline, headers)
             results[f"inline_at_{int(args.rate)}_rps"] = asyncio.run(
                 run_load(
-                    host,
-                    int(port),
-                    lambda _i: req,
-                    seconds=args.seconds,
-                    concurrency=8,
-                    rate=args.rate,
+                    host, port, lambda _i: req, seconds=args.seconds, concurrency=8, rate=args.rate
                 )
             )
         finally:
