@@ -36,6 +36,8 @@ def openapi_document() -> dict[str, Any]:
             "variables": {"type": "object"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "tags": {"type": "array", "items": {"type": "string"}},
+            "track_opens": {"type": "boolean"},
+            "track_clicks": {"type": "boolean"},
             "attachments": {
                 "type": "array",
                 "items": {
@@ -117,6 +119,122 @@ def openapi_document() -> dict[str, Any]:
                         "403": _err("Key lacks email:read"),
                         "404": _err("Not found"),
                     },
+                }
+            },
+            "/v1/messages": {
+                "get": {
+                    "summary": "Messages of the account, newest first, cursor-paged",
+                    "security": security,
+                    "parameters": [
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("tag", "status", "recipient", "since", "cursor")
+                    ]
+                    + [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A page of messages",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": _err("Invalid filter or cursor"),
+                        "401": _err("Unauthenticated"),
+                        "403": _err("Key lacks email:read"),
+                    },
+                }
+            },
+            "/v1/suppressions": {
+                "get": {
+                    "summary": "The account's suppression list",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A page of suppressed addresses",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": _err("Invalid limit"),
+                        "401": _err("Unauthenticated"),
+                        "403": _err("Key lacks email:read"),
+                    },
+                }
+            },
+            "/v1/suppressions/{address}": {
+                "delete": {
+                    "summary": "Remove an address from the suppression list",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "address",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "Removed"},
+                        "401": _err("Unauthenticated"),
+                        "403": _err("Key lacks email:send"),
+                        "404": _err("Not on the list"),
+                    },
+                }
+            },
+            "/t/o/{token}": {
+                "get": {
+                    "summary": "Open-tracking pixel (1x1 GIF)",
+                    "parameters": [
+                        {
+                            "name": "token",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "image/gif"},
+                        "404": {"description": "invalid token"},
+                    },
+                }
+            },
+            "/t/c/{token}": {
+                "get": {
+                    "summary": "Click-tracking redirect",
+                    "parameters": [
+                        {
+                            "name": "token",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "302": {"description": "redirect to the original URL"},
+                        "404": {"description": "invalid token"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text/plain"}},
                 }
             },
             "/healthz": {

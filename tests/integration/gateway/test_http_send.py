@@ -499,3 +499,37 @@ async def test_undefined_variable_is_a_400_naming_it(
         },
     )
     assert r.status_code == 400 and "order" in r.json()["detail"]
+
+
+async def test_openapi_describes_every_public_route(
+    store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    from starlette.routing import Route
+
+    from relaygate.events.tracking_app import HitRecorder, tracking_routes
+
+    recorder = HitRecorder(lambda hits: None)
+    api = HttpApi(
+        store=store,
+        admission=Admission(store=store, settings=settings, clock=clock),
+        max_request_bytes=1024,
+        extra_routes=tracking_routes(keys=[b"k" * 32], recorder=recorder, clock=clock),
+    )
+    app = api.app()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://relay.test"
+    ) as c:
+        doc = (await c.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    for route in app.routes:
+        assert isinstance(route, Route)
+        if route.path == "/openapi.json":
+            continue
+        assert route.path in doc["paths"], route.path
+        for method in route.methods or ():
+            if method != "HEAD":
+                assert method.lower() in doc["paths"][route.path], (route.path, method)
+    send = doc["paths"]["/v1/send"]["post"]["responses"]
+    assert {"200", "400", "401", "402", "403", "404", "409", "413", "429", "502", "503"} <= set(
+        send
+    )
