@@ -404,6 +404,19 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 # -- parser -------------------------------------------------------------------------------------
+def add_command(
+    parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--json`` / ``--config`` also work after its name (plugins use it too)."""
+    sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
+    sp.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sp.set_defaults(func=func)
+    return sp
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="relaygate", description="Self-hosted SMTP relay gateway.")
     p.add_argument(
@@ -412,16 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(
-        parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-    ) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-        sp.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-        sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        sp.set_defaults(func=func)
-        return sp
+    add = add_command
 
     sp = add(sub, "init", cmd_init, "write a config (if none) and create the store")
     sp.add_argument("--mode", default="mx", choices=settings_mod.DELIVERY_MODES)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from relaygate.cli import CliError, open_store, out
+from relaygate.cli import CliError, add_command, open_store, out
 from relaygate.clock import iso
 from relaygate.compose.addresses import AddressError, parse_mailbox
 
@@ -20,13 +20,8 @@ from relaygate.compose.addresses import AddressError, parse_mailbox
 def _add(
     parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
 ) -> argparse.ArgumentParser:
-    sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-    sp.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sp = add_command(parent, name, func, help_)
     sp.add_argument("--account", type=int, required=name not in ("list", "export"))
-    sp.set_defaults(func=func)
     return sp
 
 

@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from relaygate.cli import CliError, open_store, out
+from relaygate.cli import CliError, add_command, open_store, out
 from relaygate.compose.templates import Template, TemplateError, compile_check, system_catalog
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-def _add(
-    parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-) -> argparse.ArgumentParser:
-    sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-    sp.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sp.set_defaults(func=func)
-    return sp
 
 
 def _check(template: Template) -> None:
@@ -127,21 +114,21 @@ def register(sub: Any) -> None:
     tpl = sub.add_parser("template", help="email templates").add_subparsers(
         dest="sub", required=True
     )
-    sp = _add(tpl, "list", cmd_list, "system templates, and an account's own")
+    sp = add_command(tpl, "list", cmd_list, "system templates, and an account's own")
     sp.add_argument("--account", type=int)
-    sp = _add(tpl, "show", cmd_show, "print a template")
+    sp = add_command(tpl, "show", cmd_show, "print a template")
     sp.add_argument("slug")
     sp.add_argument("--account", type=int)
-    sp = _add(tpl, "clone", cmd_clone, "copy a system template into an account")
+    sp = add_command(tpl, "clone", cmd_clone, "copy a system template into an account")
     sp.add_argument("slug")
     sp.add_argument("--account", type=int, required=True)
     sp.add_argument("--as", dest="as_slug", help="store it under another slug")
-    sp = _add(tpl, "create", cmd_create, "create or replace an account template")
+    sp = add_command(tpl, "create", cmd_create, "create or replace an account template")
     sp.add_argument("slug")
     sp.add_argument("--account", type=int, required=True)
     sp.add_argument("--subject", required=True)
     sp.add_argument("--html")
     sp.add_argument("--text")
-    sp = _add(tpl, "delete", cmd_delete, "delete an account template")
+    sp = add_command(tpl, "delete", cmd_delete, "delete an account template")
     sp.add_argument("slug")
     sp.add_argument("--account", type=int, required=True)

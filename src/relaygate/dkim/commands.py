@@ -11,7 +11,6 @@ temporary DNS failure), after printing the report either way.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from relaygate import domains
@@ -153,16 +152,7 @@ def cmd_dkim_list(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    def add(
-        parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-    ) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-        sp.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-        sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        sp.set_defaults(func=func)
-        return sp
+    from relaygate.cli import add_command as add
 
     dkim = subparsers.add_parser("dkim", help="DKIM keys").add_subparsers(dest="sub", required=True)
     sp = add(dkim, "show", cmd_dkim_show, "print a domain's DKIM record(s) to publish")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from relaygate.cli import CliError, load_settings, out
@@ -319,16 +318,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 # -- parser ---------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
-    def add(
-        parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-    ) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-        sp.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-        sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        sp.set_defaults(func=func)
-        return sp
+    from relaygate.cli import add_command as add
 
     hook = subparsers.add_parser("webhook", help="webhook endpoints and deliveries")
     sub = hook.add_subparsers(dest="sub", required=True)

@@ -41,8 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -54,6 +52,7 @@ from relaygate.events import schedule
 from relaygate.events.payloads import build_payload
 from relaygate.events.sender import SendOutcome, SendResult, post_event
 from relaygate.events.signing import signature_headers
+from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.settings import Settings
 from relaygate.store.spool import Store
 from relaygate.store.webhooks import AttemptResult, ClaimedDelivery, WebhookStore, delivery_ref
@@ -128,20 +127,6 @@ def event_ref(event_id: int) -> str:
     return f"evt_{event_id}"
 
 
-def _local_owner_is_dead(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != os.uname().nodename or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class WebhookDispatcher:
     def __init__(
         self,
@@ -165,7 +150,7 @@ class WebhookDispatcher:
         self._post: PostFn = post or post_event
         self.window = window
         self.rng = rng
-        self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = owner or new_owner()
         self.lease_seconds = settings.webhooks.timeout + 60.0
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -176,7 +161,7 @@ class WebhookDispatcher:
     # -- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
-        count = self.hooks.release_dead_owners(_local_owner_is_dead)
+        count = self.hooks.release_dead_owners(is_dead_local_owner)
         if count:
             log.info("released webhook leases of dead processes", extra={"count": count})
         return count

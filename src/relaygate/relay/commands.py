@@ -7,22 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from relaygate.cli import CliError, open_store, out
+from relaygate.cli import CliError, add_command, open_store, out
 from relaygate.clock import iso
 
 ACTIVE_STATES = ("queued", "deferred", "held")
-
-
-def _add(
-    parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-) -> argparse.ArgumentParser:
-    sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
-    sp.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sp.set_defaults(func=func)
-    return sp
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -143,7 +131,7 @@ def register(sub: Any) -> None:
     queue = sub.add_parser("queue", help="the delivery queue").add_subparsers(
         dest="sub", required=True
     )
-    sp = _add(queue, "list", cmd_list, "list queued, deferred and held recipients")
+    sp = add_command(queue, "list", cmd_list, "list queued, deferred and held recipients")
     sp.add_argument(
         "--state",
         choices=(
@@ -159,7 +147,7 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("--domain")
     sp.add_argument("--limit", type=int, default=100)
-    sp = _add(queue, "show", cmd_show, "one message with every attempt and event")
+    sp = add_command(queue, "show", cmd_show, "one message with every attempt and event")
     sp.add_argument("id")
     for action, states, help_ in (
         ("retry", ("queued", "deferred"), "make recipients due now"),
@@ -167,7 +155,7 @@ def register(sub: Any) -> None:
         ("release", ("held",), "release held recipients"),
         ("delete", ACTIVE_STATES, "give up on recipients (recorded as bounced: deleted)"),
     ):
-        sp = _add(queue, action, _bulk(action, states), help_)
+        sp = add_command(queue, action, _bulk(action, states), help_)
         sp.add_argument("ids", nargs="*", help="message ids (msg_…) or recipient ids")
         sp.add_argument("--all", action="store_true")
         sp.add_argument("--domain")

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +19,7 @@ from relaygate.bounces import verp
 from relaygate.bounces.classify import classify, classify_expired
 from relaygate.clock import Clock
 from relaygate.metrics import Metrics
+from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.relay.backoff import RetryPolicy
 from relaygate.relay.transport import Batch, RecipientResult, Transport
 from relaygate.settings import Settings
@@ -52,7 +51,7 @@ class DeliveryWorker:
         self.settings = settings
         self.clock = clock
         self.transport = transport
-        self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = new_owner()
         self.policy = RetryPolicy(
             min_backoff=settings.delivery.min_backoff,
             max_backoff=settings.delivery.max_backoff,
@@ -68,22 +67,7 @@ class DeliveryWorker:
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
-        node = os.uname().nodename
-
-        def is_dead(owner: str) -> bool:
-            host, _, rest = owner.partition(":")
-            pid_text = rest.partition(":")[0]
-            if host != node or not pid_text.isdigit() or int(pid_text) == os.getpid():
-                return False
-            try:
-                os.kill(int(pid_text), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return False
-
-        count = self.store.release_dead_owners(is_dead)
+        count = self.store.release_dead_owners(is_dead_local_owner)
         if count:
             log.info("released leases of dead processes", extra={"count": count})
         return count
