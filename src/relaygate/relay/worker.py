@@ -65,6 +65,7 @@ class DeliveryWorker:
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
         self._queued_at: dict[int, float] = {}
         self.stopping = False
+        self.drain_timeout = 20.0
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
@@ -92,17 +93,68 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and deliver until ``stop()``; sleeps while nothing is due."""
-        while not self.stopping:
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("delivery loop error")
-                handled = 0
-            if handled == 0:
+        """Claim and deliver until ``stop()``, keeping up to ``concurrency`` transactions in flight.
+
+        It claims again as soon as enough slots are free, so a slow destination (a tarpit) holds
+        only the slots of its own transactions and never stalls the loop for everyone else.
+        On stop, in-flight transactions get ``drain_timeout`` seconds to finish; the rest are
+        cancelled and their leases released.
+        """
+        d = self.settings.delivery
+        refill = max(1, min(d.batch_size, d.concurrency) // 5)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self.stopping:
+                free = d.concurrency - len(inflight)
+                if free < refill and inflight:
+                    await self._wait_for_slot(inflight)
+                    continue
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+                try:
+                    handled = await self._claim_and_start(min(d.batch_size, free), inflight)
+                except Exception:
+                    log.exception("delivery loop error")
+                    handled = 0
+                if handled == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+        finally:
+            await self._drain(inflight)
+
+    async def _claim_and_start(self, limit: int, inflight: set[asyncio.Task[None]]) -> int:
+        d = self.settings.delivery
+        claimed = await self.store.claim(
+            self.owner,
+            limit=limit,
+            lease_seconds=d.lease_seconds,
+            max_lease_losses=d.max_lease_losses,
+        )
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        for c in claimed:
+            groups[(c.message_id, c.domain)].append(c)
+        for rcpts in groups.values():
+            task = asyncio.create_task(self._deliver_group(rcpts))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        return len(claimed)
+
+    async def _wait_for_slot(self, inflight: set[asyncio.Task[None]]) -> None:
+        """Until a transaction finishes or ``stop()`` is called."""
+        self._wake.clear()
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({woken, *inflight}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    async def _drain(self, inflight: set[asyncio.Task[None]]) -> None:
+        if not inflight:
+            return
+        _done, pending = await asyncio.wait(set(inflight), timeout=self.drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     def _idle_wait(self) -> float:
         due = self.store.next_due()
@@ -132,6 +184,18 @@ class DeliveryWorker:
         return len(claimed)
 
     async def _deliver_group(self, rcpts: list[Claimed]) -> None:
+        try:
+            await self._deliver_and_record(rcpts)
+        except asyncio.CancelledError:
+            # Shutting down mid-transaction: give the leases back (a no-op for any recipient
+            # whose outcome was recorded already) so a restart or another worker sends at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(self.owner, [r.id for r in rcpts]))
+            raise
+        except Exception:
+            log.exception("delivery error", extra={"msg_id": rcpts[0].message_id})
+
+    async def _deliver_and_record(self, rcpts: list[Claimed]) -> None:
         first = rcpts[0]
         async with self._sem:
             try:
