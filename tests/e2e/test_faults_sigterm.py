@@ -34,60 +34,65 @@ def test_sigterm_drains_in_flight_work(tmp_path: Path) -> None:
                 dns.set(record["name"], record["type"], [record["strings"]])
         secret = rg.cli("key", "create", "--account", "1")["key"]
         rg.start()
-        acked: list[str] = []
-        lock = threading.Lock()
-        stop = threading.Event()
-        payload = json.dumps(
-            {"from_email": "a@example.com", "to": ["r@dest.test"], "subject": "s", "text": "hi"}
-        )
-
-        def client() -> None:
-            with httpx.Client(base_url=rg.http_url, timeout=15) as c:
-                while not stop.is_set():
-                    try:
-                        r = c.post(
-                            "/v1/send",
-                            headers={"X-API-Key": secret, "Content-Type": "application/json"},
-                            content=payload,
-                        )
-                    except httpx.HTTPError:
-                        return  # the listener closed: no answer, no promise
-                    if r.status_code == 200:
-                        with lock:
-                            acked.append(r.json()["id"])
-                    elif r.status_code != 503:
-                        raise AssertionError(f"unexpected {r.status_code}: {r.text}")
-
-        with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(client) for _ in range(6)]
-            deadline = time.monotonic() + 15
-            while (len(acked) < 100 or not sink.messages()) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert sink.messages(), "no delivery started before SIGTERM"
-            started = time.monotonic()
-            assert rg.proc is not None
-            rg.proc.send_signal(15)
-            code = rg.proc.wait(timeout=20)
-            took = time.monotonic() - started
-            stop.set()
-            for f in futures:
-                f.result()
-        assert code == 0, rg.log_path.read_text()[-2000:]
-        assert took < 10, f"drain took {took:.1f}s"
-        delivered_before = len(sink.messages())
-
-        store = Store(rg.state_dir / "relaygate.sqlite3").open()
         try:
-            for mid in acked:
-                assert store.message(mid) is not None, f"{mid} was acknowledged but is not stored"
-            states = store.count_by_state()
-            assert states.get("active", 0) == 0, states
-            assert not store._read("SELECT id FROM recipients WHERE lease_owner IS NOT NULL")
-            assert states.get("delivered", 0) == delivered_before
-        finally:
-            store.close()
-        assert delivered_before < len(acked), "nothing was left for the restart"
+            acked: list[str] = []
+            lock = threading.Lock()
+            stop = threading.Event()
+            payload = json.dumps(
+                {"from_email": "a@example.com", "to": ["r@dest.test"], "subject": "s", "text": "hi"}
+            )
 
+            def client() -> None:
+                with httpx.Client(base_url=rg.http_url, timeout=15) as c:
+                    while not stop.is_set():
+                        try:
+                            r = c.post(
+                                "/v1/send",
+                                headers={"X-API-Key": secret, "Content-Type": "application/json"},
+                                content=payload,
+                            )
+                        except httpx.HTTPError:
+                            return  # the listener closed: no answer, no promise
+                        if r.status_code == 200:
+                            with lock:
+                                acked.append(r.json()["id"])
+                        elif r.status_code != 503:
+                            raise AssertionError(f"unexpected {r.status_code}: {r.text}")
+
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                futures = [pool.submit(client) for _ in range(6)]
+                deadline = time.monotonic() + 15
+                while (len(acked) < 100 or not sink.messages()) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert sink.messages(), "no delivery started before SIGTERM"
+                started = time.monotonic()
+                assert rg.proc is not None
+                rg.proc.send_signal(15)
+                code = rg.proc.wait(timeout=20)
+                took = time.monotonic() - started
+                stop.set()
+                for f in futures:
+                    f.result()
+            assert code == 0, rg.log_path.read_text()[-2000:]
+            assert took < 10, f"drain took {took:.1f}s"
+            delivered_before = len(sink.messages())
+
+            store = Store(rg.state_dir / "relaygate.sqlite3").open()
+            try:
+                for mid in acked:
+                    assert store.message(mid) is not None, (
+                        f"{mid} was acknowledged but is not stored"
+                    )
+                states = store.count_by_state()
+                assert states.get("active", 0) == 0, states
+                assert not store._read("SELECT id FROM recipients WHERE lease_owner IS NOT NULL")
+                assert states.get("delivered", 0) == delivered_before
+            finally:
+                store.close()
+            assert delivered_before < len(acked), "nothing was left for the restart"
+
+        finally:
+            rg.kill()  # only if a failed assertion left it running
         assert sink.sink is not None
         sink.sink.data_delay = 0
         rg.start()
