@@ -240,9 +240,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         reqs = payloads(host, int(port), ids[variant], ids["key"], args.messages, 1)
         load_before = loadavg()
         try:
-            start, last_ok, statuses = asyncio.run(
-                send_n(host, int(port), reqs, args.concurrency)
-            )
+            start, last_ok, statuses = asyncio.run(send_n(host, int(port), reqs, args.concurrency))
             accepted = statuses.get(200, 0)
             stats, peak_sampled = wait_delivered(
                 stats_path, accepted, pid, timeout=max(120.0, args.messages / 20)
