@@ -226,11 +226,16 @@ class Service:
                 await self.recorder.stop()
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
+            for t in tasks:
+                if t.get_name() == "watchdog":  # runs until cancelled
+                    t.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=30)
             for t in tasks:
                 if not t.done():
                     t.cancel()
+            if tasks:  # cancelled work gives its leases back through the writer: let it
+                await asyncio.wait(tasks, timeout=5)
             self.store.close()
             with contextlib.suppress(OSError):
                 (self.settings.state_dir / "run" / "ready.json").unlink()

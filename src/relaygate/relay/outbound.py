@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 
 import dns.asyncresolver
+import dns.resolver
 
 from relaygate.dnsresolver import make_resolver
 from relaygate.relay.client import DeliveryResult, Timeouts, deliver_via
@@ -143,7 +144,11 @@ def make_network_transport(
     rng: random.Random | None = None,
 ) -> NetworkTransport:
     d = settings.delivery
-    res = resolver or make_resolver(settings)
+    res = resolver
+    if res is None:
+        res = make_resolver(settings)
+        # Every delivery looks up MX, A and AAAA: keep answers for their TTL (bounded LRU).
+        res.cache = dns.resolver.LRUCache(10_000)
     router: Router
     if d.mode == "smarthost":
         host, port = parse_hostport(d.smarthost)

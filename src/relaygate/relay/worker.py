@@ -31,6 +31,15 @@ log = logging.getLogger("relaygate.relay")
 BodyHook = Callable[[Claimed], Awaitable[bytes]]
 
 
+def transactions(claimed: list[Claimed]) -> list[list[Claimed]]:
+    """Claimed recipients → SMTP transactions: one per (message, destination domain), and one
+    per recipient for a tracked message (each recipient has a body of its own)."""
+    groups: dict[tuple[str, str, int], list[Claimed]] = defaultdict(list)
+    for c in claimed:
+        groups[(c.message_id, c.domain, c.ordinal if c.tracked else -1)].append(c)
+    return list(groups.values())
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -64,6 +73,7 @@ class DeliveryWorker:
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
         self._queued_at: dict[int, float] = {}
         self.stopping = False
+        self.drain_timeout = 20.0
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
@@ -76,17 +86,65 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and deliver until ``stop()``; sleeps while nothing is due."""
-        while not self.stopping:
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("delivery loop error")
-                handled = 0
-            if handled == 0:
+        """Claim and deliver until ``stop()``, keeping up to ``concurrency`` transactions in flight.
+
+        It claims again as soon as enough slots are free, so a slow destination (a tarpit) holds
+        only the slots of its own transactions and never stalls the loop for everyone else.
+        On stop, in-flight transactions get ``drain_timeout`` seconds to finish; the rest are
+        cancelled and their leases released.
+        """
+        d = self.settings.delivery
+        refill = max(1, min(d.batch_size, d.concurrency) // 5)
+        inflight: set[asyncio.Task[list[Outcome]]] = set()
+        try:
+            while not self.stopping:
+                free = d.concurrency - len(inflight)
+                if free < refill and inflight:
+                    await self._wait_for_slot(inflight)
+                    continue
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+                try:
+                    handled = await self._claim_and_start(min(d.batch_size, free), inflight)
+                except Exception:
+                    log.exception("delivery loop error")
+                    handled = 0
+                if handled == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+        finally:
+            await self._drain(inflight)
+
+    async def _claim_and_start(self, limit: int, inflight: set[asyncio.Task[list[Outcome]]]) -> int:
+        d = self.settings.delivery
+        claimed = await self.store.claim(
+            self.owner,
+            limit=limit,
+            lease_seconds=d.lease_seconds,
+            max_lease_losses=d.max_lease_losses,
+        )
+        for rcpts in transactions(claimed):
+            task = asyncio.create_task(self._deliver_group(rcpts))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        return len(claimed)
+
+    async def _wait_for_slot(self, inflight: set[asyncio.Task[list[Outcome]]]) -> None:
+        """Until a transaction finishes or ``stop()`` is called."""
+        self._wake.clear()
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({woken, *inflight}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    async def _drain(self, inflight: set[asyncio.Task[list[Outcome]]]) -> None:
+        if not inflight:
+            return
+        _done, pending = await asyncio.wait(set(inflight), timeout=self.drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     def _idle_wait(self) -> float:
         due = self.store.next_due()
@@ -109,11 +167,7 @@ class DeliveryWorker:
         )
         if not claimed:
             return 0
-        groups: dict[tuple[str, str, int], list[Claimed]] = defaultdict(list)
-        for c in claimed:
-            # A tracked message has one body per recipient, so one transaction per recipient.
-            groups[(c.message_id, c.domain, c.ordinal if c.tracked else -1)].append(c)
-        await asyncio.gather(*(self._deliver_group(rcpts) for rcpts in groups.values()))
+        await asyncio.gather(*(self._deliver_group(rcpts) for rcpts in transactions(claimed)))
         return len(claimed)
 
     async def deliver_now(self, message_id: str) -> list[Outcome]:
@@ -125,15 +179,27 @@ class DeliveryWorker:
         claimed = await self.store.claim_message(
             self.owner, message_id, lease_seconds=self.settings.delivery.lease_seconds
         )
-        groups: dict[tuple[str, int], list[Claimed]] = defaultdict(list)
-        for c in claimed:
-            groups[(c.domain, c.ordinal if c.tracked else -1)].append(c)
         results = await asyncio.gather(
-            *(self._deliver_group(rcpts, sync=True) for rcpts in groups.values())
+            *(self._deliver_group(rcpts, sync=True) for rcpts in transactions(claimed))
         )
         return [o for group in results for o in group]
 
     async def _deliver_group(self, rcpts: list[Claimed], *, sync: bool = False) -> list[Outcome]:
+        try:
+            return await self._deliver_and_record(rcpts, sync=sync)
+        except asyncio.CancelledError:
+            # Shutting down mid-transaction: give the leases back (a no-op for any recipient
+            # whose outcome was recorded already) so a restart or another worker sends at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(self.owner, [r.id for r in rcpts]))
+            raise
+        except Exception:
+            log.exception("delivery error", extra={"msg_id": rcpts[0].message_id})
+            return []
+
+    async def _deliver_and_record(
+        self, rcpts: list[Claimed], *, sync: bool = False
+    ) -> list[Outcome]:
         first = rcpts[0]
         async with self._sem:
             try:

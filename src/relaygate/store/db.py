@@ -8,6 +8,7 @@ its own transaction, recorded in ``schema_migrations``; they run on every start 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from importlib import resources
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from relaygate.errors import StoreUnavailable
 
-BUSY_TIMEOUT_MS = 10_000
+#: How long a statement waits for another connection's lock before the store is "unavailable".
+#: RELAYGATE_SQLITE_BUSY_TIMEOUT_MS overrides it (fault tests make it short).
+BUSY_TIMEOUT_MS = int(os.environ.get("RELAYGATE_SQLITE_BUSY_TIMEOUT_MS", "10000"))
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:

@@ -697,7 +697,8 @@ class Store:
                 params=(losses, now),
             )
         # 2. One guarded statement claims the due recipients (or, for a synchronous hand-off,
-        #    every pending recipient of one message, due or not).
+        #    every pending recipient of one message, due or not). ``+state``: the guard must not be
+        #    used as an index, or SQLite scans every queued row to find the few ids; by rowid it is O(limit).
         if message_id is None:
             chosen = "SELECT id FROM recipients WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
             args: tuple[Any, ...] = (now, limit)
@@ -706,7 +707,7 @@ class Store:
             args = (message_id, limit)
         rows = conn.execute(
             "UPDATE recipients SET state = 'active', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
-            f" WHERE id IN ({chosen}) AND state IN ('queued', 'deferred')"
+            f" WHERE id IN ({chosen}) AND +state IN ('queued', 'deferred')"
             " RETURNING id, message_id, account_id, address, domain, attempts, queued_at, ordinal",
             (owner, now + lease_seconds, now, *args),
         ).fetchall()

@@ -1,0 +1,169 @@
+"""``relaygate status``: a one-screen summary of a relaygate store for the operator.
+
+Queue by state and by destination domain, outcomes in the last 5 minutes / hour / day, the
+oldest pending recipient, failing webhook endpoints and sending domains that are not verified,
+plus whether a ``relaygate serve`` is running on this state directory (its ready file). It only
+reads (``relaygate.store.status``), so it is safe against a live, busy store. ``--json`` prints
+the same data with stable keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from relaygate.cli import load_settings, open_store, out
+from relaygate.clock import iso
+from relaygate.store import status as q
+from relaygate.store.spool import Store
+
+WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
+
+
+def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (times as epoch seconds and ISO strings)."""
+    by_state = q.queue_by_state(store)
+    pending = {s: by_state.get(s, 0) for s in q.PENDING_STATES}
+    outcomes = {name: q.outcome_counts(store, since=now - span) for name, span in WINDOWS}
+    oldest = q.oldest_pending(store)
+    return {
+        "at": iso(now),
+        "queue": {
+            "by_state": by_state,
+            "pending": sum(pending.values()),
+            "pending_by_state": pending,
+            "by_domain": [
+                {**asdict(d), "oldest_age_seconds": round(now - d.oldest_queued_at, 1)}
+                for d in q.queue_by_domain(store, limit=top)
+            ],
+        },
+        "oldest_pending": None
+        if oldest is None
+        else {
+            "message_id": oldest[1],
+            "state": oldest[2],
+            "queued_at": iso(oldest[0]),
+            "age_seconds": round(now - oldest[0], 1),
+        },
+        "outcomes": outcomes,
+        "rates_per_second": {
+            name: round(outcomes["5m"][name] / 300.0, 2) for name in ("accepted", "delivered")
+        },
+        "failing_webhooks": [asdict(w) for w in q.failing_webhooks(store, since=now - 86400.0)],
+        "unverified_domains": [asdict(d) for d in q.unverified_domains(store)],
+    }
+
+
+def service_info(state_dir: Path) -> dict[str, Any] | None:
+    """The running ``serve`` of this state directory (from its ready file), or None."""
+    try:
+        info: dict[str, Any] = json.loads((state_dir / "run" / "ready.json").read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+def ago(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def render(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    svc = data.get("service")
+    if svc:
+        where = ", ".join(f"{k} {v}" for k, v in svc.items() if k in ("http", "smtp"))
+        lines.append(
+            f"relaygate status at {data['at']}: serve running (pid {svc.get('pid')};"
+            f" roles {'+'.join(svc.get('roles', []))}{'; ' + where if where else ''})"
+        )
+    else:
+        lines.append(f"relaygate status at {data['at']}: no serve running on this state dir")
+    queue = data["queue"]
+    final = {k: v for k, v in sorted(queue["by_state"].items()) if k not in q.PENDING_STATES}
+    lines.append(
+        f"queue     {queue['pending']:,} pending: "
+        + "  ".join(f"{k} {v:,}" for k, v in queue["pending_by_state"].items())
+    )
+    if final:
+        lines.append("done      " + "  ".join(f"{k} {v:,}" for k, v in final.items()))
+    oldest = data["oldest_pending"]
+    lines.append(
+        "oldest    "
+        + (
+            "-"
+            if oldest is None
+            else f"{oldest['message_id']} ({oldest['state']}), queued {ago(oldest['age_seconds'])} ago"
+        )
+    )
+    lines.append("")
+    lines.append(f"{'outcomes':12}" + "".join(f"{name:>10}" for name, _ in WINDOWS))
+    for outcome in q.OUTCOMES:
+        counts = [data["outcomes"][name][outcome] for name, _ in WINDOWS]
+        if outcome in ("suppressed", "complained", "expired") and not any(counts):
+            continue
+        lines.append(f"  {outcome:10}" + "".join(f"{c:>10,}" for c in counts))
+    rates = data["rates_per_second"]
+    lines.append(
+        f"  last 5 minutes: {rates['accepted']:g} accepted/s, {rates['delivered']:g} delivered/s"
+    )
+    lines.append("")
+    if queue["by_domain"]:
+        lines.append("pending by destination domain")
+        lines.append(
+            f"  {'domain':32}{'total':>8}{'queued':>8}{'active':>8}{'deferred':>9}{'held':>6}  oldest"
+        )
+        for d in queue["by_domain"]:
+            s = d["by_state"]
+            lines.append(
+                f"  {d['domain'][:31]:32}{d['total']:>8,}{s.get('queued', 0):>8,}{s.get('active', 0):>8,}"
+                f"{s.get('deferred', 0):>9,}{s.get('held', 0):>6,}  {ago(d['oldest_age_seconds'])}"
+            )
+    else:
+        lines.append("pending by destination domain: none")
+    hooks = data["failing_webhooks"]
+    lines.append("")
+    lines.append(f"failing webhooks (24 h): {len(hooks) or 'none'}")
+    for w in hooks:
+        lines.append(
+            f"  {w['id']} account {w['account_id']} {w['url'][:60]}: {w['failed_attempts']} failed /"
+            f" {w['ok_attempts']} ok attempts, {w['abandoned']} abandoned, {w['pending']} waiting"
+        )
+        if w["last_error"]:
+            lines.append(f"    last: {w['last_error'][:100]}")
+    domains = data["unverified_domains"]
+    lines.append(f"domains not verified: {len(domains) or 'none'}")
+    for d in domains:
+        reason = f": {d['reason'][:80]}" if d["reason"] else ""
+        lines.append(f"  {d['domain']} (account {d['account_id']}) {d['status']}{reason}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    store = open_store(args)
+    try:
+        data = collect(store, now=store.clock.now(), top=args.top)
+    finally:
+        store.close()
+    data["service"] = service_info(settings.state_dir)
+    out(args, data, lambda: render(data))
+    return 0
+
+
+def register(sub: Any) -> None:
+    from relaygate.cli import add_command as add
+
+    sp = add(sub, "status", cmd_status, "one-screen summary: queue, rates, webhooks, domains")
+    sp.add_argument("--top", type=int, default=10, help="destination domains to list (default 10)")
