@@ -57,8 +57,9 @@ async def run_load(
     async def conn_loop(index: int) -> None:
         nonlocal counter
         reader, writer = await asyncio.open_connection(host, port)
-        next_at = time.perf_counter()
         interval = concurrency / rate if rate else 0.0
+        # Stagger the connections so the fixed rate is an even stream, not bursts of `concurrency`.
+        next_at = time.perf_counter() + index * interval / concurrency
         try:
             while True:
                 now = time.perf_counter()

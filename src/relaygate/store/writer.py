@@ -35,19 +35,58 @@ class GroupWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
+        self.checkpoint_interval = 0.5
         self.batches = 0
         self.jobs = 0
+        self.checkpoints = 0
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop_checkpoints.clear()
             self._thread = threading.Thread(target=self._loop, name="relaygate-writer", daemon=True)
             self._thread.start()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="relaygate-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
 
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join(timeout=30)
+            self._checkpointer = None
+
+    def _checkpoint_loop(self) -> None:
+        """WAL checkpoints off the commit path: the writer connection never checkpoints (a
+        checkpoint fsyncs the database file and would stall every waiting commit); this thread
+        copies committed WAL frames back in PASSIVE mode, which never blocks the writer."""
+        conn: sqlite3.Connection | None = None
+        seen = -1
+        while True:
+            stopping = self._stop_checkpoints.wait(self.checkpoint_interval)
+            if self.batches != seen or stopping:
+                seen = self.batches
+                try:
+                    if conn is None:
+                        conn = connect(self._path)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except (sqlite3.Error, StoreUnavailable) as exc:
+                    log.warning("checkpoint failed", extra={"error": str(exc)})
+                    if conn is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.close()
+                    conn = None
+            if stopping:
+                break
+        if conn is not None:
+            conn.close()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in the next group transaction; returns after the commit."""
@@ -79,6 +118,7 @@ class GroupWriter:
             if conn is None:
                 try:
                     conn = connect(self._path)
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")
                 except StoreUnavailable as exc:
                     self._fail(batch, exc)
                     continue
