@@ -168,3 +168,27 @@ async def test_rate_limit_and_quota_are_counted_in_the_store(
         other.close()
     clock.advance(86400)
     await store.admit(message(account.id, 2))
+
+
+async def test_wal_is_checkpointed_off_the_commit_path(
+    store: Store, sender: dict[str, Any]
+) -> None:
+    import time as _time
+
+    store.writer.checkpoint_interval = 0.05
+    await asyncio.gather(
+        *(
+            store.admit(message(sender["account"].id, 1, body=b"x" * 4000), limits=False)
+            for _ in range(300)
+        )
+    )
+    deadline = _time.monotonic() + 5
+    while store.writer.checkpoints == 0 and _time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert store.writer.checkpoints > 0
+    other = Store(store.path).open()
+    busy, log_frames, checkpointed = (
+        other._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    )
+    assert busy == 0 and log_frames == checkpointed
+    other.close()
