@@ -233,17 +233,17 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
             dns={"nameservers": [dns.nameserver], "timeout": 2},
         )
         ids = setup(rg, dns)
-        relay: RelaygateProcess | None = None
-        if (
-            args.split
-        ):  # the roles as two processes on one store: admission and delivery each get a core
+        # --split: the roles as processes on one store, so admission and delivery get a core each.
+        relays: list[RelaygateProcess] = []
+        if args.split:
             rg.roles = ["http", "smtp"]
-            relay = RelaygateProcess(tmp, roles=["relay", "webhooks"])
-            relay.start()
-            assert relay.proc is not None
+            for i in range(args.relays):
+                relay = RelaygateProcess(tmp, roles=["relay", "webhooks"] if i == 0 else ["relay"])
+                relay.start()
+                relays.append(relay)
         rg.start()
         assert rg.proc is not None
-        pid = relay.proc.pid if relay is not None and relay.proc is not None else rg.proc.pid
+        pid = relays[0].proc.pid if relays and relays[0].proc is not None else rg.proc.pid
         host, _, port = rg.info["http"].rpartition(":")
         reqs = payloads(host, int(port), ids[variant], ids["key"], args.messages, 1)
         load_before = loadavg()
@@ -256,7 +256,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
             mem = proc_status(pid)
         finally:
             rg.terminate()
-            if relay is not None:
+            for relay in relays:
                 relay.terminate()
         end = stats["last_at"] or time.time()
         return {
@@ -270,7 +270,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
             "e2e_seconds": round(end - start, 2),
             "delivery_lag_s": round(end - last_ok, 2),
             "peak_rss_mb": max(mem.get("VmHWM", 0), peak_sampled),
-            "processes": "http+smtp | relay+webhooks" if args.split else "all roles in one",
+            "processes": f"http+smtp | relay x{args.relays}" if args.split else "all roles in one",
             "loadavg_before": load_before,
             "loadavg_after": loadavg(),
         }
@@ -338,9 +338,8 @@ def main() -> None:
     ap.add_argument("--variants", default="sign,nosign")
     ap.add_argument("--queued", type=int, default=0, help="backlog mode: recipients to queue")
     ap.add_argument("--rcpts-per-message", type=int, default=10)
-    ap.add_argument(
-        "--split", action="store_true", help="run http and relay roles as two processes"
-    )
+    ap.add_argument("--split", action="store_true", help="run http and relay as separate processes")
+    ap.add_argument("--relays", type=int, default=1, help="with --split: how many relay processes")
     args = ap.parse_args()
     results: dict[str, Any] = {
         "bench": "e2e",

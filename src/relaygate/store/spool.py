@@ -571,50 +571,43 @@ class Store:
     def _consume(
         self, conn: sqlite3.Connection, account: sqlite3.Row, count: int, now: float
     ) -> Limits:
+        """Count this request and its recipients; 429 when over. The caller's savepoint (or
+        transaction) rolls the increments back with the refusal, so a refused request counts nothing."""
         second = int(now)
         day = utc_day(now)
-        used_row = conn.execute(
-            "SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?",
-            (account["id"], day),
-        ).fetchone()
-        used = used_row[0] if used_row else 0
-        rate_row = conn.execute(
-            "SELECT requests FROM usage_second WHERE account_id = ? AND second = ?",
-            (account["id"], second),
-        ).fetchone()
-        requests = rate_row[0] if rate_row else 0
         rate_limit, quota = account["rate_limit"], account["daily_quota"]
-        if requests >= rate_limit:
+        requests = conn.execute(
+            "INSERT INTO usage_second (account_id, second, requests) VALUES (?, ?, 1)"
+            " ON CONFLICT (account_id, second) DO UPDATE SET requests = requests + 1 RETURNING requests",
+            (account["id"], second),
+        ).fetchone()[0]
+        if requests > rate_limit:
             raise RequestError(
                 429,
                 f"rate limit exceeded: {rate_limit} requests per second",
                 headers=_limit_headers(rate_limit, 0, 1, retry_after=1),
             )
-        if used + count > quota:
+        used = conn.execute(
+            "INSERT INTO usage_daily (account_id, day, recipients) VALUES (?, ?, ?)"
+            " ON CONFLICT (account_id, day) DO UPDATE SET recipients = recipients + excluded.recipients"
+            " RETURNING recipients",
+            (account["id"], day, count),
+        ).fetchone()[0]
+        if used > quota:
             retry = max(1, int(86400 - (now % 86400)) + 1)
             raise RequestError(
                 429,
-                f"daily quota exceeded: {used} of {quota} recipients used today, this request has {count}",
-                headers=_limit_headers(rate_limit, rate_limit - requests, 1, retry_after=retry),
+                f"daily quota exceeded: {used - count} of {quota} recipients used today, this request has {count}",
+                headers=_limit_headers(rate_limit, rate_limit - requests + 1, 1, retry_after=retry),
             )
-        conn.execute(
-            "INSERT INTO usage_second (account_id, second, requests) VALUES (?, ?, 1)"
-            " ON CONFLICT (account_id, second) DO UPDATE SET requests = requests + 1",
-            (account["id"], second),
-        )
-        conn.execute(
-            "INSERT INTO usage_daily (account_id, day, recipients) VALUES (?, ?, ?)"
-            " ON CONFLICT (account_id, day) DO UPDATE SET recipients = recipients + excluded.recipients",
-            (account["id"], day, count),
-        )
-        if second % 64 == 0:
+        if requests == 1 and second % 64 == 0:
             conn.execute("DELETE FROM usage_second WHERE second < ?", (second - 60,))
         return Limits(
             rate_limit=rate_limit,
-            rate_remaining=max(0, rate_limit - requests - 1),
+            rate_remaining=max(0, rate_limit - requests),
             rate_reset=1,
             quota=quota,
-            quota_remaining=max(0, quota - used - count),
+            quota_remaining=max(0, quota - used),
         )
 
     def current_limits(self, account: Account) -> Limits:
