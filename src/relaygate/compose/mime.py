@@ -95,7 +95,7 @@ _ATOM_PHRASE_RE = re.compile(
 _ATOM_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\Z")
 _PRINTABLE_ASCII_RE = re.compile(r"[ -~]*\Z")
 _MESSAGE_ID_RE = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>\Z")
-_NEEDS_QP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|[ \t]\n|(?:^|\n)From ")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _CONTENT_TYPE_RE = re.compile(rf"({_TOKEN})/({_TOKEN})\Z")
 _PARAM_RE = re.compile(rf"\s*({_TOKEN})\s*=\s*({_TOKEN}|\"(?:[^\"\\\r\n]|\\[^\r\n])*\")\s*\Z")
@@ -468,6 +468,18 @@ def _address_header(name: str, boxes: Sequence[Mailbox]) -> str:
 _LINEBREAK_RE = re.compile(r"\r\n|\r")
 
 
+def _needs_qp(text: str) -> bool:
+    """Whether a text part cannot go as 7bit: control characters, trailing whitespace on a line,
+    or a line starting ``From `` (substring tests in C; a regex alternation was ~6x slower)."""
+    return (
+        _CONTROL_RE.search(text) is not None
+        or " \n" in text
+        or "\t\n" in text
+        or text.startswith("From ")
+        or "\nFrom " in text
+    )
+
+
 def normalize_body(text: str) -> str:
     """The body text a reader gets back: CRLF/CR/LF → ``\\n``, ending with ``\\n`` if non-empty."""
     if "\r" in text:
@@ -505,7 +517,7 @@ def _text_part(text: str, subtype: str) -> tuple[bytes, bytes]:
     text = normalize_body(text)
     if (
         text.isascii()
-        and not _NEEDS_QP_RE.search(text)
+        and not _needs_qp(text)
         and (len(text) < _MAX_LINE or max(map(len, text.split("\n"))) <= _MAX_LINE)
     ):
         head = f"Content-Type: text/{subtype}; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n"
