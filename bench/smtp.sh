@@ -29,7 +29,7 @@ capture_dir = "$DIR/capture"
 [dns]
 nameservers = ["127.0.0.1:1"]
 TOML
-RG=("$PY" -m relaygate.cli --config "$DIR/relaygate.toml")
+RG=("$PY" -m relaygate --config "$DIR/relaygate.toml")
 "${RG[@]}" init >/dev/null
 "${RG[@]}" account create bench --plan paid --daily-quota 100000000 --rate-limit 1000000 >/dev/null
 "${RG[@]}" identity add --account 1 example.com --verified >/dev/null
