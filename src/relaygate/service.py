@@ -67,13 +67,15 @@ def _addr(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def make_transport(settings: Settings) -> Transport:
+def make_transport(settings: Settings, metrics: Metrics | None = None) -> Transport:
     mode = settings.delivery.mode
     if mode == "capture":
         return CaptureTransport(settings.capture_dir)
     from relaygate.relay.outbound import make_network_transport
 
-    return make_network_transport(settings)
+    transport = make_network_transport(settings)
+    transport.metrics = metrics
+    return transport
 
 
 class Service:
@@ -112,7 +114,7 @@ class Service:
                     store=self.store,
                     settings=self.settings,
                     clock=self.clock,
-                    transport=make_transport(self.settings),
+                    transport=make_transport(self.settings, self.metrics),
                     metrics=self.metrics,
                     prepare=MessageSigner(self.store).prepare,
                     verp_secret=self.settings.secret_key()
@@ -141,6 +143,7 @@ class Service:
                 self.dispatcher = WebhookDispatcher(
                     self.store, self.settings, self.clock, make_resolver(self.settings)
                 )
+                self.dispatcher.metrics = self.metrics
                 self.dispatcher.recover()
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="webhooks"))
             if "http" in self.roles:

@@ -52,6 +52,7 @@ from relaygate.events import schedule
 from relaygate.events.payloads import build_payload
 from relaygate.events.sender import SendOutcome, SendResult, post_event
 from relaygate.events.signing import signature_headers
+from relaygate.metrics import Metrics
 from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.settings import Settings
 from relaygate.store.spool import Store
@@ -151,6 +152,7 @@ class WebhookDispatcher:
         self.window = window
         self.rng = rng
         self.owner = owner or new_owner()
+        self.metrics: Metrics | None = None
         self.lease_seconds = settings.webhooks.timeout + 60.0
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -353,6 +355,10 @@ class WebhookDispatcher:
             log.exception("webhook attempt not recorded", extra=extra)
             return
         info = {**extra, "attempt": d.attempts + 1, "status": status, "outcome": outcome}
+        if recorded and self.metrics is not None:
+            self.metrics.webhook_attempt(d.event_type, ok=ok)
+            if not ok and next_at is None:
+                self.metrics.webhook_given_up(d.event_type)
         if not recorded:
             log.warning("webhook lease lost", extra=info)
         elif ok:

@@ -17,6 +17,7 @@ import dns.asyncresolver
 import dns.resolver
 
 from relaygate.dnsresolver import make_resolver
+from relaygate.metrics import Metrics
 from relaygate.relay.client import DeliveryResult, Timeouts, deliver_via
 from relaygate.relay.routing import (
     MxRouter,
@@ -50,6 +51,7 @@ class NetworkTransport:
         self.dead_for = dead_for
         self.per_domain = per_domain
         self._dead: dict[str, tuple[float, str]] = {}
+        self.metrics: Metrics | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._monotonic = monotonic or asyncio.get_event_loop_policy().get_event_loop().time
 
@@ -65,8 +67,14 @@ class NetworkTransport:
             route = await self.router.route(domain)
         except RouteError as exc:
             outcome = "bounced" if isinstance(exc, RouteFailed) else "deferred"
+            if self.metrics is not None:
+                kind = {"5.1.2": "nxdomain", "5.1.10": "nullmx", "5.4.4": "nodata"}.get(
+                    exc.status, "servfail"
+                )
+                self.metrics.dns_error("MX", kind)
             return self._all(batch, outcome, None, exc.status, exc.diagnostic)
         slot = self._slots.setdefault(domain, asyncio.Semaphore(self.per_domain))
+        started = self._monotonic()
         async with slot:
             result = await deliver_via(
                 route,
@@ -80,6 +88,19 @@ class NetworkTransport:
         if len(self._slots) > 10_000:
             self._slots = {d: s for d, s in self._slots.items() if s.locked()}
         self._note_dead(domain, result)
+        if self.metrics is not None:
+            if result.remote_host:
+                self.metrics.smtp_session("outbound", result.tls.version if result.tls else None)
+            worst = (
+                "delivered"
+                if all(r.outcome.value == "delivered" for r in result.recipients)
+                else (
+                    "bounced"
+                    if all(r.outcome.value == "bounced" for r in result.recipients)
+                    else "deferred"
+                )
+            )
+            self.metrics.delivery_attempt(worst, self._monotonic() - started)
         by_addr = {r.recipient: r for r in result.recipients}
         out = []
         for c in batch.recipients:

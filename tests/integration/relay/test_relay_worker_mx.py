@@ -168,3 +168,37 @@ async def test_past_lifetime_is_expired_as_a_soft_bounce(
         and expired.data["bounce_type"] == "soft"
     )
     assert 50 < attempts < 200
+
+
+async def test_delivery_metrics(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from relaygate.metrics import Metrics
+
+    metrics = Metrics(process=False)
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    worker.metrics = metrics
+    worker.transport.metrics = metrics  # type: ignore[attr-defined]
+    admit(store, sender["account"].id, "ok@dest.test")
+    admit(store, sender["account"].id, "x@gone.test")
+    await worker.run_once()
+    body, _ = metrics.render()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(body.decode())
+        for s in fam.samples
+    }
+    assert samples[("relaygate_recipients_delivered_total", ())] == 1
+    assert samples[("relaygate_recipients_deferred_total", ())] == 1
+    assert (
+        samples[("relaygate_smtp_sessions_total", (("direction", "outbound"), ("tls", "none")))]
+        == 1
+    )
+    assert sum(v for (name, _), v in samples.items() if name == "relaygate_dns_errors_total") == 1
