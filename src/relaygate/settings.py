@@ -53,6 +53,7 @@ class DeliverySettings:
     smarthost_sync: bool = False
     smarthost_ca_file: str = ""
     tls: str = "opportunistic"
+    tls_policies: Mapping[str, str] = field(default_factory=dict)
     min_backoff: float = 300.0
     max_backoff: float = 4000.0
     lifetime: float = 5 * 86400.0
@@ -235,6 +236,15 @@ def _hostport(v: Any) -> str | None:
     return None
 
 
+def _tls_policies(v: Any) -> str | None:
+    for domain, mode in v.items():
+        if not isinstance(mode, str) or mode not in (*TLS_MODES, "none"):
+            return f"{domain!r} must map to one of {', '.join((*TLS_MODES, 'none'))}"
+        if not domain or " " in domain:
+            return f"{domain!r} is not a domain (use .example.com for every subdomain)"
+    return None
+
+
 def _url(v: Any) -> str | None:
     return (
         None
@@ -334,6 +344,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         smarthost_sync=d.get("smarthost_sync", bool, False),
         smarthost_ca_file=str(resolve(v)) if (v := d.get("smarthost_ca_file", str, "")) else "",
         tls=d.get("tls", str, "opportunistic", _one_of(TLS_MODES)),
+        tls_policies=d.get("tls_policies", dict, {}, _tls_policies),
         min_backoff=float(d.get("min_backoff", (int, float), 300.0, _positive)),
         max_backoff=float(d.get("max_backoff", (int, float), 4000.0, _positive)),
         lifetime=float(d.get("lifetime", (int, float), 5 * 86400.0, _positive)),

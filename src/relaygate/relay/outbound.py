@@ -181,9 +181,11 @@ def make_network_transport(
             host, port, security=SmarthostSecurity(d.smarthost_tls), auth=auth, trust=trust
         )
     else:
-        router = MxRouter(
-            res, port=d.mx_port, tls=TlsPolicies(default=TlsPolicy(mode=TlsMode(d.tls))), rng=rng
+        policies = TlsPolicies(
+            default=TlsPolicy(mode=TlsMode(d.tls)),
+            per_domain={k.lower(): TlsPolicy(mode=TlsMode(v)) for k, v in d.tls_policies.items()},
         )
+        router = MxRouter(res, port=d.mx_port, tls=policies, rng=rng)
     return NetworkTransport(
         router=router, resolver=res, helo=settings.hostname, per_domain=d.per_domain_concurrency
     )

@@ -202,3 +202,45 @@ async def test_delivery_metrics(
         == 1
     )
     assert sum(v for (name, _), v in samples.items() if name == "relaygate_dns_errors_total") == 1
+
+
+async def test_per_domain_tls_policy_from_settings(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    dns_server.set("strict.test", "MX", [(10, "mx.dest.test")])
+    settings = make_settings(
+        tmp_path,
+        delivery={"mode": "mx", "mx_port": sink.port, "tls_policies": {"strict.test": "required"}},
+        dns={"nameservers": [dns_server.nameserver], "timeout": 1},
+    )
+    worker = DeliveryWorker(
+        store=store,
+        settings=settings,
+        clock=clock,
+        transport=make_network_transport(settings, rng=random.Random(1)),
+        rng=random.Random(2),
+    )
+    strict = admit(store, sender["account"].id, "a@strict.test")
+    relaxed = admit(store, sender["account"].id, "b@dest.test")
+    await worker.run_once()
+    assert states(store, relaxed) == {
+        "b@dest.test": "delivered"
+    }  # the sink offers no STARTTLS: plaintext is fine here
+    assert states(store, strict) == {"a@strict.test": "deferred"}  # never sent in the clear
+    assert [m.rcpt_tos for m in sink.messages] == [("b@dest.test",)]
+    row = store.recipients_of(strict)[0]
+    assert "TLS is required" in row["last_response"]
+    deferred = next(e for e in store.events_after(0) if e.recipient_id == row["id"] and e.type == "deferred")
+    assert deferred.data["status"] == "4.7.4"
+
+
+def test_tls_policies_are_validated(tmp_path: Path) -> None:
+    from relaygate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tls_policies"):
+        make_settings(tmp_path, delivery={"tls_policies": {"x.test": "sometimes"}})
