@@ -235,7 +235,9 @@ async def test_per_domain_tls_policy_from_settings(
     assert [m.rcpt_tos for m in sink.messages] == [("b@dest.test",)]
     row = store.recipients_of(strict)[0]
     assert "TLS is required" in row["last_response"]
-    deferred = next(e for e in store.events_after(0) if e.recipient_id == row["id"] and e.type == "deferred")
+    deferred = next(
+        e for e in store.events_after(0) if e.recipient_id == row["id"] and e.type == "deferred"
+    )
     assert deferred.data["status"] == "4.7.4"
 
 
