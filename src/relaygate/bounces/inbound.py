@@ -16,8 +16,9 @@ import re
 
 from relaygate.bounces import verp
 from relaygate.bounces.parse import parse_message
+from relaygate.errors import StoreUnavailable
 from relaygate.settings import Settings
-from relaygate.store.inbound import InboundMessage, pending_inbound
+from relaygate.store.inbound import InboundMessage, mark_processed, pending_inbound
 from relaygate.store.reports import apply_report, message_by_header_id
 from relaygate.store.spool import Store
 
@@ -59,7 +60,15 @@ class InboundProcessor:
     async def run_once(self, limit: int = 100) -> int:
         batch = pending_inbound(self.store, limit=limit)
         for item in batch:
-            await self.process(item)
+            try:
+                await self.process(item)
+            except StoreUnavailable:
+                raise  # the store is down: leave the report for the next round
+            except Exception:
+                # A report we cannot apply must not be retried forever: keep it (processed, with
+                # its bytes in the inbound table) for the operator and go on.
+                log.exception("inbound report could not be applied", extra={"inbound_id": item.id})
+                await asyncio.to_thread(mark_processed, self.store, item.id)
         return len(batch)
 
     async def process(self, item: InboundMessage) -> dict[str, object]:

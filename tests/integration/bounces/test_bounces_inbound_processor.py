@@ -1,0 +1,47 @@
+"""The inbound processor never loops on a report it cannot apply, and keeps unmatched ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaygate.bounces import inbound as inbound_mod
+from relaygate.bounces.inbound import InboundProcessor
+from relaygate.store.inbound import pending_inbound, save_inbound
+from relaygate.store.spool import Store
+
+from ...conftest import make_settings  # type: ignore[import-not-found]
+
+REPORT = (
+    b"From: MAILER-DAEMON@x.test\r\nTo: someone@bounces.relay.test\r\nSubject: hi\r\n\r\nhello\r\n"
+)
+
+
+async def test_failing_report_is_set_aside_and_unmatched_is_recorded(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    first = await save_inbound(
+        store, mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
+    )
+    second = await save_inbound(
+        store, mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
+    )
+    real = inbound_mod.apply_report
+    calls: list[str] = []
+
+    async def flaky(store: Store, **kw: Any) -> dict[str, Any]:
+        calls.append(kw["inbound_id"])
+        if kw["inbound_id"] == first:
+            raise ValueError("boom")
+        return await real(store, **kw)
+
+    monkeypatch.setattr(inbound_mod, "apply_report", flaky)
+    processor = InboundProcessor(store, settings, secret=b"s" * 32)
+    assert await processor.run_once() == 2
+    assert pending_inbound(store) == []
+    assert await processor.run_once() == 0 and sorted(calls) == sorted([first, second])  # each once
+    unmatched = [e for e in store.events_after(0) if e.type == "inbound_unmatched"]
+    assert [e.data["inbound_id"] for e in unmatched] == [second]
