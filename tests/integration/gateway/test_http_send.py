@@ -533,3 +533,40 @@ async def test_openapi_describes_every_public_route(
     assert {"200", "400", "401", "402", "403", "404", "409", "413", "429", "502", "503"} <= set(
         send
     )
+
+
+async def test_quota_holds_across_two_app_instances_on_one_store(
+    tmp_path: Any, store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    account = store.create_account("shared", plan="paid", rate_limit=1000, daily_quota=3)
+    store.add_identity(account.id, "example.com", verified=True)
+    _, secret = store.create_key(account.id)
+    other = Store(store.path, clock=clock).open()  # a second process's view of the same file
+    other.start_writer()
+    try:
+        apps = [
+            HttpApi(
+                store=s,
+                admission=Admission(store=s, settings=settings, clock=clock),
+                max_request_bytes=1 << 20,
+            ).app()
+            for s in (store, other)
+        ]
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://relay.test")
+            for a in apps
+        ]
+        codes = []
+        for i in range(5):  # alternate between the two instances
+            r = await clients[i % 2].post(
+                "/v1/send", headers={"X-API-Key": secret}, json=body(to=[f"r{i}@dest.test"])
+            )
+            codes.append(r.status_code)
+        assert codes == [200, 200, 200, 429, 429]
+        r = await clients[1].post("/v1/send", headers={"X-API-Key": secret}, json=body())
+        assert "daily quota" in r.json()["detail"] and int(r.headers["Retry-After"]) > 1
+        assert queued(store) == 3
+        for c in clients:
+            await c.aclose()
+    finally:
+        other.close()
