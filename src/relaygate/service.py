@@ -26,7 +26,7 @@ from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
 from relaygate.events.dispatcher import WebhookDispatcher
-from relaygate.events.tracking_app import HitRecorder, tracking_routes
+from relaygate.events.tracking_app import HitRecorder, TrackingHit, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.gateway.smtp import SmtpGateway, addresses
@@ -144,6 +144,8 @@ class Service:
                     self.store, self.settings, self.clock, make_resolver(self.settings)
                 )
                 self.dispatcher.metrics = self.metrics
+                if self.worker is not None:
+                    self.worker.on_record = self.dispatcher.wake
                 self.dispatcher.recover()
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="webhooks"))
             if "http" in self.roles:
@@ -153,8 +155,7 @@ class Service:
                     admission.on_commit = self.worker.wake
                 extra_routes: list[Any] = []
                 if self.settings.secret_key_file.exists():
-                    store = self.store
-                    self.recorder = HitRecorder(lambda hits: write_hits(store, hits))
+                    self.recorder = HitRecorder(self._write_hits)
                     await self.recorder.start()
                     extra_routes = tracking_routes(
                         keys=[self.settings.secret_key()], recorder=self.recorder, clock=self.clock
@@ -260,6 +261,11 @@ class Service:
             else None,
         )
         return worker.deliver_now
+
+    async def _write_hits(self, hits: Sequence[TrackingHit]) -> None:
+        await write_hits(self.store, hits)
+        if self.dispatcher is not None:
+            self.dispatcher.wake()  # open/click events are webhook events
 
     def _queue_snapshot(self) -> QueueSnapshot:
         return QueueSnapshot(

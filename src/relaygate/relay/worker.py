@@ -74,6 +74,8 @@ class DeliveryWorker:
         self._queued_at: dict[int, float] = {}
         self.stopping = False
         self.drain_timeout = 20.0
+        #: Called after outcomes are committed (e.g. wakes the webhook dispatcher in this process).
+        self.on_record: Callable[[], None] | None = None
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
@@ -235,6 +237,8 @@ class DeliveryWorker:
         if sync:
             outcomes = [self._not_retried(o) for o in outcomes]
         lost = await self.store.record(self.owner, outcomes)
+        if self.on_record is not None:
+            self.on_record()
         if self.metrics is not None:
             self._count(outcomes, lost)
         for o in outcomes:
