@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from relaygate.clock import iso
 from relaygate.errors import IdempotentReplay, RequestError, StoreUnavailable
@@ -282,8 +283,9 @@ class HttpApi:
         return JSONResponse(openapi_document())
 
     def app(self) -> Starlette:
+        send = guarded(self.send)
         routes: list[BaseRoute] = [
-            Route("/v1/send", guarded(self.send), methods=["POST"]),
+            Route("/v1/send", send, methods=["POST"]),
             Route("/v1/messages", guarded(self.list_messages), methods=["GET"]),
             Route("/v1/messages/{id}", guarded(self.get_message), methods=["GET"]),
             Route("/v1/suppressions", guarded(self.list_suppressions), methods=["GET"]),
@@ -296,9 +298,31 @@ class HttpApi:
             Route("/metrics", guarded(self.metrics_endpoint), methods=["GET"]),
             *self.extra_routes,
         ]
-        return Starlette(
-            routes=routes, exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal}
+        return _App(
+            send,
+            routes=routes,
+            exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
         )
+
+
+class _App(Starlette):
+    """Starlette, with ``POST /v1/send`` (the hot path) handed straight to its handler.
+
+    The handler is ``guarded`` (every failure becomes a contract answer), so the middleware stack
+    and router add nothing on that path but ~10 % of its CPU; every other request goes through them.
+    """
+
+    def __init__(self, send_handler: Handler, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._send_handler = send_handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/send":
+            scope["app"] = self
+            response = await self._send_handler(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
