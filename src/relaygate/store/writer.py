@@ -37,7 +37,7 @@ class GroupWriter:
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
-        self.checkpoint_interval = 0.5
+        self.checkpoint_interval = 1.0
         self.batches = 0
         self.jobs = 0
         self.checkpoints = 0
