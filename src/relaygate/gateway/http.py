@@ -31,6 +31,7 @@ from relaygate.gateway.openapi import openapi_document
 from relaygate.metrics import Metrics
 from relaygate.store.models import Account, ApiKey, Outcome
 from relaygate.store.spool import Store, limit_headers
+from relaygate.store.states import message_state
 
 log = logging.getLogger("relaygate.http")
 
@@ -177,8 +178,6 @@ class HttpApi:
         return JSONResponse(present_message(found))
 
     async def list_messages(self, request: Request) -> Response:
-        from relaygate.store.states import message_state
-
         key, account = self.authenticate(request)
         check_key(key, account, "email:read")
         q = request.query_params
@@ -339,7 +338,6 @@ async def _internal(request: Request, exc: Exception) -> Response:
 
 def present_message(m: dict[str, Any]) -> dict[str, Any]:
     from relaygate.clock import iso
-    from relaygate.store.states import message_state
 
     def event(e: Any) -> dict[str, Any]:
         return {"type": e.type, "state": e.state_to, "at": iso(e.created_at), "data": e.data}

@@ -71,7 +71,6 @@ class DeliveryWorker:
         self._prepare = prepare
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
-        self._queued_at: dict[int, float] = {}
         self.stopping = False
         self.drain_timeout = 20.0
         #: Called after outcomes are committed (e.g. wakes the webhook dispatcher in this process).
@@ -240,7 +239,7 @@ class DeliveryWorker:
         if self.on_record is not None:
             self.on_record()
         if self.metrics is not None:
-            self._count(outcomes, lost)
+            self._count(outcomes, lost, by_id)
         for o in outcomes:
             if o.recipient_id in lost:
                 log.warning(
@@ -286,16 +285,14 @@ class DeliveryWorker:
             message_id=rcpts[0].message_id, recipient_id=rid, secret=self.verp_secret, domain=domain
         )
 
-    def _count(self, outcomes: list[Outcome], lost: list[int]) -> None:
+    def _count(self, outcomes: list[Outcome], lost: list[int], claimed: dict[int, Claimed]) -> None:
         assert self.metrics is not None
         now = self.clock.now()
         for o in outcomes:
             if o.recipient_id in lost:
                 continue
             if o.state == "delivered":
-                self.metrics.delivered(
-                    latency_seconds=now - self._queued_at.get(o.recipient_id, now)
-                )
+                self.metrics.delivered(latency_seconds=now - claimed[o.recipient_id].queued_at)
             elif o.state == "deferred":
                 self.metrics.deferred()
             elif o.state == "bounced":
@@ -305,10 +302,8 @@ class DeliveryWorker:
                 )
             elif o.state == "expired":
                 self.metrics.expired()
-            self._queued_at.pop(o.recipient_id, None)
 
     def _outcome(self, c: Claimed, res: RecipientResult) -> Outcome:
-        self._queued_at[c.id] = c.queued_at
         data = {"status": res.status, "remote": res.remote, "code": res.code}
         response = res.text
         if res.outcome == "delivered":

@@ -878,10 +878,8 @@ class Store:
         )
 
     def body(self, message_id: str) -> bytes:
-        rows = self._read("SELECT data FROM bodies WHERE message_id = ?", (message_id,))
-        if not rows:
-            raise KeyError(message_id)
-        return bytes(rows[0][0])
+        """The stored message bytes (the shared body; see ``body_for_delivery``)."""
+        return self.body_for_delivery(message_id)[0]
 
     def body_for_delivery(self, message_id: str, ordinal: int | None = None) -> tuple[bytes, bool]:
         """The message bytes and whether they are final (signed, or prepared unsigned) already.

@@ -43,8 +43,6 @@ ALLOWED: frozenset[tuple[State, State]] = frozenset(
     }
 )
 
-#: States in which a recipient is waiting to be attempted.
-PENDING = (State.QUEUED, State.DEFERRED)
 #: States from which nothing more will be attempted.
 FINAL = (State.DELIVERED, State.BOUNCED, State.COMPLAINED, State.SUPPRESSED, State.EXPIRED)
 

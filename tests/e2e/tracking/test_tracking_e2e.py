@@ -124,9 +124,6 @@ def test_open_and_click_reach_the_webhook(tmp_path: Path) -> None:
         for e in by_type.values():
             p = e["payload"]
             assert p["sm_mail_id"] == mid and p["user_agent"] == ua and p["ip"] == "127.0.0.1"
-            assert (
-                isinstance(p["is_proxy"], bool)
-                and isinstance(p["is_scanner"], bool)
-                and isinstance(p["first"], bool)
-            )
+            # A browser agent, but within seconds of delivery: flagged a scanner, so not a first human hit.
+            assert (p["is_proxy"], p["is_scanner"], p["first"]) == (False, True, False)
     receiver.server.shutdown()
