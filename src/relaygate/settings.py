@@ -62,6 +62,7 @@ class DeliverySettings:
     lease_seconds: float = 300.0
     max_lease_losses: int = 5
     batch_size: int = 100
+    connection_cache_seconds: float = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +212,10 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else f"must be positive (got {v})"
 
 
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else f"must be zero or more (got {v})"
+
+
 def _port(v: Any) -> str | None:
     return None if 0 <= v <= 65535 else f"must be a port number 0-65535 (got {v})"
 
@@ -353,6 +358,9 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         lease_seconds=float(d.get("lease_seconds", (int, float), 300.0, _positive)),
         max_lease_losses=d.get("max_lease_losses", int, 5, _positive),
         batch_size=d.get("batch_size", int, 100, _positive),
+        connection_cache_seconds=float(
+            d.get("connection_cache_seconds", (int, float), 2.0, _not_negative)
+        ),
     )
     if delivery.mode == "smarthost" and not delivery.smarthost:
         problems.append("delivery.smarthost: required when delivery.mode is 'smarthost'")

@@ -96,3 +96,16 @@ def test_parse_hostport(value: str, expected: tuple[str, int]) -> None:
 def test_parse_hostport_rejects(value: str) -> None:
     with pytest.raises(ValueError):
         settings_mod.parse_hostport(value)
+
+
+def test_connection_cache_seconds(tmp_path: Path) -> None:
+    default = settings_mod.from_mapping({}, path=tmp_path / "c.toml")
+    assert default.delivery.connection_cache_seconds == 2.0
+    off = settings_mod.from_mapping(
+        {"delivery": {"connection_cache_seconds": 0}}, path=tmp_path / "c.toml"
+    )
+    assert off.delivery.connection_cache_seconds == 0.0
+    with pytest.raises(ConfigError, match=r"delivery\.connection_cache_seconds: must be zero or"):
+        settings_mod.from_mapping(
+            {"delivery": {"connection_cache_seconds": -1}}, path=tmp_path / "c.toml"
+        )

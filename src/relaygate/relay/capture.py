@@ -33,6 +33,9 @@ class CaptureTransport:
             for r in batch.recipients
         ]
 
+    async def aclose(self) -> None:
+        return None
+
     def _write(self, batch: Batch) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         envelope = (

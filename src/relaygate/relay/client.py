@@ -21,6 +21,14 @@ Per attempt, in order (Postfix's ``smtp`` behaviour unless noted):
   delivered (a duplicate beats a loss);
 - when every host fails, every recipient is deferred with the last error.
 
+Connection reuse (Postfix's connection cache): given a ``SessionCache``, a session whose
+transaction ended cleanly (the final dot answered, or RSET accepted after every RCPT was
+refused) is kept idle for a moment instead of QUIT, keyed by host name, port, HELO name, TLS
+policy and AUTH, and the next delivery to that host starts at MAIL FROM. A cached session that
+turns out to be gone (the connection is lost before MAIL FROM is answered, or MAIL gets 421)
+is dropped and a fresh connection is made: nothing was transacted on it, so nothing is lost
+or duplicated.
+
 Credentials are only sent over TLS unless the policy is ``none`` (an explicit operator choice);
 they never appear in results or logs. The client trusts nothing the server says beyond the
 reply codes; reply texts are kept for diagnostics only.
@@ -29,10 +37,11 @@ reply codes; reply texts are kept for diagnostics only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -93,6 +102,7 @@ class DeliveryResult:
     remote_host: str | None = None
     tls: TlsInfo | None = None
     attempts: tuple[HostAttempt, ...] = ()
+    reused: bool = False  # the transaction ran on a cached session
 
     def for_recipient(self, recipient: str) -> RecipientResult:
         for result in self.recipients:
@@ -147,6 +157,153 @@ class _Failure:
     tls_handshake: bool = False
 
 
+# -- the connection cache ---------------------------------------------------------------------
+
+SessionKey = tuple[str, int, str, TlsMode, "ssl.SSLContext | None", bool, "tuple[str, str] | None"]
+
+
+@dataclass(kw_only=True, repr=False)
+class _Session:
+    smtp: aiosmtplib.SMTP
+    host: str
+    address: str
+    tls_info: TlsInfo | None
+    opened_at: float
+    idle_since: float = 0.0
+
+
+class SessionCache:
+    """Idle SMTP sessions kept after a clean transaction, for the next one to the same host.
+
+    ``idle_seconds``: how long a session may sit unused before it is closed (Postfix's
+    ``smtp_connection_cache_time_limit``, 2 s); ``max_age``: no new transaction starts on a
+    session older than this (``smtp_connection_reuse_time_limit``, 300 s); ``max_sessions``:
+    idle sessions kept in all. Expired sessions get a QUIT from a reaper task that runs only
+    while the cache holds something. ``aclose`` QUITs every idle session (at shutdown).
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float = 2.0,
+        max_age: float = 300.0,
+        max_sessions: int = 1000,
+        quit_timeout: float = 5.0,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.max_age = max_age
+        self.max_sessions = max_sessions
+        self.quit_timeout = quit_timeout
+        self._monotonic = monotonic
+        self._idle: dict[SessionKey, list[_Session]] = {}
+        self._count = 0
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.reused = 0
+
+    def now(self) -> float:
+        if self._monotonic is not None:
+            return self._monotonic()
+        return asyncio.get_running_loop().time()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def take(self, key: SessionKey) -> _Session | None:
+        """The most recently used live session for ``key``, or None."""
+        sessions = self._idle.get(key)
+        now = self.now()
+        while sessions:
+            session = sessions.pop()
+            self._count -= 1
+            if not sessions:
+                del self._idle[key]
+            if session.smtp.is_connected and not self._expired(session, now):
+                self.reused += 1
+                return session
+            self._goodbye(session)
+        return None
+
+    def put(self, key: SessionKey, session: _Session) -> None:
+        """Keep ``session`` for reuse, or QUIT it when it is too old or the cache is full."""
+        now = self.now()
+        if (
+            not session.smtp.is_connected
+            or now - session.opened_at >= self.max_age
+            or self._count >= self.max_sessions
+            or self.idle_seconds <= 0
+        ):
+            self._goodbye(session)
+            return
+        session.idle_since = now
+        self._idle.setdefault(key, []).append(session)
+        self._count += 1
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    def _expired(self, session: _Session, now: float) -> bool:
+        return (
+            now - session.idle_since >= self.idle_seconds or now - session.opened_at >= self.max_age
+        )
+
+    async def _reap(self) -> None:
+        while self._count:
+            await asyncio.sleep(max(0.05, self.idle_seconds / 2))
+            now = self.now()
+            for key in list(self._idle):
+                keep = []
+                for session in self._idle[key]:
+                    if session.smtp.is_connected and not self._expired(session, now):
+                        keep.append(session)
+                    else:
+                        self._count -= 1
+                        self._goodbye(session)
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+
+    def _goodbye(self, session: _Session) -> None:
+        task = asyncio.get_running_loop().create_task(self._quit(session.smtp))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
+        if smtp.is_connected:
+            try:
+                await smtp.quit(timeout=self.quit_timeout)
+            except _NET_ERRORS:
+                pass
+        smtp.close()
+
+    async def aclose(self) -> None:
+        """QUIT every idle session and stop the reaper."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for sessions in self._idle.values():
+            for session in sessions:
+                self._goodbye(session)
+        self._idle.clear()
+        self._count = 0
+        if self._closing:
+            await asyncio.wait(set(self._closing))
+
+
+def _session_key(
+    host: str,
+    port: int,
+    helo: str,
+    tls: TlsPolicy,
+    implicit_tls: bool,
+    auth: tuple[str, str] | None,
+) -> SessionKey:
+    return (host.lower(), port, helo, tls.mode, tls.trust, implicit_tls, auth)
+
+
 # -- the client ----------------------------------------------------------------------------------
 
 
@@ -198,6 +355,30 @@ async def _open_socket(address: str, port: int, timeout: float) -> socket.socket
     return sock
 
 
+async def _mail(
+    smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str, timeout: float
+) -> None:
+    """``MAIL FROM:<sender>`` with the address verbatim (it was checked to be sendable as is;
+    aiosmtplib's ``mail()`` would run it through ``email.utils.parseaddr`` on every message)."""
+    response = await smtp.execute_command(
+        b"MAIL",
+        b"FROM:<" + sender.encode(encoding) + b">",
+        *(option.encode("ascii") for option in options),
+        timeout=timeout,
+    )
+    if response.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+
+
+async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str, timeout: float) -> None:
+    """``RCPT TO:<recipient>``, verbatim like ``_mail``; 250 and 251 accept it."""
+    response = await smtp.execute_command(
+        b"RCPT", b"TO:<" + recipient.encode(encoding) + b">", timeout=timeout
+    )
+    if response.code not in (250, 251):
+        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+
+
 @dataclass(kw_only=True)
 class _Attempt:
     """One SMTP session to one address. ``run`` returns a final result or a _Failure."""
@@ -216,6 +397,9 @@ class _Attempt:
     timeouts: Timeouts
     phase: str = "connect"
     tls_info: TlsInfo | None = None
+    sessions: SessionCache | None = None
+    reused: bool = False
+    clean: bool = False  # the transaction ended with the session in a known, idle state
 
     @property
     def where(self) -> str:
@@ -283,6 +467,7 @@ class _Attempt:
                 start_tls=False,
                 tls_context=self.tls.client_context() if self.implicit_tls else None,
             )
+            opened_at = self.sessions.now() if self.sessions is not None else 0.0
             outcome: list[RecipientResult] | _Failure = await self._session(smtp)
         except _NET_ERRORS as exc:
             outcome = self._failure_from(exc)
@@ -291,8 +476,46 @@ class _Attempt:
                 smtp.close()
             raise
         if smtp is not None:
-            await self._quit(smtp)
+            if isinstance(outcome, _Failure):
+                self.clean = False
+            await self._release(smtp, opened_at)
         return outcome
+
+    async def reuse(self, session: _Session) -> list[RecipientResult] | None:
+        """One transaction on a cached session; None when the session turned out to be gone
+        before anything was transacted (the caller opens a fresh one)."""
+        smtp = session.smtp
+        self.reused = True
+        self.tls_info = session.tls_info
+        try:
+            outcome = await self._transaction(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        if outcome is None:
+            smtp.close()
+            return None
+        await self._release(smtp, session.opened_at)
+        return outcome
+
+    def key(self) -> SessionKey:
+        return _session_key(self.host, self.port, self.helo, self.tls, self.implicit_tls, self.auth)
+
+    async def _release(self, smtp: aiosmtplib.SMTP, opened_at: float) -> None:
+        """Back to the cache after a clean transaction; QUIT otherwise."""
+        if self.sessions is not None and self.clean and smtp.is_connected:
+            self.sessions.put(
+                self.key(),
+                _Session(
+                    smtp=smtp,
+                    host=self.host,
+                    address=self.address,
+                    tls_info=self.tls_info,
+                    opened_at=opened_at,
+                ),
+            )
+            return
+        await self._quit(smtp)
 
     def _failure_from(self, exc: BaseException) -> _Failure:
         if _is_tls_error(exc):
@@ -422,7 +645,7 @@ class _Attempt:
         options: list[str] = []
         if smtp.supports_extension("size"):
             options.append(f"SIZE={len(self.data)}")
-        if smtp.supports_extension("8bitmime") and any(b > 127 for b in self.data):
+        if smtp.supports_extension("8bitmime") and not self.data.isascii():
             options.append("BODY=8BITMIME")
         addresses = [self.mail_from, *self.recipients]
         if all(a.isascii() for a in addresses):
@@ -438,34 +661,42 @@ class _Attempt:
         failure = failure or await self._authenticate(smtp)
         if failure is not None:
             return failure
-        return await self._transaction(smtp)
+        results = await self._transaction(smtp)
+        assert results is not None  # only a reused session can be found stale
+        return results
 
     def _size_limit(self, smtp: aiosmtplib.SMTP) -> int | None:
         value = smtp.esmtp_extensions.get("size", "").strip()
         return int(value) if value.isdigit() and int(value) > 0 else None
 
-    async def _transaction(self, smtp: aiosmtplib.SMTP) -> list[RecipientResult]:
+    async def _transaction(self, smtp: aiosmtplib.SMTP) -> list[RecipientResult] | None:
+        """The MAIL/RCPT/DATA transaction. None only on a reused session found gone at MAIL."""
         rcpts = self.recipients
         limit = self._size_limit(smtp)
         if limit is not None and len(self.data) > limit:
             text = (
                 f"message size {len(self.data)} exceeds size limit {limit} of server {self.where}"
             )
+            self.clean = True
             return [self._result(r, Outcome.BOUNCED, None, "5.3.4", text) for r in rcpts]
         picked = self._mail_options(smtp)
         if picked is None:
             text = f"SMTPUTF8 is required, but was not offered by host {self.where}"
+            self.clean = True
             return [self._result(r, Outcome.BOUNCED, None, "5.6.7", text) for r in rcpts]
         options, encoding = picked
 
         self.phase = "sending MAIL FROM"
         try:
-            await smtp.mail(
-                self.mail_from, options=options, encoding=encoding, timeout=self.timeouts.command
-            )
+            await _mail(smtp, self.mail_from, options, encoding, self.timeouts.command)
         except aiosmtplib.SMTPSenderRefused as exc:
+            if self.reused and (exc.code == 421 or not smtp.is_connected):
+                return None
+            self.clean = smtp.is_connected
             return self._all(rcpts, exc.code, exc.message)
         except _NET_ERRORS as exc:
+            if self.reused:
+                return None
             return self._lost(rcpts, exc)
 
         results: dict[str, RecipientResult] = {}
@@ -474,7 +705,7 @@ class _Attempt:
         self.phase = "sending RCPT TO"
         for rcpt in rcpts:
             try:
-                await smtp.rcpt(rcpt, encoding=encoding, timeout=self.timeouts.command)
+                await _rcpt(smtp, rcpt, encoding, self.timeouts.command)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 results[rcpt] = self._by_reply(rcpt, exc.code, exc.message)
                 if not smtp.is_connected:  # 421: the server closed the session
@@ -501,18 +732,29 @@ class _Attempt:
                 reply = await smtp.data(self.data, timeout=self.timeouts.data)
             except aiosmtplib.SMTPDataError as exc:
                 results.update({r.recipient: r for r in self._all(accepted, exc.code, exc.message)})
+                # refused at DATA itself (no 354) leaves the transaction open: RSET says which
+                await self._reset(smtp)
             except _NET_ERRORS as exc:
                 results.update({r.recipient: r for r in self._lost(accepted, exc)})
             else:
                 results.update(
                     {r.recipient: r for r in self._all(accepted, reply.code, reply.message)}
                 )
-        elif smtp.is_connected:
-            try:
-                await smtp.rset(timeout=self.timeouts.quit)
-            except _NET_ERRORS:
-                pass
+                self.clean = True
+        else:
+            await self._reset(smtp)
         return [results[r] for r in rcpts]
+
+    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
+        """RSET after a transaction that ended without a final reply to the dot: the session is
+        clean (reusable) only when the server answers it."""
+        if not smtp.is_connected:
+            return
+        try:
+            await smtp.rset(timeout=self.timeouts.quit)
+        except _NET_ERRORS:
+            return
+        self.clean = True
 
 
 async def deliver(
@@ -530,6 +772,7 @@ async def deliver(
     timeouts: Timeouts | None = None,
     ipv6: bool = True,
     max_addresses: int = 10,
+    sessions: SessionCache | None = None,
 ) -> DeliveryResult:
     """Deliver ``data`` to ``recipients`` via the first of ``hosts`` that takes the transaction.
 
@@ -567,6 +810,7 @@ async def deliver(
         timeouts=timeouts,
         ipv6=ipv6,
         max_addresses=max_addresses,
+        sessions=sessions,
     )
     if not refused:
         return result
@@ -610,6 +854,7 @@ async def _deliver(
     timeouts: Timeouts | None,
     ipv6: bool,
     max_addresses: int,
+    sessions: SessionCache | None = None,
 ) -> DeliveryResult:
     policy = tls or TlsPolicy()
     times = timeouts or Timeouts()
@@ -622,6 +867,33 @@ async def _deliver(
     for host in hosts:
         if budget <= 0:
             break
+        if sessions is not None:
+            key = _session_key(host, port, helo, policy, implicit_tls, auth)
+            while (cached := sessions.take(key)) is not None:
+                attempt = _Attempt(
+                    host=cached.host,
+                    address=cached.address,
+                    port=port,
+                    helo=helo,
+                    mail_from=mail_from,
+                    recipients=rcpts,
+                    data=data,
+                    tls=policy,
+                    use_starttls=True,
+                    implicit_tls=implicit_tls,
+                    auth=auth,
+                    timeouts=times,
+                    sessions=sessions,
+                )
+                reused = await attempt.reuse(cached)
+                if reused is not None:
+                    return DeliveryResult(
+                        recipients=tuple(reused),
+                        remote_host=attempt.where,
+                        tls=attempt.tls_info,
+                        attempts=tuple(tried),
+                        reused=True,
+                    )
         try:
             addresses = await resolve_addresses(host, resolver, ipv6=ipv6)
         except RouteError as exc:
@@ -649,6 +921,7 @@ async def _deliver(
                     implicit_tls=implicit_tls,
                     auth=auth,
                     timeouts=times,
+                    sessions=sessions,
                 )
                 outcome = await attempt.run()
                 if not isinstance(outcome, _Failure):
@@ -696,6 +969,7 @@ async def deliver_via(
     data: bytes,
     resolver: dns.asyncresolver.Resolver,
     timeouts: Timeouts | None = None,
+    sessions: SessionCache | None = None,
 ) -> DeliveryResult:
     """``deliver`` with the hosts, port, TLS and AUTH settings of a ``Route`` (mx or smarthost)."""
     if not route.hosts:
@@ -712,4 +986,5 @@ async def deliver_via(
         auth=route.auth,
         implicit_tls=route.implicit_tls,
         timeouts=timeouts,
+        sessions=sessions,
     )

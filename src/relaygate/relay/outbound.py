@@ -18,7 +18,7 @@ import dns.resolver
 
 from relaygate.dnsresolver import make_resolver
 from relaygate.metrics import Metrics
-from relaygate.relay.client import DeliveryResult, Timeouts, deliver_via
+from relaygate.relay.client import DeliveryResult, SessionCache, Timeouts, deliver_via
 from relaygate.relay.routing import (
     MxRouter,
     RouteError,
@@ -43,6 +43,7 @@ class NetworkTransport:
         dead_for: float = 60.0,
         per_domain: int = 10,
         monotonic: Callable[[], float] | None = None,
+        sessions: SessionCache | None = None,
     ) -> None:
         self.router = router
         self.resolver = resolver
@@ -50,6 +51,8 @@ class NetworkTransport:
         self.timeouts = timeouts
         self.dead_for = dead_for
         self.per_domain = per_domain
+        #: Idle sessions reused by the next batch to the same host (None: a connection each).
+        self.sessions = sessions
         self._dead: dict[str, tuple[float, str]] = {}
         self.metrics: Metrics | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
@@ -84,12 +87,13 @@ class NetworkTransport:
                 data=batch.data,
                 resolver=self.resolver,
                 timeouts=self.timeouts,
+                sessions=self.sessions,
             )
         if len(self._slots) > 10_000:
             self._slots = {d: s for d, s in self._slots.items() if s.locked()}
         self._note_dead(domain, result)
         if self.metrics is not None:
-            if result.remote_host:
+            if result.remote_host and not result.reused:
                 self.metrics.smtp_session("outbound", result.tls.version if result.tls else None)
             worst = (
                 "delivered"
@@ -127,6 +131,10 @@ class NetworkTransport:
                 )
             )
         return out
+
+    async def aclose(self) -> None:
+        if self.sessions is not None:
+            await self.sessions.aclose()
 
     def _note_dead(self, domain: str, result: DeliveryResult) -> None:
         if result.recipients and all(
@@ -187,5 +195,11 @@ def make_network_transport(
         )
         router = MxRouter(res, port=d.mx_port, tls=policies, rng=rng)
     return NetworkTransport(
-        router=router, resolver=res, helo=settings.hostname, per_domain=d.per_domain_concurrency
+        router=router,
+        resolver=res,
+        helo=settings.hostname,
+        per_domain=d.per_domain_concurrency,
+        sessions=SessionCache(idle_seconds=d.connection_cache_seconds)
+        if d.connection_cache_seconds > 0
+        else None,
     )

@@ -25,6 +25,7 @@ import asyncio
 import ipaddress
 import random
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -146,16 +147,33 @@ async def resolve_addresses(
     return []
 
 
+MxCache = dict[str, tuple[float, list[tuple[int, str]]]]
+"""domain → (expiry as ``time.time()``, its real MX records): answers kept for their TTL."""
+
+
 async def resolve_mx(
-    domain: str, resolver: dns.asyncresolver.Resolver, *, rng: random.Random
+    domain: str,
+    resolver: dns.asyncresolver.Resolver,
+    *,
+    rng: random.Random,
+    cache: MxCache | None = None,
 ) -> list[str]:
-    """MX host names of ``domain`` in try-order (see the module docstring for errors)."""
+    """MX host names of ``domain`` in try-order (see the module docstring for errors).
+
+    With ``cache``, a domain's MX records are kept until their TTL runs out, so the next
+    message to it skips the resolver (the try-order is still shuffled per call); failures and
+    implicit MX answers are not kept.
+    """
     name = _norm(domain)
     if not name:
         raise RouteFailed("5.1.2", "Bad domain name syntax: empty domain")
     literal = _ip_literal(domain)
     if literal is not None:
         return [literal]
+    if cache is not None:
+        hit = cache.get(name)
+        if hit is not None and hit[0] > time.time():
+            return order_hosts(hit[1], rng)
     answer = await _query(resolver, name, "MX")
     if answer is None:
         addresses = await resolve_addresses(name, resolver)
@@ -172,6 +190,10 @@ async def resolve_mx(
         raise RouteFailed(
             "5.1.10", f"Recipient address rejected: Domain {name} does not accept mail (nullMX)"
         )
+    if cache is not None and answer.expiration > time.time():
+        if len(cache) >= 10_000:
+            cache.clear()
+        cache[name] = (answer.expiration, real)
     return order_hosts(real, rng)
 
 
@@ -224,9 +246,10 @@ class MxRouter:
         self.port = port
         self.tls = tls or TlsPolicies()
         self.rng = rng or random.Random()
+        self.cache: MxCache = {}
 
     async def route(self, domain: str) -> Route:
-        hosts = await resolve_mx(domain, self.resolver, rng=self.rng)
+        hosts = await resolve_mx(domain, self.resolver, rng=self.rng, cache=self.cache)
         return Route(
             mode=RouteMode.MX,
             domain=_norm(domain),

@@ -33,7 +33,9 @@ class MessageSigner:
         self.store = store
         self.keys_for = keys_for
         self.max_cached = max_cached
-        self._signers: dict[tuple[str, tuple[tuple[str, str], ...]], DkimSigner] = {}
+        # One loading task per key set: concurrent first messages of a domain share it instead
+        # of each parsing the PEM again (~36 ms of CPU apiece).
+        self._signers: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Task[DkimSigner]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.signed = 0
         self.unsigned = 0
@@ -65,13 +67,21 @@ class MessageSigner:
             self.unsigned += 1
             return data
         cache_key = (claimed.sender_domain, tuple((k.selector, str(k.private_path)) for k in keys))
-        signer = self._signers.get(cache_key)
+        loading = self._signers.get(cache_key)
+        if loading is None:
+            if len(self._signers) >= self.max_cached:
+                self._signers.clear()
+            loading = asyncio.ensure_future(asyncio.to_thread(DkimSigner.from_keys, keys))
+            self._signers[cache_key] = loading
         try:
-            if signer is None:
-                signer = await asyncio.to_thread(DkimSigner.from_keys, keys)
-                if len(self._signers) >= self.max_cached:
-                    self._signers.clear()
-                self._signers[cache_key] = signer
+            try:
+                signer = await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if loading.done() and self._signers.get(cache_key) is loading:
+                    del self._signers[cache_key]  # a fixed key file is picked up next time
+                raise
             header = await asyncio.to_thread(signer.sign, data)
         except DkimError as exc:
             log.warning(

@@ -32,3 +32,6 @@ class RecipientResult:
 
 class Transport(Protocol):
     async def deliver(self, batch: Batch) -> list[RecipientResult]: ...
+
+    async def aclose(self) -> None:
+        """Release what the transport keeps between batches (idle SMTP sessions)."""

@@ -114,6 +114,7 @@ class DeliveryWorker:
                         await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
         finally:
             await self._drain(inflight)
+            await self.transport.aclose()
 
     async def _claim_and_start(self, limit: int, inflight: set[asyncio.Task[list[Outcome]]]) -> int:
         d = self.settings.delivery

@@ -25,7 +25,8 @@ Scripting (all of it may be changed while the sink runs, e.g. ``sink.rcpt["a@x"]
   connection is closed without a reply: the client cannot know whether it was delivered).
 
 It records every accepted message (``messages``), every command with whether TLS was on
-(``commands``), AUTH attempts (``auth_attempts``) and connections (``connections``). It trusts
+(``commands``), AUTH attempts (``auth_attempts``) and connections (``connections``);
+``drop_connections()`` closes the open ones (an idle time-out as the client sees it). It trusts
 nothing it receives and is meant for loopback tests only; it holds test credentials in clear.
 """
 
@@ -109,6 +110,13 @@ class _SinkSMTP(SMTP):  # type: ignore[misc]
     async def _handle_client(self) -> None:
         sink = self._sink
         sink.connections += 1
+        sink._open.add(self)
+        try:
+            await self._serve(sink)
+        finally:
+            sink._open.discard(self)
+
+    async def _serve(self, sink: SmtpSink) -> None:
         greeting = sink.greeting
         if greeting is not None:
             text = _pick(greeting, "greeting", sink._cursor)
@@ -339,6 +347,7 @@ class SmtpSink:
         self.auth_attempts: list[tuple[str, str, bool]] = []
         self.errors: list[Exception] = []
         self.connections = 0
+        self._open: set[_SinkSMTP] = set()
         self._cursor = _Cursor()
         self._server: asyncio.AbstractServer | None = None
         self._changed: asyncio.Condition | None = None
@@ -347,6 +356,14 @@ class SmtpSink:
     def reset_counters(self) -> None:
         """Restart every list reply from its first element."""
         self._cursor = _Cursor()
+
+    def drop_connections(self) -> int:
+        """Close every open client connection now, without a reply (an idle time-out or a
+        restart, as the client sees it). Returns how many were open."""
+        open_now = list(self._open)
+        for protocol in open_now:
+            protocol._close()
+        return len(open_now)
 
     def verbs(self) -> list[str]:
         """The command verbs seen so far, in order."""

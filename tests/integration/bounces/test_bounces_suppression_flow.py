@@ -97,6 +97,7 @@ async def test_hard_bounce_suppresses_and_policy_block_does_not(
                     await client.delete("/v1/suppressions/gone@dest.test", headers=headers)
                 ).status_code == 404
                 assert store.suppressed(sender["account"].id, ["gone@dest.test"]) == {}
+            await worker.transport.aclose()
 
 
 def test_suppression_cli(tmp_path: Path) -> None:

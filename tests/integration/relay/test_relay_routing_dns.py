@@ -160,3 +160,30 @@ async def test_mx_router_applies_port_and_tls_policy(dns_server: DNSServer) -> N
     assert route.tls.mode is TlsMode.REQUIRED
     other = await router.route("implicit.test")
     assert other.tls.mode is TlsMode.OPPORTUNISTIC
+
+
+# -- the router's MX cache ------------------------------------------------------------------------
+
+
+async def test_router_keeps_mx_records_for_their_ttl() -> None:
+    with DNSServer({"c.test": {"MX": [(10, "a.c.test"), (10, "b.c.test")]}}, ttl=60) as dns:
+        router = MxRouter(dns.async_resolver(), rng=random.Random(3))
+        first = await router.route("c.test")
+        dns.set("c.test", "MX", [(10, "new.c.test")])
+        again = [await router.route("C.test.") for _ in range(20)]
+        assert dns.queries.count(("c.test", "MX")) == 1  # answered from the cache
+        assert sorted(first.hosts) == ["a.c.test", "b.c.test"]
+        # still shuffled per route: equal preferences are not stuck in one order
+        assert {r.hosts for r in again} == {("a.c.test", "b.c.test"), ("b.c.test", "a.c.test")}
+
+
+async def test_router_asks_again_when_the_ttl_is_zero_and_never_keeps_failures() -> None:
+    with DNSServer({"z.test": {"MX": [(10, "a.z.test")]}, "f.test": "SERVFAIL"}, ttl=0) as dns:
+        router = MxRouter(dns.async_resolver(), rng=random.Random(3))
+        assert (await router.route("z.test")).hosts == ("a.z.test",)
+        dns.set("z.test", "MX", [(10, "new.z.test")])
+        assert (await router.route("z.test")).hosts == ("new.z.test",)
+        with pytest.raises(RouteDeferred):
+            await router.route("f.test")
+        dns.set("f.test", "MX", [(10, "up.f.test")])
+        assert (await router.route("f.test")).hosts == ("up.f.test",)

@@ -3,6 +3,7 @@ and a retry after a 450 sends exactly the same bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.dkim.records import dkim_txt_value, dns_name, split_txt
+from relaygate.dkim.signer import DkimSigner
 from relaygate.domains import add_domain
 from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.signing import MessageSigner
@@ -90,6 +92,7 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
             await worker.run_once()
             clock.advance(400)
             await worker.run_once()
+            await worker.transport.aclose()
             assert [r["state"] for r in store.recipients_of(mid)] == ["delivered"]
             assert len(sink.messages) == 1 and signer.signed == 1
             delivered = sink.messages[0].data
@@ -118,3 +121,51 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
             assert any(line.startswith("pass rsa-sha256") for line in lines), (
                 proc.stdout + proc.stderr
             )
+
+
+async def test_first_messages_of_a_domain_share_one_key_load(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages signed concurrently before the key set is cached parse the PEM once, not once
+    each (a thundering herd of ~36 ms parses when a relay starts on a full queue)."""
+    settings = make_settings(tmp_path)
+    add_domain(store, settings, sender["account"].id, "herd.test", verified=True)
+    loads = 0
+    real = DkimSigner.from_keys.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[DkimSigner], *args: Any, **kwargs: Any) -> DkimSigner:
+        nonlocal loads
+        loads += 1
+        signer: DkimSigner = real(cls, *args, **kwargs)
+        return signer
+
+    monkeypatch.setattr(DkimSigner, "from_keys", classmethod(counting))
+    mids = []
+    for i in range(8):
+        mid = new_message_id()
+        mids.append(mid)
+        store.admit_sync(
+            NewMessage(
+                id=mid,
+                account_id=sender["account"].id,
+                channel="http",
+                from_addr="shop@herd.test",
+                sender_domain="herd.test",
+                subject="s",
+                header_message_id=f"<{i}@relay.test>",
+                tags=(),
+                body=b"From: shop@herd.test\r\nTo: r@dest.test\r\nSubject: s\r\n\r\nhi\r\n",
+                recipients=(NewRecipient(address="r@dest.test", kind="to"),),
+            ),
+            limits=False,
+        )
+    claimed = await store.claim("test-owner", limit=8, lease_seconds=60, max_lease_losses=5)
+    signer = MessageSigner(store)
+    bodies = await asyncio.gather(*(signer.prepare(c) for c in claimed))
+    assert loads == 1
+    assert signer.signed == 8
+    assert all(b.startswith(b"DKIM-Signature:") for b in bodies)

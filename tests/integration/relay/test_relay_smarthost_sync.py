@@ -111,4 +111,5 @@ async def test_smarthost_starttls_auth_and_sync_502(
                 mid = r.json()["detail"].split("(")[1].split(",")[0]
                 assert [x["state"] for x in store.recipients_of(mid)] == ["bounced"]
             assert await worker.run_once() == 0  # nothing left to retry: the client owns the retry
+        await transport.aclose()
     dns_server.stop()

@@ -11,6 +11,7 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.relay.outbound import make_network_transport
+from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
 from relaygate.store.models import NewMessage, NewRecipient
 from relaygate.store.spool import Store, new_message_id
@@ -38,6 +39,17 @@ def dns_server() -> Any:
         yield server
 
 
+_TRANSPORTS: list[Transport] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_transports() -> AsyncIterator[None]:
+    """Workers driven by run_once keep idle SMTP sessions: QUIT them after each test."""
+    yield
+    while _TRANSPORTS:
+        await _TRANSPORTS.pop().aclose()
+
+
 def worker_for(
     tmp_path: Path, store: Store, clock: FakeClock, dns_server: DNSServer, sink: SmtpSink
 ) -> DeliveryWorker:
@@ -47,6 +59,7 @@ def worker_for(
         dns={"nameservers": [dns_server.nameserver], "timeout": 1},
     )
     transport = make_network_transport(settings, rng=random.Random(1))
+    _TRANSPORTS.append(transport)
     return DeliveryWorker(
         store=store,
         settings=settings,
@@ -225,6 +238,7 @@ async def test_per_domain_tls_policy_from_settings(
         transport=make_network_transport(settings, rng=random.Random(1)),
         rng=random.Random(2),
     )
+    _TRANSPORTS.append(worker.transport)
     strict = admit(store, sender["account"].id, "a@strict.test")
     relaxed = admit(store, sender["account"].id, "b@dest.test")
     await worker.run_once()
