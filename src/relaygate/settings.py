@@ -58,7 +58,7 @@ class DeliverySettings:
     max_backoff: float = 4000.0
     lifetime: float = 5 * 86400.0
     concurrency: int = 50
-    per_domain_concurrency: int = 10
+    per_domain_concurrency: int = 20
     lease_seconds: float = 300.0
     max_lease_losses: int = 5
     batch_size: int = 100
@@ -354,7 +354,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         max_backoff=float(d.get("max_backoff", (int, float), 4000.0, _positive)),
         lifetime=float(d.get("lifetime", (int, float), 5 * 86400.0, _positive)),
         concurrency=d.get("concurrency", int, 50, _positive),
-        per_domain_concurrency=d.get("per_domain_concurrency", int, 10, _positive),
+        per_domain_concurrency=d.get("per_domain_concurrency", int, 20, _positive),
         lease_seconds=float(d.get("lease_seconds", (int, float), 300.0, _positive)),
         max_lease_losses=d.get("max_lease_losses", int, 5, _positive),
         batch_size=d.get("batch_size", int, 100, _positive),

@@ -62,6 +62,10 @@ log = logging.getLogger("relaygate.webhooks")
 
 DEFAULT_WINDOW = 100
 IDLE_WAIT = 0.5
+MIN_ROUND = 0.05
+"""Wake-ups closer together than this are coalesced into one round: a relay recording a few
+hundred outcomes a second wakes the dispatcher each time, and each round costs a fan-out
+transaction; batching them adds at most 50 ms to a webhook's latency."""
 
 
 class PostFn(Protocol):
@@ -188,7 +192,9 @@ class WebhookDispatcher:
 
     async def run(self) -> None:
         """Fan out, claim and send until ``stop()``; sleeps while nothing is due."""
+        loop = asyncio.get_running_loop()
         while not self.stopping:
+            last_round = loop.time()
             try:
                 started, more = await self._fill()
             except Exception:
@@ -203,7 +209,11 @@ class WebhookDispatcher:
             await asyncio.wait(
                 waiters, timeout=self._idle_wait(), return_when=asyncio.FIRST_COMPLETED
             )
+            woken = waiters[0].done()
             waiters[0].cancel()
+            pause = last_round + MIN_ROUND - loop.time()
+            if woken and pause > 0 and not self.stopping:
+                await asyncio.sleep(pause)  # let the wake-ups of the next few ms pile up
 
     def _idle_wait(self) -> float:
         due = self.hooks.next_due()

@@ -3,8 +3,10 @@ replace the stored body, so every attempt and every retry (by any worker) sends 
 
 Keys come from the domain's active keys (``store.domains.active_keys``): none (a domain without
 keys, or whose key was found unpublished) means the message goes out unsigned, and that choice
-is made final just the same. The RSA operation runs in a thread so the event loop never stalls;
-each key set is loaded once (PEM parsing is slow) and cached.
+is made final just the same. The RSA operation runs in a signing thread so the event loop never stalls;
+each key set is loaded once (PEM parsing is slow) and cached. A domain's active key set is read
+from the store at most once per ``keys_ttl`` seconds (1 s), so a rotation or a key found
+unpublished takes effect within a second, without a query per message.
 
 Trust: this module (with the relay role) is the only reader of DKIM private keys.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from relaygate.dkim.keys import DkimKey
 from relaygate.dkim.signer import DkimError, DkimSigner, to_crlf
@@ -24,18 +27,30 @@ from relaygate.store.spool import Store
 log = logging.getLogger("relaygate.relay")
 
 KeySource = Callable[[Store, str], list[DkimKey]]
+_SignerKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class MessageSigner:
     def __init__(
-        self, store: Store, *, keys_for: KeySource = active_keys, max_cached: int = 1000
+        self,
+        store: Store,
+        *,
+        keys_for: KeySource = active_keys,
+        max_cached: int = 1000,
+        keys_ttl: float = 1.0,
     ) -> None:
         self.store = store
         self.keys_for = keys_for
         self.max_cached = max_cached
+        self.keys_ttl = keys_ttl
+        # One signing thread: the RSA operation releases the GIL, dkimpy's canonicalisation
+        # does not, so more threads would only contend with the event loop for the GIL.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaygate-dkim")
+        # domain → (read at, its keys, the signer cache key for them)
+        self._keys: dict[str, tuple[float, list[DkimKey], _SignerKey]] = {}
         # One loading task per key set: concurrent first messages of a domain share it instead
         # of each parsing the PEM again (~36 ms of CPU apiece).
-        self._signers: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Task[DkimSigner]] = {}
+        self._signers: dict[_SignerKey, asyncio.Future[DkimSigner]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.signed = 0
         self.unsigned = 0
@@ -48,11 +63,13 @@ class MessageSigner:
             return data
         variant = f"{claimed.message_id}#{ordinal}"
         lock = self._locks.setdefault(variant, asyncio.Lock())
+        waited = lock.locked()
         try:
             async with lock:
-                data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
-                if final:
-                    return data
+                if waited:  # another transaction of this message was signing it: read again
+                    data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
+                    if final:
+                        return data
                 prepared = await self._sign(claimed, data)
                 if await self.store.store_prepared_body(claimed.message_id, prepared, ordinal):
                     return prepared
@@ -61,17 +78,32 @@ class MessageSigner:
             if not lock.locked():
                 self._locks.pop(variant, None)
 
+    def _active(self, domain: str) -> tuple[list[DkimKey], _SignerKey]:
+        now = asyncio.get_running_loop().time()
+        hit = self._keys.get(domain)
+        if hit is not None and now - hit[0] < self.keys_ttl:
+            return hit[1], hit[2]
+        keys = self.keys_for(self.store, domain)
+        cache_key = (domain, tuple((k.selector, str(k.private_path)) for k in keys))
+        if len(self._keys) >= self.max_cached:
+            self._keys.clear()
+        self._keys[domain] = (now, keys, cache_key)
+        return keys, cache_key
+
     async def _sign(self, claimed: Claimed, data: bytes) -> bytes:
-        keys = self.keys_for(self.store, claimed.sender_domain)
+        keys, cache_key = self._active(claimed.sender_domain)
         if not keys:
             self.unsigned += 1
             return data
-        cache_key = (claimed.sender_domain, tuple((k.selector, str(k.private_path)) for k in keys))
         loading = self._signers.get(cache_key)
         if loading is None:
             if len(self._signers) >= self.max_cached:
                 self._signers.clear()
-            loading = asyncio.ensure_future(asyncio.to_thread(DkimSigner.from_keys, keys))
+            loading = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(
+                    self._executor, DkimSigner.from_keys, keys
+                )
+            )
             self._signers[cache_key] = loading
         try:
             try:
@@ -82,7 +114,9 @@ class MessageSigner:
                 if loading.done() and self._signers.get(cache_key) is loading:
                     del self._signers[cache_key]  # a fixed key file is picked up next time
                 raise
-            header = await asyncio.to_thread(signer.sign, data)
+            header = await asyncio.get_running_loop().run_in_executor(
+                self._executor, signer.sign, data
+            )
         except DkimError as exc:
             log.warning(
                 "not signed", extra={"msg_id": claimed.message_id, "reason": str(exc)[:200]}

@@ -14,7 +14,7 @@ from typing import Any
 
 from relaygate.clock import FakeClock
 from relaygate.dnsresolver import make_resolver
-from relaygate.events.dispatcher import WebhookDispatcher
+from relaygate.events.dispatcher import MIN_ROUND, WebhookDispatcher
 from relaygate.events.sender import SendOutcome, SendResult
 from relaygate.settings import Settings
 from relaygate.store.spool import Store
@@ -103,3 +103,37 @@ async def test_ten_thousand_deliveries_drain_with_bounded_memory(
     assert peak < 6 * 1024 * 1024, f"peak traced memory {peak / 1e6:.1f} MB"
     counts = [hooks.counts(w.id) for w in hooks.list_webhooks()]
     assert all(c["succeeded"] == EVENTS // ENDPOINTS and c["pending"] == 0 for c in counts)
+
+
+async def test_a_burst_of_wake_ups_is_one_round(
+    store: Store, clock: FakeClock, webhook_settings: Callable[..., Settings]
+) -> None:
+    """A relay wakes the dispatcher after every recorded outcome; wake-ups closer together than
+    MIN_ROUND share one fan-out round (a store transaction) instead of one each."""
+    settings = webhook_settings()
+
+    async def no_post(*args: Any, **kwargs: Any) -> SendResult:
+        raise AssertionError("nothing to send")
+
+    d = WebhookDispatcher(store, settings, clock, make_resolver(settings), post=no_post)
+    rounds = 0
+    fill = d._fill
+
+    async def counting_fill() -> tuple[int, bool]:
+        nonlocal rounds
+        rounds += 1
+        return await fill()
+
+    d._fill = counting_fill  # type: ignore[method-assign]
+    task = asyncio.create_task(d.run())
+    try:
+        await asyncio.sleep(0.01)
+        first = rounds
+        for _ in range(40):  # 40 wake-ups within ~20 ms
+            d.wake()
+            await asyncio.sleep(0.0005)
+        await asyncio.sleep(MIN_ROUND * 3)
+        assert 1 <= rounds - first <= 4, rounds - first
+    finally:
+        await d.stop()
+        await task

@@ -169,3 +169,77 @@ async def test_first_messages_of_a_domain_share_one_key_load(
     assert loads == 1
     assert signer.signed == 8
     assert all(b.startswith(b"DKIM-Signature:") for b in bodies)
+
+
+async def test_key_set_is_read_at_most_once_per_ttl(
+    tmp_path: Path, store: Store, sender: dict[str, Any]
+) -> None:
+    settings = make_settings(tmp_path)
+    add_domain(store, settings, sender["account"].id, "ttl.test", verified=True)
+    reads: list[str] = []
+
+    def counting(s: Store, domain: str) -> list[Any]:
+        reads.append(domain)
+        return active_keys(s, domain)
+
+    def admit_one(i: int) -> None:
+        store.admit_sync(
+            NewMessage(
+                id=new_message_id(),
+                account_id=sender["account"].id,
+                channel="http",
+                from_addr="shop@ttl.test",
+                sender_domain="ttl.test",
+                subject="s",
+                header_message_id=f"<{i}@relay.test>",
+                tags=(),
+                body=b"From: shop@ttl.test\r\nTo: r@dest.test\r\nSubject: s\r\n\r\nhi\r\n",
+                recipients=(NewRecipient(address="r@dest.test", kind="to"),),
+            ),
+            limits=False,
+        )
+
+    for i in range(6):
+        admit_one(i)
+    claimed = await store.claim("test-owner", limit=6, lease_seconds=60, max_lease_losses=5)
+    cached = MessageSigner(store, keys_for=counting, keys_ttl=60)
+    for c in claimed[:3]:
+        assert (await cached.prepare(c)).startswith(b"DKIM-Signature:")
+    assert reads == ["ttl.test"]
+    uncached = MessageSigner(store, keys_for=counting, keys_ttl=0)
+    for c in claimed[3:]:
+        assert (await uncached.prepare(c)).startswith(b"DKIM-Signature:")
+    assert reads == ["ttl.test"] * 4
+
+
+async def test_two_transactions_of_one_message_send_the_same_signed_bytes(
+    tmp_path: Path, store: Store, sender: dict[str, Any]
+) -> None:
+    settings = make_settings(tmp_path)
+    add_domain(store, settings, sender["account"].id, "two.test", verified=True)
+    mid = new_message_id()
+    store.admit_sync(
+        NewMessage(
+            id=mid,
+            account_id=sender["account"].id,
+            channel="http",
+            from_addr="shop@two.test",
+            sender_domain="two.test",
+            subject="s",
+            header_message_id="<two@relay.test>",
+            tags=(),
+            body=b"From: shop@two.test\r\nTo: a@one.example, b@two.example\r\nSubject: s\r\n\r\nhi\r\n",
+            recipients=(
+                NewRecipient(address="a@one.example", kind="to"),
+                NewRecipient(address="b@two.example", kind="to"),
+            ),
+        ),
+        limits=False,
+    )
+    claimed = await store.claim("test-owner", limit=2, lease_seconds=60, max_lease_losses=5)
+    assert {c.domain for c in claimed} == {"one.example", "two.example"}
+    signer = MessageSigner(store)
+    first, second = await asyncio.gather(*(signer.prepare(c) for c in claimed))
+    assert first == second and first.startswith(b"DKIM-Signature:")
+    assert signer.signed == 1
+    assert store.body_for_delivery(mid) == (first, True)
