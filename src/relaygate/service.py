@@ -116,7 +116,7 @@ class Service:
                     clock=self.clock,
                     transport=make_transport(self.settings, self.metrics),
                     metrics=self.metrics,
-                    prepare=MessageSigner(self.store).prepare,
+                    bodies=MessageSigner(self.store),
                     verp_secret=self.settings.secret_key()
                     if self.settings.secret_key_file.exists()
                     else None,
@@ -255,7 +255,7 @@ class Service:
             clock=self.clock,
             transport=make_transport(self.settings),
             metrics=self.metrics,
-            prepare=MessageSigner(self.store).prepare,
+            bodies=MessageSigner(self.store),
             verp_secret=self.settings.secret_key()
             if self.settings.secret_key_file.exists()
             else None,

@@ -1,6 +1,13 @@
 """Sign once: each message is DKIM-signed before its first delivery attempt, and the signed bytes
 replace the stored body, so every attempt and every retry (by any worker) sends the same bytes.
 
+The signed bytes are stored in the transaction that records the first attempt's outcome (one
+commit per message, not two): ``prepare`` returns them with a ``PreparedBody`` for the worker to
+pass to ``Store.record``, and until that commit the signer keeps them in memory, so a second
+transaction of the same message (another destination domain) sends the very same bytes. The
+first stored version wins; an attempt cut short by a crash before its outcome was recorded is
+signed again on the next one (its outcome was never recorded, so no retry of it exists).
+
 Keys come from the domain's active keys (``store.domains.active_keys``): none (a domain without
 keys, or whose key was found unpublished) means the message goes out unsigned, and that choice
 is made final just the same. The RSA operation runs in a signing thread so the event loop never stalls;
@@ -17,16 +24,34 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
 
 from relaygate.dkim.keys import DkimKey
 from relaygate.dkim.signer import DkimError, DkimSigner, to_crlf
 from relaygate.store.domains import active_keys
-from relaygate.store.models import Claimed
+from relaygate.store.models import Claimed, PreparedBody
 from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.relay")
 
 KeySource = Callable[[Store, str], list[DkimKey]]
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Body:
+    """The bytes to send, and the final body to store with the outcome (None: stored already)."""
+
+    data: bytes
+    save: PreparedBody | None = None
+
+
+class BodySource(Protocol):
+    async def prepare(self, claimed: Claimed) -> Body: ...
+
+    def saved(self, prepared: PreparedBody) -> None: ...
+
+
 _SignerKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
@@ -52,31 +77,49 @@ class MessageSigner:
         # of each parsing the PEM again (~36 ms of CPU apiece).
         self._signers: dict[_SignerKey, asyncio.Future[DkimSigner]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # signed, sent or being sent, outcome not committed yet: variant → body
+        self._unsaved: dict[str, PreparedBody] = {}
+        self.max_unsaved = 100_000
         self.signed = 0
         self.unsigned = 0
 
-    async def prepare(self, claimed: Claimed) -> bytes:
-        """The bytes to send for ``claimed``'s message (signing them first if nobody has)."""
+    async def prepare(self, claimed: Claimed) -> Body:
+        """The bytes to send for ``claimed``'s message, signing them first if nobody has; then
+        ``save`` is set and the caller stores it with the attempt's outcome and calls ``saved``."""
         ordinal = claimed.ordinal if claimed.tracked else None
+        variant = f"{claimed.message_id}#{ordinal}"
+        unsaved = self._unsaved.get(variant)
+        if unsaved is not None:
+            return Body(data=unsaved.data, save=unsaved)
         data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
         if final:
-            return data
-        variant = f"{claimed.message_id}#{ordinal}"
+            return Body(data=data)
         lock = self._locks.setdefault(variant, asyncio.Lock())
         waited = lock.locked()
         try:
             async with lock:
-                if waited:  # another transaction of this message was signing it: read again
+                if waited:  # another transaction of this message was signing it
+                    unsaved = self._unsaved.get(variant)
+                    if unsaved is not None:
+                        return Body(data=unsaved.data, save=unsaved)
                     data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
                     if final:
-                        return data
-                prepared = await self._sign(claimed, data)
-                if await self.store.store_prepared_body(claimed.message_id, prepared, ordinal):
-                    return prepared
-                return self.store.body_for_delivery(claimed.message_id, ordinal)[0]
+                        return Body(data=data)
+                signed = await self._sign(claimed, data)
+                prepared = PreparedBody(message_id=claimed.message_id, ordinal=ordinal, data=signed)
+                if len(self._unsaved) >= self.max_unsaved:
+                    self._unsaved.clear()  # only leaks (a transaction that never recorded) pile up
+                self._unsaved[variant] = prepared
+                return Body(data=signed, save=prepared)
         finally:
             if not lock.locked():
                 self._locks.pop(variant, None)
+
+    def saved(self, prepared: PreparedBody) -> None:
+        """``prepared`` is committed: later transactions read it from the store."""
+        variant = f"{prepared.message_id}#{prepared.ordinal}"
+        if self._unsaved.get(variant) is prepared:
+            del self._unsaved[variant]
 
     def _active(self, domain: str) -> tuple[list[DkimKey], _SignerKey]:
         now = asyncio.get_running_loop().time()

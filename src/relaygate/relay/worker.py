@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from relaygate.bounces import verp
 from relaygate.bounces.classify import classify, classify_expired
@@ -21,14 +21,13 @@ from relaygate.clock import Clock
 from relaygate.metrics import Metrics
 from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.relay.backoff import RetryPolicy
+from relaygate.relay.signing import Body, BodySource
 from relaygate.relay.transport import Batch, RecipientResult, Transport
 from relaygate.settings import Settings
 from relaygate.store.models import Claimed, Outcome
 from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.relay")
-
-BodyHook = Callable[[Claimed], Awaitable[bytes]]
 
 
 def transactions(claimed: list[Claimed]) -> list[list[Claimed]]:
@@ -50,7 +49,7 @@ class DeliveryWorker:
         transport: Transport,
         mail_from: Callable[[Claimed], str] | None = None,
         verp_secret: bytes | None = None,
-        prepare: BodyHook | None = None,
+        bodies: BodySource | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -68,7 +67,8 @@ class DeliveryWorker:
         )
         self.rng = rng or random.Random()
         self._mail_from = mail_from
-        self._prepare = prepare
+        #: Signs on the first attempt (MessageSigner); None sends the stored body as it is.
+        self._bodies = bodies
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
         self.stopping = False
@@ -203,20 +203,23 @@ class DeliveryWorker:
         self, rcpts: list[Claimed], *, sync: bool = False
     ) -> list[Outcome]:
         first = rcpts[0]
+        body: Body | None = None
         async with self._sem:
             try:
-                if self._prepare is not None:
-                    data = await self._prepare(first)
+                if self._bodies is not None:
+                    body = await self._bodies.prepare(first)
                 else:
-                    data = self.store.body_for_delivery(
-                        first.message_id, first.ordinal if first.tracked else None
-                    )[0]
+                    body = Body(
+                        data=self.store.body_for_delivery(
+                            first.message_id, first.ordinal if first.tracked else None
+                        )[0]
+                    )
                 batch = Batch(
                     message_id=first.message_id,
                     account_id=first.account_id,
                     domain=first.domain,
                     mail_from=self.envelope_from(rcpts),
-                    data=data,
+                    data=body.data,
                     recipients=tuple(rcpts),
                 )
                 results = await self.transport.deliver(batch)
@@ -236,7 +239,10 @@ class DeliveryWorker:
         outcomes = [self._outcome(by_id[res.recipient_id], res) for res in results]
         if sync:
             outcomes = [self._not_retried(o) for o in outcomes]
-        lost = await self.store.record(self.owner, outcomes)
+        save = body.save if body is not None else None
+        lost = await self.store.record(self.owner, outcomes, prepared=save)
+        if save is not None and self._bodies is not None:
+            self._bodies.saved(save)
         if self.on_record is not None:
             self.on_record()
         if self.metrics is not None:

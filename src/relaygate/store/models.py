@@ -92,6 +92,16 @@ class Claimed:
     tracked: bool = False  # the message has one body per recipient
 
 
+@dataclass(frozen=True, kw_only=True, repr=False)
+class PreparedBody:
+    """A message body in its final form (signed, or final unsigned), to be stored with the
+    outcome of the first attempt that sent it; ``ordinal`` names a per-recipient variant."""
+
+    message_id: str
+    ordinal: int | None
+    data: bytes
+
+
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """The result of one delivery attempt for one recipient."""

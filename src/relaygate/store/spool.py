@@ -34,6 +34,7 @@ from relaygate.store.models import (
     Limits,
     NewMessage,
     Outcome,
+    PreparedBody,
 )
 from relaygate.store.states import State, allowed
 from relaygate.store.writer import GroupWriter
@@ -177,6 +178,28 @@ def transition(
         state_to=dst.value,
         data=data,
     )
+    return True
+
+
+def _store_prepared(conn: sqlite3.Connection, p: PreparedBody) -> bool:
+    """Replace a body with its final form once; False when one was stored already."""
+    if p.ordinal is not None:
+        return (
+            conn.execute(
+                "UPDATE recipient_bodies SET data = ?, signed = 1"
+                " WHERE message_id = ? AND ordinal = ? AND signed = 0",
+                (p.data, p.message_id, p.ordinal),
+            ).rowcount
+            == 1
+        )
+    if (
+        conn.execute(
+            "UPDATE messages SET signed = 1 WHERE id = ? AND signed = 0", (p.message_id,)
+        ).rowcount
+        != 1
+    ):
+        return False
+    conn.execute("UPDATE bodies SET data = ? WHERE message_id = ?", (p.data, p.message_id))
     return True
 
 
@@ -739,10 +762,22 @@ class Store:
         )
         return claimed
 
-    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> list[int]:
-        """Record attempt outcomes for leased recipients. Returns the ids whose lease was lost (not recorded)."""
+    async def record(
+        self, owner: str, outcomes: Sequence[Outcome], *, prepared: PreparedBody | None = None
+    ) -> list[int]:
+        """Record attempt outcomes for leased recipients. Returns the ids whose lease was lost (not recorded).
+
+        ``prepared``: the final body the attempt sent, stored in the same transaction unless
+        one is stored already (first one wins), so every later attempt sends these bytes.
+        """
         now = self.clock.now()
-        return await self.writer.run(lambda c: self._record(c, owner, outcomes, now))
+
+        def fn(c: sqlite3.Connection) -> list[int]:
+            if prepared is not None:
+                _store_prepared(c, prepared)
+            return self._record(c, owner, outcomes, now)
+
+        return await self.writer.run(fn)
 
     def record_sync(self, owner: str, outcomes: Sequence[Outcome]) -> list[int]:
         now = self.clock.now()
@@ -901,33 +936,6 @@ class Store:
         if not rows:
             raise KeyError(message_id)
         return bytes(rows[0][0]), bool(rows[0][1])
-
-    async def store_prepared_body(
-        self, message_id: str, data: bytes, ordinal: int | None = None
-    ) -> bool:
-        """Replace the body with its signed form once; False if another worker did it first."""
-
-        def fn(c: sqlite3.Connection) -> bool:
-            if ordinal is not None:
-                return (
-                    c.execute(
-                        "UPDATE recipient_bodies SET data = ?, signed = 1 WHERE message_id = ? AND ordinal = ? AND signed = 0",
-                        (data, message_id, ordinal),
-                    ).rowcount
-                    == 1
-                )
-            if (
-                c.execute(
-                    "UPDATE messages SET signed = 1 WHERE id = ? AND signed = 0", (message_id,)
-                ).rowcount
-                != 1
-            ):
-                return False
-            c.execute("UPDATE bodies SET data = ? WHERE message_id = ?", (data, message_id))
-            return True
-
-        done: bool = await self.writer.run(fn)
-        return done
 
     def next_due(self) -> float | None:
         rows = self._read(

@@ -158,14 +158,30 @@ class GroupWriter:
             return None  # reconnect for the next batch
         self.batches += 1
         self.jobs += len(batch)
-        for (_fn, loop, fut), (ok, value) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_resolve, fut, ok, value)
+        _answer(batch, outcomes)
         return conn
 
     @staticmethod
     def _fail(batch: list[_Job], exc: Exception) -> None:
-        for _fn, loop, fut in batch:
-            loop.call_soon_threadsafe(_resolve, fut, False, exc)
+        _answer(batch, [(False, exc)] * len(batch))
+
+
+def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand each caller its result: one wake-up per event loop for the whole batch, not one per
+    job (each ``call_soon_threadsafe`` writes to the loop's wake-up pipe)."""
+    per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (_fn, loop, fut), (ok, value) in zip(batch, outcomes, strict=True):
+        per_loop.setdefault(loop, []).append((fut, ok, value))
+    for loop, results in per_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, results)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in results:
+        _resolve(fut, ok, value)
 
 
 def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:

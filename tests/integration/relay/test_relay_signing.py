@@ -20,7 +20,7 @@ from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.signing import MessageSigner
 from relaygate.relay.worker import DeliveryWorker
 from relaygate.store.domains import active_keys
-from relaygate.store.models import NewMessage, NewRecipient
+from relaygate.store.models import NewMessage, NewRecipient, Outcome
 from relaygate.store.spool import Store, new_message_id
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.smtp_sink import SmtpSink
@@ -67,7 +67,7 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
                 clock=clock,
                 transport=make_network_transport(settings),
                 rng=random.Random(1),
-                prepare=signer.prepare,
+                bodies=signer,
             )
             mid = new_message_id()
             body = (
@@ -165,7 +165,7 @@ async def test_first_messages_of_a_domain_share_one_key_load(
         )
     claimed = await store.claim("test-owner", limit=8, lease_seconds=60, max_lease_losses=5)
     signer = MessageSigner(store)
-    bodies = await asyncio.gather(*(signer.prepare(c) for c in claimed))
+    bodies = [b.data for b in await asyncio.gather(*(signer.prepare(c) for c in claimed))]
     assert loads == 1
     assert signer.signed == 8
     assert all(b.startswith(b"DKIM-Signature:") for b in bodies)
@@ -204,11 +204,11 @@ async def test_key_set_is_read_at_most_once_per_ttl(
     claimed = await store.claim("test-owner", limit=6, lease_seconds=60, max_lease_losses=5)
     cached = MessageSigner(store, keys_for=counting, keys_ttl=60)
     for c in claimed[:3]:
-        assert (await cached.prepare(c)).startswith(b"DKIM-Signature:")
+        assert (await cached.prepare(c)).data.startswith(b"DKIM-Signature:")
     assert reads == ["ttl.test"]
     uncached = MessageSigner(store, keys_for=counting, keys_ttl=0)
     for c in claimed[3:]:
-        assert (await uncached.prepare(c)).startswith(b"DKIM-Signature:")
+        assert (await uncached.prepare(c)).data.startswith(b"DKIM-Signature:")
     assert reads == ["ttl.test"] * 4
 
 
@@ -240,6 +240,20 @@ async def test_two_transactions_of_one_message_send_the_same_signed_bytes(
     assert {c.domain for c in claimed} == {"one.example", "two.example"}
     signer = MessageSigner(store)
     first, second = await asyncio.gather(*(signer.prepare(c) for c in claimed))
-    assert first == second and first.startswith(b"DKIM-Signature:")
+    assert first.data == second.data and first.data.startswith(b"DKIM-Signature:")
     assert signer.signed == 1
-    assert store.body_for_delivery(mid) == (first, True)
+    # stored with the first recorded outcome, not in a commit of its own
+    assert store.body_for_delivery(mid)[1] is False
+    assert first.save is not None and first.save.data == first.data
+    deferred = Outcome(
+        recipient_id=claimed[0].id,
+        state="deferred",
+        response="451 4.3.0 later",
+        next_attempt_at=store.clock.now() + 300,
+    )
+    assert await store.record("test-owner", [deferred], prepared=first.save) == []
+    signer.saved(first.save)
+    assert store.body_for_delivery(mid) == (first.data, True)
+    # a later transaction (or another relay process) reads those bytes and stores nothing
+    later = await MessageSigner(store).prepare(claimed[1])
+    assert later.data == first.data and later.save is None
