@@ -11,6 +11,8 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaygate.clock import FakeClock
 from relaygate.dkim.keys import DkimKey, DkimKeyError, generate_key
@@ -376,3 +378,27 @@ def test_parsing_matches_dkimpy_rfc822_parse(message: bytes) -> None:
     from relaygate.dkim.signer import _parse
 
     assert _parse(message) == tuple(dkim.rfc822_parse(message))
+
+
+_WS_BYTES = st.lists(
+    st.sampled_from([b"a", b"b", b" ", b"  ", b"\t", b"\r", b"\n", b"\r\n", b"x y", b"\xc3\xa9"]),
+    max_size=60,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_WS_BYTES)
+def test_canonical_body_fast_path_is_dkimpys_relaxed_body(body: bytes) -> None:
+    from dkim.canonicalization import CanonicalizationPolicy
+
+    from relaygate.dkim.signer import _canonical_body
+
+    crlf = to_crlf(body)
+    policy = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    assert _canonical_body(crlf) == policy.canonicalize_body(crlf)
+
+
+@settings(max_examples=400, deadline=None)
+@given(message=_WS_BYTES)
+def test_to_crlf_fast_path_matches_the_substitution(message: bytes) -> None:
+    assert to_crlf(message) == re.sub(rb"\r?\n", b"\r\n", message)
