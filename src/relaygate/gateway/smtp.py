@@ -563,6 +563,7 @@ class SubmissionSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self._gateway = gateway
         self.busy = False
+        self._held: list[str] = []
         self._smtp_methods = _Dispatch(self, self._smtp_methods)
 
     def __dir__(self) -> list[str]:
@@ -619,8 +620,20 @@ class SubmissionSMTP(SMTP):
         super().connection_lost(error)
 
     async def push(self, status: Any) -> None:
+        """Send one reply line; the lines of a multi-line reply (``250-...``, as EHLO sends them
+        one push each) are held and go out in one write with their last line (one syscall
+        instead of one per line: writes were a fifth of the event loop's time)."""
         if isinstance(status, str):
             status = translate(status)
+            if status[3:4] == "-":
+                self._held.append(status)
+                return
+            if self._held:
+                status = "\r\n".join([*self._held, status])
+                self._held.clear()
+        elif self._held:
+            held, self._held = self._held, []
+            await super().push("\r\n".join(held))
         await super().push(status)
 
     def close(self) -> None:
