@@ -283,7 +283,7 @@ class SubmissionHandler:
         ]
 
     # -- who is this ---------------------------------------------------------------------------
-    def auth_allowed(self, server: SMTP, session: Session) -> bool:
+    def may_authenticate(self, server: SMTP, session: Session) -> bool:
         return (
             not self.settings.smtp.auth_require_tls
             or tls_active(server)
@@ -355,7 +355,7 @@ class SubmissionHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        auth_ok = self.auth_allowed(server, session)
+        auth_ok = self.may_authenticate(server, session)
         lines = [
             r
             for r in responses[:-1]
@@ -385,7 +385,7 @@ class SubmissionHandler:
     async def handle_AUTH(
         self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
     ) -> Any:
-        if not self.auth_allowed(server, session):
+        if not self.may_authenticate(server, session):
             return AUTH_TLS
         if self.throttle.blocked(peer_ip(session)):
             return AUTH_THROTTLED

@@ -21,3 +21,11 @@ async def test_multiline_reply_goes_out_in_one_write(gw: Any, raw: Any) -> None:
     writes.clear()
     assert (await raw.cmd("NOOP")).startswith("250 ")
     assert writes == [b"250 2.0.0 OK\r\n"]
+
+
+async def test_only_plain_and_login_are_offered(raw: Any) -> None:
+    """aiosmtpd takes every ``auth_*`` attribute of the handler for a mechanism."""
+    ehlo = await raw.cmd("EHLO client.test")
+    assert [line for line in ehlo.split("\n") if "AUTH" in line] == ["250-AUTH LOGIN PLAIN"]
+    assert (await raw.cmd("AUTH allowed")).startswith("504 5.5.4 ")
+    assert (await raw.cmd("AUTH PLAIN")).startswith("334 ")
