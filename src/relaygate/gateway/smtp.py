@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import ipaddress
 import logging
 import re
@@ -25,9 +26,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+import aiosmtpd
+from aiosmtpd.smtp import (
+    CALL_LIMIT_DEFAULT,
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    _AuthMechAttr,
+)
 
 from relaygate.clock import Clock
 from relaygate.compose.addresses import AddressError, parse_mailbox
@@ -39,6 +50,7 @@ from relaygate.store.models import Account, ApiKey
 from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.smtp")
+aiosmtpd_log = logging.getLogger("mail.log")
 
 # -- the reply catalogue ------------------------------------------------------------------------
 OK = "250 2.0.0 OK"
@@ -554,17 +566,177 @@ class _Dispatch(dict[str, Any]):
         return None if method is None else _Guarded(self.smtp, key, method)
 
 
+#: The aiosmtpd release whose ``SMTP.__init__`` ``SubmissionSMTP._setup`` reproduces (the tests
+#: compare the two); with any other release every connection runs aiosmtpd's own constructor.
+AIOSMTPD_SETUP_VERIFIED = "1.4.6"
+
+
+@dataclass(frozen=True)
+class _Introspection:
+    """What aiosmtpd's constructor finds by looking at the SMTP class and the handler, by name."""
+
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, builtin: on the SMTP object)
+    hooks: tuple[str, ...]  # handle_* attributes of the handler
+    ehlo_hook_ver: str | None
+    commands: tuple[str, ...]  # smtp_* attributes of the SMTP object
+
+    @classmethod
+    def of(cls, smtp: SMTP, handler: Any) -> _Introspection:
+        """The same lookups as aiosmtpd 1.4's ``SMTP.__init__``, keeping names, not bound methods."""
+        auth: dict[str, tuple[str, bool]] = {}
+        for obj in (smtp, handler):
+            for name, member in inspect.getmembers(obj):
+                if name.startswith("auth_"):
+                    mechanism = getattr(
+                        member,
+                        "__auth_mechanism_name__",
+                        name.replace("auth_", "").replace("__", "-"),
+                    )
+                    auth[mechanism] = (name, obj is smtp)
+        hooks = tuple(m for m in dir(handler) if m.startswith("handle_"))
+        ehlo_hook_ver = None
+        if "handle_EHLO" in hooks:
+            params = len(inspect.signature(handler.handle_EHLO).parameters)
+            ehlo_hook_ver = {4: "old", 5: "new"}.get(params)
+            if ehlo_hook_ver is None:
+                raise RuntimeError("Unsupported EHLO Hook")
+        commands = tuple(m for m in dir(smtp) if m.startswith("smtp_"))
+        return cls(
+            auth=tuple((mech, name, builtin) for mech, (name, builtin) in auth.items()),
+            hooks=hooks,
+            ehlo_hook_ver=ehlo_hook_ver,
+            commands=commands,
+        )
+
+
 class SubmissionSMTP(SMTP):
     """aiosmtpd's SMTP with our session type, reply translation and graceful shutdown (421)."""
 
     _dir_cache: list[str] | None = None
+    #: Per handler class: aiosmtpd's constructor introspects both objects on every connection
+    #: (inspect.getmembers, inspect.signature: ~10% of a connection's cost); the answer is a
+    #: property of the classes, so it is computed once.
+    _introspected: ClassVar[dict[tuple[type, type], _Introspection]] = {}
 
-    def __init__(self, handler: SubmissionHandler, gateway: SmtpGateway, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+    def __init__(
+        self,
+        handler: SubmissionHandler,
+        gateway: SmtpGateway,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        hostname: str,
+        ident: str,
+        data_size_limit: int,
+        enable_SMTPUTF8: bool,
+        decode_data: bool,
+        tls_context: ssl.SSLContext | None,
+        timeout: float,
+        auth_require_tls: bool,
+        authenticator: Any,
+        command_call_limit: dict[str, int],
+    ) -> None:
+        if aiosmtpd.__version__ == AIOSMTPD_SETUP_VERIFIED:
+            self._setup(
+                handler,
+                loop=loop,
+                hostname=hostname,
+                ident=ident,
+                data_size_limit=data_size_limit,
+                enable_SMTPUTF8=enable_SMTPUTF8,
+                decode_data=decode_data,
+                tls_context=tls_context,
+                timeout=timeout,
+                auth_require_tls=auth_require_tls,
+                authenticator=authenticator,
+                command_call_limit=command_call_limit,
+            )
+        else:
+            super().__init__(
+                handler,
+                loop=loop,
+                hostname=hostname,
+                ident=ident,
+                data_size_limit=data_size_limit,
+                enable_SMTPUTF8=enable_SMTPUTF8,
+                decode_data=decode_data,
+                tls_context=tls_context,
+                timeout=timeout,
+                auth_require_tls=auth_require_tls,
+                authenticator=authenticator,
+                command_call_limit=command_call_limit,
+            )
         self._gateway = gateway
         self.busy = False
         self._held: list[str] = []
         self._smtp_methods = _Dispatch(self, self._smtp_methods)
+
+    def _setup(
+        self,
+        handler: SubmissionHandler,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        hostname: str,
+        ident: str,
+        data_size_limit: int,
+        enable_SMTPUTF8: bool,
+        decode_data: bool,
+        tls_context: ssl.SSLContext | None,
+        timeout: float,
+        auth_require_tls: bool,
+        authenticator: Any,
+        command_call_limit: dict[str, int],
+    ) -> None:
+        """aiosmtpd 1.4.6's ``SMTP.__init__`` for the arguments above (the others at their
+        defaults), with the introspection of the SMTP class and the handler taken from the
+        per-class cache. Every method table is still bound to this connection's objects."""
+        key = (type(self), type(handler))
+        found = self._introspected.get(key)
+        if found is None:
+            found = self._introspected[key] = _Introspection.of(self, handler)
+        self.__ident__ = ident
+        self.loop = loop
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=loop,
+        )
+        self.event_handler = handler
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        self.command_size_limits.clear()
+        self.hostname = hostname
+        self.tls_context = tls_context
+        if tls_context and tls_context.verify_mode not in {ssl.CERT_NONE, ssl.CERT_OPTIONAL}:
+            aiosmtpd_log.warning("tls_context.verify_mode not in {CERT_NONE, CERT_OPTIONAL}")
+        elif tls_context and tls_context.check_hostname:
+            aiosmtpd_log.warning("tls_context.check_hostname == True")
+        self.require_starttls = tls_context and False
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = auth_require_tls
+        self._proxy_timeout = None
+        self._authenticator = authenticator
+        self._auth_callback = None
+        self._auth_required = False
+        self._auth_methods = {
+            mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for mechanism, name, builtin in found.auth
+        }
+        self._handle_hooks = {m[7:]: getattr(handler, m) for m in found.hooks}
+        self._ehlo_hook_ver = found.ehlo_hook_ver
+        self._smtp_methods = {m[5:]: getattr(self, m) for m in found.commands}
+        self._enforce_call_limit = True
+        self._call_limit_base = command_call_limit
+        self._call_limit_default = command_call_limit.get("*", CALL_LIMIT_DEFAULT)
 
     def __dir__(self) -> list[str]:
         """Only what aiosmtpd looks up by name (smtp_*, auth_*): its per-connection introspection
@@ -678,15 +850,17 @@ class SmtpGateway:
         self.servers: list[asyncio.Server] = []
         self.connections: set[SubmissionSMTP] = set()
         self.draining = False
-        aiosmtpd_log = logging.getLogger("mail.log")  # logs every command line at INFO
+        # aiosmtpd's logger logs every command line at INFO
         if aiosmtpd_log.level == logging.NOTSET:
             aiosmtpd_log.setLevel(logging.WARNING)
 
     def _factory(self, *, implicit_tls: bool) -> Callable[[], SubmissionSMTP]:
         s = self.settings
+        loop = asyncio.get_running_loop()  # aiosmtpd would look it up per connection
         return lambda: SubmissionSMTP(
             self.handler,
             self,
+            loop=loop,
             hostname=s.hostname,
             ident="relaygate",
             data_size_limit=s.smtp.max_message_bytes,
