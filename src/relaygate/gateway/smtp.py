@@ -528,6 +528,35 @@ _COMMAND_LIMITS = {
 _IN_TRANSACTION = frozenset({"RCPT", "DATA", "RSET", "QUIT", "NOOP"})
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_PATH = re.compile(rf"<({_DOT_ATOM}@{_DOT_ATOM})>[ \t]*(.*)", re.DOTALL)
+
+
+def parse_path(arg: str) -> tuple[str | None, str | None]:
+    """The address and the rest of a MAIL/RCPT argument: aiosmtpd 1.4's ``_getaddr`` (the
+    ``email`` header parser; (None, None) when unparsable) without its local-part limit.
+
+    The usual ``<local@domain> [params]`` (ASCII dot-atoms) is answered by one regular
+    expression: the header parser builds a token tree for it, which was ~10% of a message's
+    cost. Anything else (quotes, comments, literals, encoded words, UTF-8) goes to the parser;
+    both give the same answer on the fast path's inputs (tested against each other)."""
+    if not arg:
+        return "", ""
+    plain = _PLAIN_PATH.fullmatch(arg)
+    if plain is not None and "=?" not in plain[1] and not plain[2].startswith("("):
+        return plain[1], plain[2]
+    address: Any
+    try:
+        if arg.lstrip().startswith("<"):
+            address, rest = get_angle_addr(arg)
+        else:
+            address, rest = get_addr_spec(arg)
+    except HeaderParseError:
+        return None, None
+    return str(address.addr_spec), str(rest)
+
+
 class _Guarded:
     """One command about to run: refused with 421 while draining, marked busy while running."""
 
@@ -747,22 +776,11 @@ class SubmissionSMTP(SMTP):
         return list(cls._dir_cache)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd 1.4's parser, minus the typing.Protocol class it defines on every call
-        (class creation was the costliest step of MAIL and RCPT)."""
-        if not arg:
-            return "", ""
-        address: Any
-        try:
-            if arg.lstrip().startswith("<"):
-                address, rest = get_angle_addr(arg)
-            else:
-                address, rest = get_addr_spec(arg)
-        except HeaderParseError:
+        addr, rest = parse_path(arg)
+        limit = self.local_part_limit
+        if addr and limit and len(addr.rpartition("@")[0]) > limit:
             return None, None
-        addr: str = address.addr_spec
-        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
-            return None, None
-        return addr, str(rest)
+        return addr, rest
 
     def _may_finish(self, command: str) -> bool:
         """While draining, a transaction under way may still finish; nothing new starts."""
