@@ -293,6 +293,7 @@ class SubmissionHandler:
             (ipaddress.ip_network(cidr, strict=False), account)
             for cidr, account in settings.smtp.trusted_networks.items()
         ]
+        self._trusted_seen: dict[str, int | None] = {}
 
     # -- who is this ---------------------------------------------------------------------------
     def may_authenticate(self, server: SMTP, session: Session) -> bool:
@@ -303,8 +304,19 @@ class SubmissionHandler:
         )
 
     def trusted_account(self, ip: str) -> int | None:
+        """The account of the trusted network ``ip`` is in (remembered per address string)."""
         if not self.trusted:
             return None
+        try:
+            return self._trusted_seen[ip]
+        except KeyError:
+            pass
+        if len(self._trusted_seen) >= 4096:
+            self._trusted_seen.clear()
+        account = self._trusted_seen[ip] = self._trusted_lookup(ip)
+        return account
+
+    def _trusted_lookup(self, ip: str) -> int | None:
         try:
             addr = ipaddress.ip_address(ip.partition("%")[0])
         except ValueError:
@@ -667,6 +679,7 @@ class SubmissionSMTP(SMTP):
         if aiosmtpd.__version__ == AIOSMTPD_SETUP_VERIFIED:
             self._setup(
                 handler,
+                gateway,
                 loop=loop,
                 hostname=hostname,
                 ident=ident,
@@ -702,6 +715,7 @@ class SubmissionSMTP(SMTP):
     def _setup(
         self,
         handler: SubmissionHandler,
+        gateway: SmtpGateway,
         *,
         loop: asyncio.AbstractEventLoop,
         hostname: str,
@@ -760,7 +774,13 @@ class SubmissionSMTP(SMTP):
             mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
             for mechanism, name, builtin in found.auth
         }
-        self._handle_hooks = {m[7:]: getattr(handler, m) for m in found.hooks}
+        hooks = gateway.bound_hooks  # the handler's methods: the same for every connection
+        if hooks is None or hooks[0] is not handler:
+            hooks = gateway.bound_hooks = (
+                handler,
+                {m[7:]: getattr(handler, m) for m in found.hooks},
+            )
+        self._handle_hooks = dict(hooks[1])
         self._ehlo_hook_ver = found.ehlo_hook_ver
         self._smtp_methods = {m[5:]: getattr(self, m) for m in found.commands}
         self._enforce_call_limit = True
@@ -867,6 +887,7 @@ class SmtpGateway:
         self.tls_context = tls_context if tls_context is not None else server_tls_context(settings)
         self.servers: list[asyncio.Server] = []
         self.connections: set[SubmissionSMTP] = set()
+        self.bound_hooks: tuple[SubmissionHandler, dict[str, Any]] | None = None
         self.draining = False
         # aiosmtpd's logger logs every command line at INFO
         if aiosmtpd_log.level == logging.NOTSET:
