@@ -221,6 +221,7 @@ class Metrics:
         )
         info.info({"version": __version__, "role": role})
 
+        self._accepted: dict[str, tuple[Counter, Counter]] = {}
         self.messages_accepted = Counter(
             "relaygate_messages_accepted",
             "Messages accepted (committed to the spool), by the channel they came in on.",
@@ -320,10 +321,15 @@ class Metrics:
 
     def accepted(self, channel: Channel | str, *, recipients: int) -> None:
         """One message with ``recipients`` recipients was committed to the spool."""
-        ch = Channel(channel).value
-        self.messages_accepted.labels(ch).inc()
+        children = self._accepted.get(channel)
+        if children is None:  # once per channel: labels() is a lock and a lookup per call
+            ch = Channel(channel).value
+            children = (self.messages_accepted.labels(ch), self.recipients_accepted.labels(ch))
+            self._accepted[channel] = children
+        messages, recipients_counter = children
+        messages.inc()
         if recipients > 0:
-            self.recipients_accepted.labels(ch).inc(recipients)
+            recipients_counter.inc(recipients)
 
     def delivered(self, *, latency_seconds: float | None = None) -> None:
         """One recipient delivered; ``latency_seconds`` = delivered_at - accepted_at."""

@@ -304,8 +304,9 @@ class Admission:
         froms = rawmail.header_addresses(block.headers, "From")
         if len(block.headers.get_all("From", [])) != 1 or not froms:
             raise RequestError(400, "the message needs exactly one From header with an address")
+        checked = mail_from.lower()  # allowed a moment ago by check_smtp_sender
         for addr in froms:
-            if not self.store.sender_allowed(account.id, addr):
+            if addr.lower() != checked and not self.store.sender_allowed(account.id, addr):
                 raise RequestError(
                     403, f"header From {addr} is not a verified identity of this account"
                 )

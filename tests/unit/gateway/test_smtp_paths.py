@@ -1,0 +1,65 @@
+"""MAIL/RCPT argument parsing: the regular-expression fast path answers exactly as the parser."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from aiosmtpd.smtp import SMTP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relaygate.gateway.smtp import parse_path
+
+
+def reference(arg: str) -> tuple[str | None, str | None]:
+    """aiosmtpd's own ``SMTP._getaddr`` (no local-part limit)."""
+    result: tuple[str | None, str | None] = SMTP._getaddr(SimpleNamespace(local_part_limit=0), arg)
+    return result
+
+
+def same(arg: str) -> None:
+    """Same answer, or the same exception (the parser raises IndexError on ``<@``, for one)."""
+    try:
+        expected: object = reference(arg)
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: object = parse_path(arg)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected, arg
+
+
+ALPHABET = "ab.Z9@<> \t()\"=?[]\\,:;+-_é{}'!%/`~#$&*^|\x00"
+atom = st.text("ab.Z9+-_=?'{}#", min_size=0, max_size=6)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(ALPHABET, max_size=30))
+def test_any_argument_parses_as_aiosmtpd_does(arg: str) -> None:
+    same(arg)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(["", " ", "\t", "(", "<"]),
+    atom,
+    st.sampled_from(["@", "@@", ".@", "@.", ""]),
+    atom,
+    st.sampled_from([">", "", ">>", " >"]),
+    st.sampled_from(["", " SIZE=10", "  BODY=8BITMIME ", "(c) X", "\tX", "x", " (c)"]),
+)
+def test_near_plain_paths_parse_as_aiosmtpd_does(
+    lead: str, local: str, at: str, domain: str, close: str, rest: str
+) -> None:
+    same(f"{lead}<{local}{at}{domain}{close}{rest}")
+
+
+def test_examples() -> None:
+    assert parse_path("<app@example.com>") == ("app@example.com", "")
+    assert parse_path("<a.b+c@Ex-ample.COM>  SIZE=10 ") == ("a.b+c@Ex-ample.COM", "SIZE=10 ")
+    assert parse_path("<>") == reference("<>")
+    assert parse_path("<app@example.com.>") == (None, None)
+    assert parse_path("<=?utf-8?q?a?=@x.test>") == reference("<=?utf-8?q?a?=@x.test>")
+    assert parse_path('<"a b"@x.test>') == ('"a b"@x.test', "")
+    assert parse_path("<app@example.com> (comment) SIZE=1") == ("app@example.com", "SIZE=1")
