@@ -3,8 +3,10 @@
     .venv/bin/python bench/profile_send.py [--kind template|inline] [--seconds 15] [--out FILE]
 
 Starts a server like bench/send.py, runs wrk against it and records the server with
-``py-spy record --gil -f raw`` (py-spy must be installed in the venv), then prints the top
-functions by self and by inclusive share of the GIL-holding samples.
+``py-spy record --gil -f raw`` (py-spy must be installed in the venv), then prints the server's
+CPU time per accepted request (from /proc, all threads; steadier than req/s on a shared
+machine) and the top functions by self and by inclusive share of the GIL-holding samples.
+``--no-profile`` measures the CPU per request without py-spy attached.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--out", default="")
     ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--no-profile", action="store_true", help="only the server's CPU per request")
     args = ap.parse_args()
     out = Path(args.out or tempfile.mktemp(suffix=".txt"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,17 +94,40 @@ def main() -> None:
                 run_wrk(url, body, {"X-API-Key": secret}, seconds=args.seconds + 3, connections=32)
             )
         )
+        cpu_before = _cpu_seconds(rg.proc.pid)
         load.start()
-        spy = Path(sys.executable).with_name("py-spy")
-        subprocess.run(
-            [str(spy), "record", "-p", str(rg.proc.pid), "-r", "100", "-d", str(args.seconds),
-             "-f", "raw", "-o", str(out), "--gil", "--nonblocking"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        load.join()
+        if args.no_profile:
+            load.join()
+        else:
+            spy = Path(sys.executable).with_name("py-spy")
+            subprocess.run(
+                [str(spy), "record", "-p", str(rg.proc.pid), "-r", "100", "-d", str(args.seconds),
+                 "-f", "raw", "-o", str(out), "--gil", "--nonblocking"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            load.join()
+        cpu = _cpu_seconds(rg.proc.pid) - cpu_before
         rg.terminate()
-    print(json.dumps({"kind": args.kind, "load": os.getloadavg()[0], **result}))
-    summarize(out, args.top)
+    requests = result.get("requests")
+    per_request = round(cpu / requests * 1e6, 1) if isinstance(requests, int) and requests else None
+    print(
+        json.dumps(
+            {
+                "kind": args.kind,
+                "load": os.getloadavg()[0],
+                "server_cpu_us_per_request": per_request,
+            }
+            | result
+        )
+    )
+    if not args.no_profile:
+        summarize(out, args.top)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -158,14 +158,34 @@ class GroupWriter:
             return None  # reconnect for the next batch
         self.batches += 1
         self.jobs += len(batch)
-        for (_fn, loop, fut), (ok, value) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_resolve, fut, ok, value)
+        _answer(
+            [
+                (loop, fut, ok, value)
+                for (_fn, loop, fut), (ok, value) in zip(batch, outcomes, strict=True)
+            ]
+        )
         return conn
 
     @staticmethod
     def _fail(batch: list[_Job], exc: Exception) -> None:
-        for _fn, loop, fut in batch:
-            loop.call_soon_threadsafe(_resolve, fut, False, exc)
+        _answer([(loop, fut, False, exc) for _fn, loop, fut in batch])
+
+
+_Answer = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", bool, Any]
+
+
+def _answer(answers: list[_Answer]) -> None:
+    """Resolve the futures, one wake-up per event loop for the whole batch (not one per job)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+    for answer in answers:
+        by_loop.setdefault(answer[0], []).append(answer)
+    for loop, group in by_loop.items():
+        loop.call_soon_threadsafe(_resolve_all, group)
+
+
+def _resolve_all(group: list[_Answer]) -> None:
+    for _loop, fut, ok, value in group:
+        _resolve(fut, ok, value)
 
 
 def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
