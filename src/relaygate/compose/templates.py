@@ -768,6 +768,8 @@ _SUBJECT_BREAKS_RE = re.compile(r"[ \t]*[\r\n\u2028\u2029\x0b\x0c\x85]+[ \t]*")
 
 def _one_line_subject(subject: str) -> str:
     subject = _SUBJECT_BREAKS_RE.sub(" ", subject).strip(" \t")
+    if subject.isprintable():  # no control or surrogate character: nothing to refuse
+        return subject
     for ch in subject:
         if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs"):
             raise TemplateError(f"subject: contains the control character U+{ord(ch):04X}")
