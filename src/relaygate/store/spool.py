@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from relaygate.clock import Clock, SystemClock, utc_day
 from relaygate.compose.templates import Template
-from relaygate.errors import IdempotentReplay, IllegalTransition, RequestError
+from relaygate.errors import IdempotentReplay, IllegalTransition, RequestError, StoreUnavailable
 from relaygate.store import db
 from relaygate.store.models import (
     Account,
@@ -238,8 +238,13 @@ class Store:
         return conn
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with db.translated():
+        # db.translated(), spelled out: this runs several times per request.
+        try:
             return list(self._conn().execute(sql, params))
+        except sqlite3.IntegrityError:
+            raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn()
