@@ -75,6 +75,9 @@ def main() -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--top", type=int, default=45)
     ap.add_argument("--no-profile", action="store_true", help="only the server's CPU per request")
+    ap.add_argument(
+        "--all-threads", action="store_true", help="sample every running thread, not the GIL holder"
+    )
     args = ap.parse_args()
     out = Path(args.out or tempfile.mktemp(suffix=".txt"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +105,8 @@ def main() -> None:
             spy = Path(sys.executable).with_name("py-spy")
             subprocess.run(
                 [str(spy), "record", "-p", str(rg.proc.pid), "-r", "100", "-d", str(args.seconds),
-                 "-f", "raw", "-o", str(out), "--gil", "--nonblocking"],
+                 "-f", "raw", "-o", str(out), "--nonblocking",
+                 *([] if args.all_threads else ["--gil"])],
                 check=True, capture_output=True,
             )  # fmt: skip
             load.join()
