@@ -6,6 +6,7 @@ Times are UTC, as float seconds since the epoch (``now()``) or aware datetimes (
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -49,4 +50,9 @@ def iso(ts: float) -> str:
 
 def utc_day(ts: float) -> str:
     """The UTC calendar day of ``ts`` as YYYY-MM-DD (quota windows)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return _utc_day(int(ts // 86400))  # POSIX days are 86,400 s; formatted once per day
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_day(days: int) -> str:
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")

@@ -25,6 +25,7 @@ Deliberately stricter than RFC 5322, because every address here ends up in an SM
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
 _LOCAL_RE = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
 _LDH_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 _UNQUOTED_NAME_FORBIDDEN = set('<>@,;:"[]()\\')
+_WHITESPACE_RE = re.compile(r"\s")  # exactly the characters for which str.isspace() is true
 
 
 class AddressError(PermanentError, ValueError):
@@ -90,6 +92,8 @@ def _shown(value: str) -> str:
 
 
 def _check_characters(value: str, what: str) -> None:
+    if value.isprintable():  # no Cc, Cs, Zl or Zp character, so nothing to refuse
+        return
     for ch in value:
         if ch in "\r\n":
             raise AddressError(f"{what} contains a line break")
@@ -153,7 +157,7 @@ def _validate_addr_spec(addr: str, original: str) -> str:
     where = f"in address {_shown(original)}"
     if not addr:
         raise AddressError(f"empty address in {_shown(original)}")
-    if any(ch.isspace() for ch in addr):
+    if _WHITESPACE_RE.search(addr):
         raise AddressError(f"address {_shown(addr)} contains whitespace")
     if addr.count("@") == 0:
         raise AddressError(f"address {_shown(addr)} has no '@'")
@@ -237,9 +241,15 @@ def parse_mailbox(value: str) -> Mailbox:
     """Parse one address (``a@b.c``, ``Name <a@b.c>`` or ``"Name" <a@b.c>``).
 
     Surrounding spaces and tabs are ignored. Raises :class:`AddressError` for anything else.
+    Results are cached (a sender's address recurs on every request); refusals are not.
     """
     if not isinstance(value, str):
         raise AddressError(f"an address must be a string, not {type(value).__name__}")
+    return _parse_mailbox(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_mailbox(value: str) -> Mailbox:
     _check_characters(value, f"address {_shown(value)}")
     text = value.strip(" \t")
     if not text:
@@ -274,6 +284,11 @@ def domain_of(addr_spec: str) -> str:
     """
     if not isinstance(addr_spec, str):
         raise AddressError(f"an address must be a string, not {type(addr_spec).__name__}")
+    return _domain_of(addr_spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_of(addr_spec: str) -> str:
     _check_characters(addr_spec, f"address {_shown(addr_spec)}")
     _validate_addr_spec(addr_spec, addr_spec)
     return _validate_domain(addr_spec.rpartition("@")[2], addr_spec)

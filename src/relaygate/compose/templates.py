@@ -57,7 +57,7 @@ from jinja2.filters import make_attrgetter
 from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Namespace
+from jinja2.utils import Namespace, _PassArg
 from markupsafe import escape
 
 from relaygate.compose.htmltext import html_to_text
@@ -275,6 +275,9 @@ class _Vars(dict[str, Any]):
         self.path = path
 
 
+_VARS_ATTRIBUTES = frozenset(dir(dict))  # not "path": that is ours, the key wins
+
+
 def _wrap(value: Any, path: str) -> Any:
     if isinstance(value, Mapping):
         return _Vars(((str(k), _wrap(v, f"{path}.{k}")) for k, v in value.items()), path)
@@ -384,9 +387,13 @@ def _counted(iterable: Any) -> Iterator[Any]:
 
 
 def _out(value: Any, autoescape: bool) -> str:
-    _presized(value)
+    budget = _budget()
+    if isinstance(value, str):  # the common case: no walk, and str() of a str builds nothing
+        budget.check_size(len(value))
+    else:
+        _presized(value)
     out = escape(value) if autoescape else str(value)
-    _budget().emit(len(out))
+    budget.emit(len(out))
     return out
 
 
@@ -474,6 +481,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             )
         return tree
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # ``user.name`` on the request's variables: the key, as Jinja's getattr would find it
+        # after failing to find an attribute (names of dict attributes take the general path).
+        if type(obj) is _Vars and attribute not in _VARS_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if not super().is_safe_attribute(obj, attr, value):
             return False
@@ -553,6 +570,11 @@ _ALLOWED_FILTERS = [
 ]  # fmt: skip
 
 
+# Filters whose result is one of their arguments (default) or a number (length): nothing is built
+# or stringified, so their arguments and result need no measuring here.
+_SELECTOR_FILTERS = frozenset({"d", "default", "count", "length"})
+
+
 def _is_jinja_state(value: Any) -> bool:
     return isinstance(value, EvalContext | jinja2.runtime.Context | jinja2.Environment)
 
@@ -561,16 +583,40 @@ def _wrap_filter(
     func: Callable[..., Any],
     check: Callable[[tuple[Any, ...], Mapping[str, Any]], None] | None,
 ) -> Callable[..., Any]:
+    if _PassArg.from_obj(func) is not None:  # its first argument is Jinja's state, not a value
+
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _budget().tick_call()
+            visible = tuple(a for a in args if not _is_jinja_state(a))
+            _presized(*visible, *kwargs.values())
+            if check is not None:
+                check(visible, kwargs)
+            return _sized(func(*args, **kwargs))
+
+        return guarded
+
     @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded_plain(*args: Any, **kwargs: Any) -> Any:
         _budget().tick_call()
-        visible = tuple(a for a in args if not _is_jinja_state(a))
-        _presized(*visible, *kwargs.values())
+        _presized(*args, *kwargs.values())
         if check is not None:
-            check(visible, kwargs)
+            check(args, kwargs)
         return _sized(func(*args, **kwargs))
 
-    return guarded
+    return guarded_plain
+
+
+def _wrap_selector(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that returns one of its arguments or a number, turning nothing into text: its
+    call is counted, and the values it hands on are measured where they are used."""
+
+    @functools.wraps(func)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        _budget().tick_call()
+        return func(*args, **kwargs)
+
+    return counted
 
 
 @pass_eval_context
@@ -608,7 +654,12 @@ def _format_filter(value: Any, *args: Any, **kwargs: Any) -> str:
 
 
 def _filters(builtin: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    out = {name: _wrap_filter(builtin[name], _FILTER_CHECKS.get(name)) for name in _ALLOWED_FILTERS}
+    out = {
+        name: _wrap_selector(builtin[name])
+        if name in _SELECTOR_FILTERS
+        else _wrap_filter(builtin[name], _FILTER_CHECKS.get(name))
+        for name in _ALLOWED_FILTERS
+    }
     out["format"] = _format_filter
     out["join"] = _join_filter
     out["_rg_loop"] = _counted
@@ -663,7 +714,10 @@ def _lineno(exc: BaseException) -> int | None:
 def _compile(source: str, html: bool, part: str) -> jinja2.Template:
     env = _HTML_ENV if html else _TEXT_ENV
     try:
-        return env.from_string(source)
+        compiled = env.from_string(source)
+        # The environment's globals as a plain dict, not a ChainMap (iterated on every render).
+        compiled.globals = dict(compiled.globals)
+        return compiled
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{part}: syntax error on line {exc.lineno}: {exc.message}") from None
     except RecursionError:
@@ -714,6 +768,8 @@ _SUBJECT_BREAKS_RE = re.compile(r"[ \t]*[\r\n\u2028\u2029\x0b\x0c\x85]+[ \t]*")
 
 def _one_line_subject(subject: str) -> str:
     subject = _SUBJECT_BREAKS_RE.sub(" ", subject).strip(" \t")
+    if subject.isprintable():  # no control or surrogate character: nothing to refuse
+        return subject
     for ch in subject:
         if ch != "\t" and unicodedata.category(ch) in ("Cc", "Cs"):
             raise TemplateError(f"subject: contains the control character U+{ord(ch):04X}")

@@ -158,47 +158,53 @@ class Admission:
                 reply_to = parse_mailbox(reply_raw)
             except AddressError as exc:
                 raise RequestError(400, f"reply_to: {exc}") from None
-        subject, html, text = self._content(account, body)
-        headers_raw = body.get("headers") or {}
-        if not isinstance(headers_raw, dict):
-            raise RequestError(400, "headers must be an object of string values")
-        try:
-            headers = validate_headers(headers_raw)
-        except HeaderError as exc:
-            raise RequestError(400, f"headers: {exc.detail}") from None
-        tags = self._tags(body.get("tags"))
-        attachments = self._attachments(body.get("attachments"))
-        if not self.store.sender_allowed(account.id, sender.addr_spec):
-            reason = sender_refusal(self.store, account.id, sender.addr_spec)
-            raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
-        opens, clicks = self._tracking(account, body)
-        msg_id = new_message_id()
-        header_id = f"<{msg_id}@{self.settings.hostname}>"
-        date = self.clock.now()
-
-        def compose(html_part: str | None) -> bytes:
+        # One read transaction for this request's store reads (template, sender, suppressions):
+        # with the writer committing all the time, each separate read would start over cold.
+        with self.store.snapshot():
+            subject, html, text = self._content(account, body)
+            headers_raw = body.get("headers") or {}
+            if not isinstance(headers_raw, dict):
+                raise RequestError(400, "headers must be an object of string values")
             try:
-                return build_message(
-                    message_id=header_id,
-                    date=date,
-                    from_=sender,
-                    to=to,
-                    cc=cc,
-                    reply_to=reply_to,
-                    subject=subject,
-                    text=text or None,
-                    html=html_part or None,
-                    headers=headers,
-                    attachments=attachments,
-                    hostname=self.settings.hostname,
-                )
-            except (HeaderError, AttachmentError) as exc:
-                raise RequestError(400, exc.detail) from None
+                headers = validate_headers(headers_raw)
+            except HeaderError as exc:
+                raise RequestError(400, f"headers: {exc.detail}") from None
+            tags = self._tags(body.get("tags"))
+            attachments = self._attachments(body.get("attachments"))
+            if not self.store.sender_allowed(account.id, sender.addr_spec):
+                reason = sender_refusal(self.store, account.id, sender.addr_spec)
+                raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
+            opens, clicks = self._tracking(account, body)
+            msg_id = new_message_id()
+            header_id = f"<{msg_id}@{self.settings.hostname}>"
+            date = self.clock.now()
 
-        raw = compose(html)
-        recipients = self._recipients(
-            to, cc, bcc, self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
-        )
+            def compose(html_part: str | None) -> bytes:
+                try:
+                    return build_message(
+                        message_id=header_id,
+                        date=date,
+                        from_=sender,
+                        to=to,
+                        cc=cc,
+                        reply_to=reply_to,
+                        subject=subject,
+                        text=text or None,
+                        html=html_part or None,
+                        headers=headers,
+                        attachments=attachments,
+                        hostname=self.settings.hostname,
+                    )
+                except (HeaderError, AttachmentError) as exc:
+                    raise RequestError(400, exc.detail) from None
+
+            raw = compose(html)
+            recipients = self._recipients(
+                to,
+                cc,
+                bcc,
+                self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)]),
+            )
         variants: tuple[bytes, ...] = ()
         if html and (opens or clicks) and self.tracking_key is not None:
             # One body per recipient: the pixel and links carry a signed token for that recipient.

@@ -11,13 +11,14 @@ randomness, so a fast hash is right) and compared with ``hmac.compare_digest``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -261,13 +262,31 @@ class Store:
         return conn
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        # db.translated(), inlined: this is on every submission's path several times
+        # db.translated(), spelled out: this runs several times per request.
         try:
-            return self._conn().execute(sql, params).fetchall()
+            return list(self._conn().execute(sql, params))
         except sqlite3.IntegrityError:
             raise
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run this thread's reads inside the block in one read transaction (one consistent
+        state, and one wal-index/page-cache refresh instead of one per statement). The block
+        must not await (the connection is shared by the thread's tasks); nested use is a no-op."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield
+            return
+        with db.translated():
+            conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if conn.in_transaction:
+                with db.translated():
+                    conn.execute("COMMIT")
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn()

@@ -451,6 +451,54 @@ async def test_account_template_shadows_system_and_escapes_html(
     assert "<script>x</script>" in text  # derived from the HTML when the template has no text part
 
 
+async def test_account_template_updated_or_deleted_takes_effect_on_the_next_send(
+    client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
+) -> None:
+    from relaygate.compose.templates import Template
+
+    def send() -> Any:
+        return client.post(
+            "/v1/send",
+            headers={"X-API-Key": sender["secret"]},
+            json={
+                "from_email": "you@example.com",
+                "to": ["r@dest.test"],
+                "template": "welcome",
+                "variables": {"user": {"first_name": "Alex"}},
+            },
+        )
+
+    subjects = []
+    for subject in ("v1 {{ user.first_name }}", "v2 {{ user.first_name }}"):
+        store.save_template(
+            sender["account"].id,
+            Template(slug="welcome", subject=subject, html="<p>x</p>", text="x"),
+        )
+        r = await send()
+        assert r.status_code == 200, r.text
+        subjects.append(message_from_bytes(store.body(r.json()["id"]))["Subject"])
+    assert store.delete_template(sender["account"].id, "welcome")
+    r = await send()
+    assert r.status_code == 200, r.text
+    subjects.append(message_from_bytes(store.body(r.json()["id"]))["Subject"])
+    assert subjects == ["v1 Alex", "v2 Alex", "Welcome, Alex!"]  # then the system template
+
+
+def test_snapshot_ends_its_read_transaction_even_on_error(
+    store: Store, sender: dict[str, Any]
+) -> None:
+    account_id = sender["account"].id
+    with store.snapshot():
+        with store.snapshot():  # nested: a no-op
+            assert store.sender_allowed(account_id, "you@example.com")
+        assert store._conn().in_transaction
+    assert not store._conn().in_transaction
+    with pytest.raises(ValueError), store.snapshot():
+        store.get_template(account_id, "welcome")
+        raise ValueError("boom")
+    assert not store._conn().in_transaction
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -9,7 +9,7 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.errors import RequestError
-from relaygate.store.models import NewMessage, NewRecipient, Outcome
+from relaygate.store.models import Limits, NewMessage, NewRecipient, Outcome
 from relaygate.store.spool import Store, new_message_id
 
 
@@ -192,3 +192,25 @@ async def test_wal_is_checkpointed_off_the_commit_path(
     )
     assert busy == 0 and log_frames == checkpointed
     other.close()
+
+
+def test_group_commit_answers_callers_on_several_event_loops(
+    store: Store, sender: dict[str, Any]
+) -> None:
+    import threading
+
+    results: dict[int, list[Limits]] = {}
+
+    def caller(n: int) -> None:
+        async def many() -> list[Limits]:
+            msgs = [message(sender["account"].id, 1) for _ in range(50)]
+            return list(await asyncio.gather(*(store.admit(m, limits=False) for m in msgs)))
+
+        results[n] = asyncio.run(many())
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(results) == [0, 1, 2] and all(len(r) == 50 for r in results.values())

@@ -120,3 +120,17 @@ def test_fuzz_structured(name: str, local_atoms: list[str], domain: str) -> None
     box = parse_mailbox(f"{quoted} <{addr}>")
     assert box.display_name == " ".join(name.split())
     assert box.addr_spec == addr
+
+
+def test_cached_results_are_the_same_and_refusals_repeat() -> None:
+    assert parse_mailbox("Ann <ann@Example.com>") == parse_mailbox("Ann <ann@Example.com>")
+    assert domain_of("ann@Example.com") == domain_of("ann@Example.com") == "example.com"
+    for _ in range(2):
+        with pytest.raises(AddressError, match="line break"):
+            parse_mailbox("ann@example.com\r\nBcc: x@y.z")
+        with pytest.raises(AddressError, match="whitespace"):
+            parse_mailbox("ann\u00a0x@example.com")
+        with pytest.raises(AddressError, match="control character"):
+            domain_of("ann\x00@example.com")
+        with pytest.raises(AddressError, match="must be a string"):
+            parse_mailbox(["ann@example.com"])  # type: ignore[arg-type]

@@ -142,6 +142,21 @@ def test_nested_list_bomb_refused_before_stringifying() -> None:
     )
 
 
+def test_values_handed_on_by_default_are_still_measured_where_used() -> None:
+    bomb = "{% set ns = namespace(l=[1]) %}{% for i in range(80) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+    assert _html(bomb + "{{ ns.l|default(1)|length }}") == "2"
+    _refused(bomb + "{{ ns.l|default(1) }}", "larger than")
+    _refused(bomb + "{{ ns.l|d(1)|string }}", "larger than")
+    _refused(bomb + "{{ x|default(ns.l) ~ '' }}", "larger than")
+    _refused(bomb + "{{ (x|default(ns.l))|join(',') }}", "larger than")
+    _refused("{{ big|default('') }}", "a value larger than 1000000", {"big": "y" * 1_000_001})
+    with pytest.raises(TemplateError, match="function or filter calls"):
+        _html(
+            "{% for i in range(1000) %}{{ i|default(0) }}{{ [i]|length }}{% endfor %}",
+            max_calls=500,
+        )
+
+
 def test_big_numbers_refused() -> None:
     _refused("{{ 2 ** 100000 }}", "4096 bits")
     _refused(
@@ -217,6 +232,15 @@ def test_undefined_names_the_variable_with_line() -> None:
     assert "on line 2" in detail
     _refused("{{ nope.a.b }}", "undefined variable 'nope.a.b'")
     _refused("{% for x in missing %}{% endfor %}", "undefined variable 'missing'")
+
+
+def test_variables_keys_by_dot_and_subscript() -> None:
+    v = {"user": {"first_name": "Alex", "path": "/home", "items": 3}}
+    assert _html("{{ user.first_name }} {{ user['first_name'] }}", v) == "Alex Alex"
+    assert _html("{{ user.path }}", v) == "/home"  # our own attribute never shadows a key
+    assert _html("{{ user['items'] }} {{ user.items()|length }}", v) == "3 3"
+    _refused("{{ user.path }}", "undefined variable 'user.path'", {"user": {}})
+    _refused("{{ user.__class__ }}", "", v)
 
 
 def test_default_works_at_any_depth_and_if_is_false() -> None:
