@@ -864,27 +864,31 @@ async def _deliver(
     last = _Failure(status="4.4.3", text="no mail exchanger to try")
     last_host: str | None = None
     budget = max_addresses
+
+    def attempt_at(host: str, address: str, *, use_starttls: bool = True) -> _Attempt:
+        return _Attempt(
+            host=host,
+            address=address,
+            port=port,
+            helo=helo,
+            mail_from=mail_from,
+            recipients=rcpts,
+            data=data,
+            tls=policy,
+            use_starttls=use_starttls,
+            implicit_tls=implicit_tls,
+            auth=auth,
+            timeouts=times,
+            sessions=sessions,
+        )
+
     for host in hosts:
         if budget <= 0:
             break
         if sessions is not None:
             key = _session_key(host, port, helo, policy, implicit_tls, auth)
             while (cached := sessions.take(key)) is not None:
-                attempt = _Attempt(
-                    host=cached.host,
-                    address=cached.address,
-                    port=port,
-                    helo=helo,
-                    mail_from=mail_from,
-                    recipients=rcpts,
-                    data=data,
-                    tls=policy,
-                    use_starttls=True,
-                    implicit_tls=implicit_tls,
-                    auth=auth,
-                    timeouts=times,
-                    sessions=sessions,
-                )
+                attempt = attempt_at(cached.host, cached.address)
                 reused = await attempt.reuse(cached)
                 if reused is not None:
                     return DeliveryResult(
@@ -908,21 +912,7 @@ async def _deliver(
             budget -= 1
             use_starttls = True
             while True:
-                attempt = _Attempt(
-                    host=host,
-                    address=address,
-                    port=port,
-                    helo=helo,
-                    mail_from=mail_from,
-                    recipients=rcpts,
-                    data=data,
-                    tls=policy,
-                    use_starttls=use_starttls,
-                    implicit_tls=implicit_tls,
-                    auth=auth,
-                    timeouts=times,
-                    sessions=sessions,
-                )
+                attempt = attempt_at(host, address, use_starttls=use_starttls)
                 outcome = await attempt.run()
                 if not isinstance(outcome, _Failure):
                     return DeliveryResult(

@@ -88,23 +88,17 @@ class MessageSigner:
         ``save`` is set and the caller stores it with the attempt's outcome and calls ``saved``."""
         ordinal = claimed.ordinal if claimed.tracked else None
         variant = f"{claimed.message_id}#{ordinal}"
-        unsaved = self._unsaved.get(variant)
-        if unsaved is not None:
-            return Body(data=unsaved.data, save=unsaved)
-        data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
-        if final:
-            return Body(data=data)
+        data, ready = self._ready(variant, claimed.message_id, ordinal)
+        if ready is not None:
+            return ready
         lock = self._locks.setdefault(variant, asyncio.Lock())
         waited = lock.locked()
         try:
             async with lock:
                 if waited:  # another transaction of this message was signing it
-                    unsaved = self._unsaved.get(variant)
-                    if unsaved is not None:
-                        return Body(data=unsaved.data, save=unsaved)
-                    data, final = self.store.body_for_delivery(claimed.message_id, ordinal)
-                    if final:
-                        return Body(data=data)
+                    data, ready = self._ready(variant, claimed.message_id, ordinal)
+                    if ready is not None:
+                        return ready
                 signed = await self._sign(claimed, data)
                 prepared = PreparedBody(message_id=claimed.message_id, ordinal=ordinal, data=signed)
                 if len(self._unsaved) >= self.max_unsaved:
@@ -114,6 +108,17 @@ class MessageSigner:
         finally:
             if not lock.locked():
                 self._locks.pop(variant, None)
+
+    def _ready(
+        self, variant: str, message_id: str, ordinal: int | None
+    ) -> tuple[bytes, Body | None]:
+        """The final body if one exists (signed here, not yet stored; or stored), else the
+        stored body still to be signed."""
+        unsaved = self._unsaved.get(variant)
+        if unsaved is not None:
+            return unsaved.data, Body(data=unsaved.data, save=unsaved)
+        data, final = self.store.body_for_delivery(message_id, ordinal)
+        return data, (Body(data=data) if final else None)
 
     def saved(self, prepared: PreparedBody) -> None:
         """``prepared`` is committed: later transactions read it from the store."""

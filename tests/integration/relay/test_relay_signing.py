@@ -123,6 +123,27 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
             )
 
 
+def admit_from(store: Store, account_id: int, domain: str, *rcpts: str) -> str:
+    """A message from shop@``domain`` to ``rcpts``, admitted without limits; its id."""
+    mid = new_message_id()
+    store.admit_sync(
+        NewMessage(
+            id=mid,
+            account_id=account_id,
+            channel="http",
+            from_addr=f"shop@{domain}",
+            sender_domain=domain,
+            subject="s",
+            header_message_id=f"<{mid}@relay.test>",
+            tags=(),
+            body=f"From: shop@{domain}\r\nTo: {', '.join(rcpts)}\r\nSubject: s\r\n\r\nhi\r\n".encode(),
+            recipients=tuple(NewRecipient(address=r, kind="to") for r in rcpts),
+        ),
+        limits=False,
+    )
+    return mid
+
+
 async def test_first_messages_of_a_domain_share_one_key_load(
     tmp_path: Path,
     store: Store,
@@ -144,25 +165,8 @@ async def test_first_messages_of_a_domain_share_one_key_load(
         return signer
 
     monkeypatch.setattr(DkimSigner, "from_keys", classmethod(counting))
-    mids = []
-    for i in range(8):
-        mid = new_message_id()
-        mids.append(mid)
-        store.admit_sync(
-            NewMessage(
-                id=mid,
-                account_id=sender["account"].id,
-                channel="http",
-                from_addr="shop@herd.test",
-                sender_domain="herd.test",
-                subject="s",
-                header_message_id=f"<{i}@relay.test>",
-                tags=(),
-                body=b"From: shop@herd.test\r\nTo: r@dest.test\r\nSubject: s\r\n\r\nhi\r\n",
-                recipients=(NewRecipient(address="r@dest.test", kind="to"),),
-            ),
-            limits=False,
-        )
+    for _ in range(8):
+        admit_from(store, sender["account"].id, "herd.test", "r@dest.test")
     claimed = await store.claim("test-owner", limit=8, lease_seconds=60, max_lease_losses=5)
     signer = MessageSigner(store)
     bodies = [b.data for b in await asyncio.gather(*(signer.prepare(c) for c in claimed))]
@@ -182,25 +186,8 @@ async def test_key_set_is_read_at_most_once_per_ttl(
         reads.append(domain)
         return active_keys(s, domain)
 
-    def admit_one(i: int) -> None:
-        store.admit_sync(
-            NewMessage(
-                id=new_message_id(),
-                account_id=sender["account"].id,
-                channel="http",
-                from_addr="shop@ttl.test",
-                sender_domain="ttl.test",
-                subject="s",
-                header_message_id=f"<{i}@relay.test>",
-                tags=(),
-                body=b"From: shop@ttl.test\r\nTo: r@dest.test\r\nSubject: s\r\n\r\nhi\r\n",
-                recipients=(NewRecipient(address="r@dest.test", kind="to"),),
-            ),
-            limits=False,
-        )
-
-    for i in range(6):
-        admit_one(i)
+    for _ in range(6):
+        admit_from(store, sender["account"].id, "ttl.test", "r@dest.test")
     claimed = await store.claim("test-owner", limit=6, lease_seconds=60, max_lease_losses=5)
     cached = MessageSigner(store, keys_for=counting, keys_ttl=60)
     for c in claimed[:3]:
@@ -217,25 +204,7 @@ async def test_two_transactions_of_one_message_send_the_same_signed_bytes(
 ) -> None:
     settings = make_settings(tmp_path)
     add_domain(store, settings, sender["account"].id, "two.test", verified=True)
-    mid = new_message_id()
-    store.admit_sync(
-        NewMessage(
-            id=mid,
-            account_id=sender["account"].id,
-            channel="http",
-            from_addr="shop@two.test",
-            sender_domain="two.test",
-            subject="s",
-            header_message_id="<two@relay.test>",
-            tags=(),
-            body=b"From: shop@two.test\r\nTo: a@one.example, b@two.example\r\nSubject: s\r\n\r\nhi\r\n",
-            recipients=(
-                NewRecipient(address="a@one.example", kind="to"),
-                NewRecipient(address="b@two.example", kind="to"),
-            ),
-        ),
-        limits=False,
-    )
+    mid = admit_from(store, sender["account"].id, "two.test", "a@one.example", "b@two.example")
     claimed = await store.claim("test-owner", limit=2, lease_seconds=60, max_lease_losses=5)
     assert {c.domain for c in claimed} == {"one.example", "two.example"}
     signer = MessageSigner(store)
