@@ -97,6 +97,7 @@ class Service:
         self.checker: DomainChecker | None = None
         self.recorder: HitRecorder | None = None
         self.inbound: InboundProcessor | None = None
+        self._sync_worker: DeliveryWorker | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -240,6 +241,9 @@ class Service:
                     t.cancel()
             if tasks:  # cancelled work gives its leases back through the writer: let it
                 await asyncio.wait(tasks, timeout=5)
+            if self._sync_worker is not None and self._sync_worker is not self.worker:
+                with contextlib.suppress(Exception):  # QUIT its idle upstream sessions
+                    await asyncio.wait_for(self._sync_worker.transport.aclose(), 10)
             self.store.close()
             with contextlib.suppress(OSError):
                 (self.settings.state_dir / "run" / "ready.json").unlink()
@@ -249,7 +253,7 @@ class Service:
         d = self.settings.delivery
         if d.mode != "smarthost" or not d.smarthost_sync:
             return None
-        worker = self.worker or DeliveryWorker(
+        worker = self._sync_worker = self.worker or DeliveryWorker(
             store=self.store,
             settings=self.settings,
             clock=self.clock,
