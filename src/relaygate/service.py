@@ -29,6 +29,7 @@ from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.tracking_app import HitRecorder, TrackingHit, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
+from relaygate.gateway.httpwire import CoalescingHttpToolsProtocol
 from relaygate.gateway.smtp import SmtpGateway, addresses
 from relaygate.metrics import Metrics, QueueSnapshot
 from relaygate.notify import Notifier, watchdog_loop
@@ -175,7 +176,7 @@ class Service:
                     lifespan="off",
                     log_config=None,
                     access_log=False,
-                    http="httptools",
+                    http=CoalescingHttpToolsProtocol,
                     loop="none",
                     timeout_graceful_shutdown=10,
                     server_header=False,
