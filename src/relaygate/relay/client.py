@@ -159,7 +159,7 @@ class _Failure:
 
 # -- the connection cache ---------------------------------------------------------------------
 
-SessionKey = tuple[str, int, str, TlsMode, "ssl.SSLContext | None", bool, "tuple[str, str] | None"]
+SessionKey = tuple[str, int, str, TlsMode, ssl.SSLContext | None, bool, tuple[str, str] | None]
 
 
 @dataclass(kw_only=True, repr=False)
@@ -732,8 +732,10 @@ class _Attempt:
                 reply = await smtp.data(self.data, timeout=self.timeouts.data)
             except aiosmtplib.SMTPDataError as exc:
                 results.update({r.recipient: r for r in self._all(accepted, exc.code, exc.message)})
-                # refused at DATA itself (no 354) leaves the transaction open: RSET says which
-                await self._reset(smtp)
+                # refused at DATA itself (no 354) leaves the transaction open: when the session
+                # may be kept, RSET says whether it is reusable; otherwise QUIT follows anyway
+                if self.sessions is not None:
+                    await self._reset(smtp)
             except _NET_ERRORS as exc:
                 results.update({r.recipient: r for r in self._lost(accepted, exc)})
             else:

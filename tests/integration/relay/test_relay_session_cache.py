@@ -236,3 +236,10 @@ async def test_transport_from_settings_caches_unless_turned_off(tmp_path: Path) 
     assert off.sessions is None
     await on.aclose()
     await off.aclose()
+
+
+async def test_without_a_cache_a_refused_message_goes_straight_to_quit(sink: SmtpSink) -> None:
+    sink.data = "554 5.7.1 message refused"
+    result = await send(sink, None)
+    assert result.recipients[0].outcome is Outcome.BOUNCED
+    assert sink.verbs() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]  # no RSET round trip
