@@ -29,6 +29,7 @@ from email.errors import HeaderParseError
 from typing import Any, ClassVar, Protocol
 
 import aiosmtpd
+import aiosmtpd.smtp
 from aiosmtpd.smtp import (
     CALL_LIMIT_DEFAULT,
     MISSING,
@@ -38,12 +39,14 @@ from aiosmtpd.smtp import (
     LoginPassword,
     Session,
     _AuthMechAttr,
+    syntax,
 )
 
 from relaygate.clock import Clock
 from relaygate.compose.addresses import AddressError, parse_mailbox
 from relaygate.errors import RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission
+from relaygate.gateway.smtpdata import DataState, read_message
 from relaygate.settings import Settings
 from relaygate.store.inbound import save_inbound
 from relaygate.store.models import Account, ApiKey
@@ -577,7 +580,7 @@ class _Guarded:
     def __init__(self, smtp: SubmissionSMTP, name: str, method: Any) -> None:
         self.smtp = smtp
         self.name = name
-        self.method = method
+        self.method = method  # the class's function: bound here, on use
 
     def __getattr__(self, attr: str) -> Any:  # __smtp_syntax__ and friends, for HELP
         return getattr(self.method, attr)
@@ -590,16 +593,18 @@ class _Guarded:
             return
         smtp.busy = True
         try:
-            await self.method(arg)
+            await self.method(smtp, arg)
         finally:
             smtp.busy = False
 
 
 class _Dispatch(dict[str, Any]):
-    """aiosmtpd's command table; ``get`` (its dispatch) hands out guarded commands."""
+    """aiosmtpd's command table: command → the SMTP class's ``smtp_*`` function (binding all of
+    them for every connection was a noticeable part of its cost); ``get`` (its dispatch) hands
+    out guarded commands."""
 
-    def __init__(self, smtp: SubmissionSMTP, methods: Mapping[str, Any]) -> None:
-        super().__init__(methods)
+    def __init__(self, smtp: SubmissionSMTP, functions: Mapping[str, Any]) -> None:
+        super().__init__(functions)
         self.smtp = smtp
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
@@ -610,6 +615,26 @@ class _Dispatch(dict[str, Any]):
 #: The aiosmtpd release whose ``SMTP.__init__`` ``SubmissionSMTP._setup`` reproduces (the tests
 #: compare the two); with any other release every connection runs aiosmtpd's own constructor.
 AIOSMTPD_SETUP_VERIFIED = "1.4.6"
+#: The fast paths below (``_setup``, the timer, DATA, push) stand in for that release's code.
+_VERIFIED = aiosmtpd.__version__ == AIOSMTPD_SETUP_VERIFIED
+_aiosmtpd_sanitized_log = aiosmtpd.smtp.sanitized_log
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def _sanitized_log(func: Callable[..., None], msg: Any, *args: Any, **kwargs: Any) -> None:
+    """aiosmtpd's ``sanitized_log``, which sanitises its arguments before the logger decides
+    whether to log at all (twice per command line); here the logger's level is asked first."""
+    logger = getattr(func, "__self__", None)
+    level = _LOG_LEVELS.get(getattr(func, "__name__", ""))
+    if isinstance(logger, logging.Logger) and level is not None and not logger.isEnabledFor(level):
+        return
+    _aiosmtpd_sanitized_log(func, msg, *args, **kwargs)
+
+
+def install_quiet_log() -> None:
+    """Put ``_sanitized_log`` in aiosmtpd's module (idempotent; only for the verified release)."""
+    if _VERIFIED:
+        aiosmtpd.smtp.sanitized_log = _sanitized_log
 
 
 @dataclass(frozen=True)
@@ -619,7 +644,7 @@ class _Introspection:
     auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, builtin: on the SMTP object)
     hooks: tuple[str, ...]  # handle_* attributes of the handler
     ehlo_hook_ver: str | None
-    commands: tuple[str, ...]  # smtp_* attributes of the SMTP object
+    commands: Mapping[str, Any]  # command → smtp_* function of the SMTP class
 
     @classmethod
     def of(cls, smtp: SMTP, handler: Any) -> _Introspection:
@@ -641,7 +666,7 @@ class _Introspection:
             ehlo_hook_ver = {4: "old", 5: "new"}.get(params)
             if ehlo_hook_ver is None:
                 raise RuntimeError("Unsupported EHLO Hook")
-        commands = tuple(m for m in dir(smtp) if m.startswith("smtp_"))
+        commands = {m[5:]: getattr(type(smtp), m) for m in dir(smtp) if m.startswith("smtp_")}
         return cls(
             auth=tuple((mech, name, builtin) for mech, (name, builtin) in auth.items()),
             hooks=hooks,
@@ -676,7 +701,7 @@ class SubmissionSMTP(SMTP):
         authenticator: Any,
         command_call_limit: dict[str, int],
     ) -> None:
-        if aiosmtpd.__version__ == AIOSMTPD_SETUP_VERIFIED:
+        if _VERIFIED:
             self._setup(
                 handler,
                 gateway,
@@ -707,6 +732,10 @@ class SubmissionSMTP(SMTP):
                 authenticator=authenticator,
                 command_call_limit=command_call_limit,
             )
+            self._smtp_methods = {
+                name: getattr(method, "__func__", method)
+                for name, method in self._smtp_methods.items()
+            }
         self._gateway = gateway
         self.busy = False
         self._held: list[str] = []
@@ -782,7 +811,8 @@ class SubmissionSMTP(SMTP):
             )
         self._handle_hooks = dict(hooks[1])
         self._ehlo_hook_ver = found.ehlo_hook_ver
-        self._smtp_methods = {m[5:]: getattr(self, m) for m in found.commands}
+        # wrapped by __init__ in a per-connection _Dispatch
+        self._smtp_methods = found.commands  # type: ignore[assignment]
         self._enforce_call_limit = True
         self._call_limit_base = command_call_limit
         self._call_limit_default = command_call_limit.get("*", CALL_LIMIT_DEFAULT)
@@ -801,6 +831,73 @@ class SubmissionSMTP(SMTP):
         if addr and limit and len(addr.rpartition("@")[0]) > limit:
             return None, None
         return addr, rest
+
+    # -- the session timeout: one timer per connection, not one per command -------------------
+    _deadline = 0.0  # when the session times out (loop time), moved on by every command
+    _armed_for = 0.0  # when the pending timer fires
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd cancels and re-creates a timer for every command; here a command only moves
+        the deadline, and a timer that fires early waits for the rest (same timeout, one timer)."""
+        if not _VERIFIED:
+            super()._reset_timeout(duration)
+            return
+        loop = self.loop
+        deadline = self._deadline = loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if handle is None or self._armed_for > deadline:  # first, or a shorter timeout now
+            if handle is not None:
+                handle.cancel()
+            self._armed_for = deadline
+            self._timeout_handle = loop.call_at(deadline, self._timeout_due)
+
+    def _timeout_due(self) -> None:
+        if self._deadline > self.loop.time():
+            self._armed_for = self._deadline
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
+            return
+        self._timeout_cb()  # type: ignore[no-untyped-call]
+
+    # -- DATA, read a chunk at a time -----------------------------------------------------------
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd 1.4.6's ``smtp_DATA`` with the message read by ``smtpdata.read_message``
+        (same replies, same content; ``decode_data`` is off here)."""
+        if not _VERIFIED or self._decode_data or "DATA" not in self._handle_hooks:
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            state, content = await read_message(
+                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+            )
+        except asyncio.CancelledError:  # the connection went away during DATA
+            self._writer.close()
+            raise
+        if state is DataState.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        if state is DataState.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
     def _may_finish(self, command: str) -> bool:
         """While draining, a transaction under way may still finish; nothing new starts."""
@@ -843,8 +940,23 @@ class SubmissionSMTP(SMTP):
                 self._held.clear()
         elif self._held:
             held, self._held = self._held, []
-            await super().push("\r\n".join(held))
-        await super().push(status)
+            await self._send("\r\n".join(held))
+        await self._send(status)
+
+    async def _send(self, status: str | bytes) -> None:
+        """aiosmtpd's ``push`` (encode, write, drain) without the drain's coroutine chain when
+        the transport's buffer is below its high-water mark (the drain would return at once)."""
+        if not _VERIFIED:
+            await super().push(status)  # type: ignore[type-var]
+            return
+        if isinstance(status, str):
+            data = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        else:
+            data = status
+        self._writer.write(data + b"\r\n")
+        transport = self.transport
+        if transport is None or transport.is_closing() or getattr(self, "_paused", True):
+            await self._writer.drain()
 
     def close(self) -> None:
         if self.transport is not None:
@@ -892,6 +1004,7 @@ class SmtpGateway:
         # aiosmtpd's logger logs every command line at INFO
         if aiosmtpd_log.level == logging.NOTSET:
             aiosmtpd_log.setLevel(logging.WARNING)
+        install_quiet_log()
 
     def _factory(self, *, implicit_tls: bool) -> Callable[[], SubmissionSMTP]:
         s = self.settings

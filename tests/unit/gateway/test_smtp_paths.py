@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
+from typing import Any
 
+import aiosmtpd.smtp
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaygate.gateway.smtp import parse_path
+from relaygate.gateway.smtp import install_quiet_log, parse_path
 
 
 def reference(arg: str) -> tuple[str | None, str | None]:
@@ -63,3 +66,13 @@ def test_examples() -> None:
     assert parse_path("<=?utf-8?q?a?=@x.test>") == reference("<=?utf-8?q?a?=@x.test>")
     assert parse_path('<"a b"@x.test>') == ('"a b"@x.test', "")
     assert parse_path("<app@example.com> (comment) SIZE=1") == ("app@example.com", "SIZE=1")
+
+
+def test_aiosmtpd_command_logging_still_logs_when_enabled(caplog: Any) -> None:
+    """The installed ``sanitized_log`` skips only what the logger would drop anyway."""
+    install_quiet_log()
+    logger = logging.getLogger("mail.log")
+    with caplog.at_level(logging.INFO, logger="mail.log"):
+        aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", "peer", b"MAIL FROM:<\x00a@b>")
+        aiosmtpd.smtp.sanitized_log(logger.debug, "%r", b"not at INFO")
+    assert [r.getMessage() for r in caplog.records] == ["'peer' >> " + repr(b"MAIL FROM:<\x00a@b>")]

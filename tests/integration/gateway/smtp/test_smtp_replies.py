@@ -305,6 +305,19 @@ async def test_session_times_out(start_gateway: Any, connect: Any) -> None:
     assert await c.reader.read() == b""
 
 
+async def test_activity_keeps_a_session_open_until_it_idles_out(
+    start_gateway: Any, connect: Any
+) -> None:
+    """One timer per connection: a command moves the deadline, an early timer waits for it."""
+    gw = await start_gateway(timeout=0.5)
+    c = await connect(port=gw.port)
+    await c.cmd("EHLO client.test")
+    for _ in range(8):  # 0.8 s of commands 0.1 s apart: past the first deadline
+        await asyncio.sleep(0.1)
+        assert (await c.cmd("NOOP")).startswith("250 ")
+    assert await asyncio.wait_for(c.reader.read(), 5) == b""  # then 0.5 s idle: closed
+
+
 async def test_shutdown_lets_open_transactions_finish_and_answers_421(
     gw: Any, connect: Any, store: Store, sender: dict[str, Any], msg: Callable[..., bytes]
 ) -> None:
