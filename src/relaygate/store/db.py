@@ -100,6 +100,20 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 
 def _split(sql: str) -> list[str]:
-    """Split a migration into statements (no semicolons inside our string literals)."""
+    """Split a migration into statements (no semicolons inside our string literals); a
+    ``CREATE TRIGGER … BEGIN … END`` is one statement with the semicolons of its body."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        text = f"{pending};{part}" if pending else part.strip()
+        if not text.strip():
+            continue
+        if text.upper().startswith("CREATE TRIGGER") and not text.rstrip().upper().endswith("END"):
+            pending = text  # inside the trigger's body
+            continue
+        pending = ""
+        statements.append(text.strip())
+    if pending:
+        statements.append(pending.strip())
+    return statements

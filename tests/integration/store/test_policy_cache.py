@@ -1,11 +1,12 @@
 """The policy cache: what one process read of keys, accounts, identities and templates.
 
-A change made through the same Store counts at once; one made by another process (another
-Store on the same file, as the CLI is) counts within ``POLICY_TTL`` on the injected clock."""
+A change counts at once, made through the same Store or by another process (another Store on
+the same file, as the CLI is); an edit no Store made (the sqlite3 shell) within ``POLICY_TTL``
+on the injected clock."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sqlite3
 from typing import Any
 
 from relaygate.clock import FakeClock
@@ -31,35 +32,60 @@ def test_changes_through_the_same_store_count_at_once(store: Store, sender: dict
     assert store.get_account(account.id).plan == "free"  # type: ignore[union-attr]
 
 
-def test_another_process_changes_count_within_the_ttl(
-    store: Store, clock: FakeClock, sender: dict[str, Any], tmp_path: Path
+def test_another_process_changes_count_at_once(
+    store: Store, clock: FakeClock, sender: dict[str, Any]
 ) -> None:
     account = sender["account"]
     assert store.authenticate(sender["secret"]) is not None
     assert store.sender_allowed(account.id, "app@example.com")
     assert store.get_account(account.id).plan == "paid"  # type: ignore[union-attr]
     assert store.get_template(account.id, "hello") is None
+    assert store.authenticate(sender["secret"]) is not None  # from the cache now
     cli = other_process(store, clock)
     try:
         cli.revoke_key(sender["key"].id)
+        assert store.authenticate(sender["secret"]) is None
         cli.set_identity_status(cli.list_identities(account.id)[0].id, "failing")
+        assert not store.sender_allowed(account.id, "app@example.com")
         cli.update_account(account.id, plan="free")
-        cli.save_template(
-            account.id, Template(slug="hello", subject="Hi", html="<p>hi</p>", text="")
-        )
+        assert store.get_account(account.id).plan == "free"  # type: ignore[union-attr]
+        template = Template(slug="hello", subject="Hi", html="<p>hi</p>", text="")
+        cli.save_template(account.id, template)
+        found = store.get_template(account.id, "hello")
+        assert found is not None and found.subject == "Hi"
     finally:
         cli.close()
-    # remembered for at most POLICY_TTL (the decision): still the old answers now ...
+
+
+def test_an_edit_no_store_made_counts_within_the_ttl(
+    store: Store, clock: FakeClock, sender: dict[str, Any]
+) -> None:
     assert store.authenticate(sender["secret"]) is not None
-    assert store.sender_allowed(account.id, "app@example.com")
-    assert store.get_template(account.id, "hello") is None
+    shell = sqlite3.connect(store.path)
+    with shell:
+        shell.execute("UPDATE api_keys SET revoked_at = 1 WHERE id = ?", (sender["key"].id,))
+    shell.close()
+    assert store.authenticate(sender["secret"]) is not None  # remembered: the decision
     clock.advance(POLICY_TTL)
-    # ... the new ones once it has passed
     assert store.authenticate(sender["secret"]) is None
-    assert not store.sender_allowed(account.id, "app@example.com")
-    assert store.get_account(account.id).plan == "free"  # type: ignore[union-attr]
-    found = store.get_template(account.id, "hello")
-    assert found is not None and found.subject == "Hi"
+
+
+def test_the_generation_moves_with_every_policy_table(store: Store, sender: dict[str, Any]) -> None:
+    """Schema 8's triggers: any write to the four tables moves it; a message does not."""
+    conn = store._conn()
+
+    def generation() -> int:
+        return int(conn.execute("SELECT n FROM policy_generation").fetchone()[0])
+
+    before = generation()
+    store.create_account("other")
+    store.create_key(sender["account"].id)
+    store.add_identity(sender["account"].id, "other.example")
+    store.save_template(sender["account"].id, Template(slug="t", subject="s", html="h", text=""))
+    store.delete_template(sender["account"].id, "t")
+    assert generation() == before + 5
+    store.suppress(sender["account"].id, "x@dest.test", reason="manual", source="manual")
+    assert generation() == before + 5
 
 
 def test_failed_authentications_are_not_remembered(store: Store, sender: dict[str, Any]) -> None:
