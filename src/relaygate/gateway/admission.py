@@ -158,55 +158,55 @@ class Admission:
                 reply_to = parse_mailbox(reply_raw)
             except AddressError as exc:
                 raise RequestError(400, f"reply_to: {exc}") from None
-        # One read transaction for this request's store reads (template, sender, suppressions):
-        # with the writer committing all the time, each separate read would start over cold.
-        with self.store.snapshot():
-            subject, html, text = self._content(account, body)
-            headers_raw = body.get("headers") or {}
-            if not isinstance(headers_raw, dict):
-                raise RequestError(400, "headers must be an object of string values")
+        subject, html, text = self._content(account, body)
+        headers_raw = body.get("headers") or {}
+        if not isinstance(headers_raw, dict):
+            raise RequestError(400, "headers must be an object of string values")
+        try:
+            headers = validate_headers(headers_raw)
+        except HeaderError as exc:
+            raise RequestError(400, f"headers: {exc.detail}") from None
+        tags = self._tags(body.get("tags"))
+        attachments = self._attachments(body.get("attachments"))
+        if not self.store.sender_allowed(account.id, sender.addr_spec):
+            reason = sender_refusal(self.store, account.id, sender.addr_spec)
+            raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
+        opens, clicks = self._tracking(account, body)
+        msg_id = new_message_id()
+        header_id = f"<{msg_id}@{self.settings.hostname}>"
+        date = self.clock.now()
+
+        def compose(html_part: str | None) -> bytes:
             try:
-                headers = validate_headers(headers_raw)
-            except HeaderError as exc:
-                raise RequestError(400, f"headers: {exc.detail}") from None
-            tags = self._tags(body.get("tags"))
-            attachments = self._attachments(body.get("attachments"))
-            if not self.store.sender_allowed(account.id, sender.addr_spec):
-                reason = sender_refusal(self.store, account.id, sender.addr_spec)
-                raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
-            opens, clicks = self._tracking(account, body)
-            msg_id = new_message_id()
-            header_id = f"<{msg_id}@{self.settings.hostname}>"
-            date = self.clock.now()
+                return build_message(
+                    message_id=header_id,
+                    date=date,
+                    from_=sender,
+                    to=to,
+                    cc=cc,
+                    reply_to=reply_to,
+                    subject=subject,
+                    text=text or None,
+                    html=html_part or None,
+                    headers=headers,
+                    attachments=attachments,
+                    hostname=self.settings.hostname,
+                )
+            except (HeaderError, AttachmentError) as exc:
+                raise RequestError(400, exc.detail) from None
 
-            def compose(html_part: str | None) -> bytes:
-                try:
-                    return build_message(
-                        message_id=header_id,
-                        date=date,
-                        from_=sender,
-                        to=to,
-                        cc=cc,
-                        reply_to=reply_to,
-                        subject=subject,
-                        text=text or None,
-                        html=html_part or None,
-                        headers=headers,
-                        attachments=attachments,
-                        hostname=self.settings.hostname,
-                    )
-                except (HeaderError, AttachmentError) as exc:
-                    raise RequestError(400, exc.detail) from None
-
-            raw = compose(html)
-            recipients = self._recipients(
-                to,
-                cc,
-                bcc,
-                self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)]),
-            )
+        raw = compose(html)
+        # Tracked bodies need to know who is suppressed before the commit (no body for them);
+        # otherwise the admission transaction looks the list up (no read on this thread).
+        tracked = bool(html and (opens or clicks) and self.tracking_key is not None)
+        suppressed = (
+            self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
+            if tracked
+            else {}
+        )
+        recipients = self._recipients(to, cc, bcc, suppressed)
         variants: tuple[bytes, ...] = ()
-        if html and (opens or clicks) and self.tracking_key is not None:
+        if tracked and html and self.tracking_key is not None:  # (the same test, for mypy)
             # One body per recipient: the pixel and links carry a signed token for that recipient.
             variants = tuple(
                 b""
@@ -239,6 +239,7 @@ class Admission:
                 recipients=recipients,
                 idempotency=idempotency,
                 recipient_bodies=variants,
+                check_suppressions=not tracked,
             )
         )
         if self.on_commit is not None:
@@ -347,6 +348,7 @@ class Admission:
                 tags=tuple(tags),
                 body=added + block.head + block.rest,
                 recipients=recipients,
+                check_suppressions=True,
             )
         )
         if self.on_commit is not None:
@@ -374,15 +376,9 @@ class Admission:
         first: dict[str, str] = {}
         for r in rcpts:
             first.setdefault(r.lower(), r)
-        unique = list(first.items())
-        suppressed = self.suppressed(account_id, [low for low, _ in unique])
         return tuple(
-            NewRecipient(
-                address=addr,
-                kind="to" if low in to else "cc" if low in cc else "bcc",
-                suppressed=suppressed.get(low),
-            )
-            for low, addr in unique
+            NewRecipient(address=addr, kind="to" if low in to else "cc" if low in cc else "bcc")
+            for low, addr in first.items()
         )
 
     @staticmethod

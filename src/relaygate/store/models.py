@@ -63,6 +63,11 @@ class NewMessage:
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, hash of the request body)
     #: Per-recipient bodies (open/click tracking), in the order of ``recipients``; empty when shared.
     recipient_bodies: tuple[bytes, ...] = ()
+    #: Look the recipients up on the suppression list inside the admission transaction (their
+    #: ``suppressed`` is then replaced): no read of its own on the caller's thread, and the list
+    #: as committed at that moment. Callers that need the answer earlier (tracked bodies) look
+    #: it up themselves and leave this off.
+    check_suppressions: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

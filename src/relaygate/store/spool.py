@@ -12,6 +12,7 @@ randomness, so a fast hash is right) and compared with ``hmac.compare_digest``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -674,6 +675,21 @@ class Store:
                 "INSERT OR REPLACE INTO idempotency (account_id, key, request_hash, message_id, created_at) VALUES (?, ?, ?, ?, ?)",
                 (m.account_id, key, digest, m.id, now),
             )
+        if m.check_suppressions and m.recipients:
+            lowered = [r.address.lower() for r in m.recipients]
+            found = {
+                row[0]: row[1]
+                for row in conn.execute(
+                    _suppressed_sql(len(lowered)), (m.account_id, *lowered, now)
+                )
+            }
+            m = dataclasses.replace(
+                m,
+                recipients=tuple(
+                    dataclasses.replace(r, suppressed=found.get(low))
+                    for r, low in zip(m.recipients, lowered, strict=True)
+                ),
+            )
         live = sum(1 for r in m.recipients if r.suppressed is None)
         limits = self._consume(conn, account, live, now) if check_limits else _no_limits(account)
         conn.execute(
@@ -1301,12 +1317,7 @@ class Store:
         if not addresses:
             return {}
         lowered = [a.lower() for a in addresses]
-        marks = ",".join("?" * len(lowered))
-        rows = self._read(
-            f"SELECT address, reason FROM suppressions WHERE account_id = ? AND address IN ({marks})"
-            " AND (expires_at IS NULL OR expires_at > ?)",
-            (account_id, *lowered, self.clock.now()),
-        )
+        rows = self._read(_suppressed_sql(len(lowered)), (account_id, *lowered, self.clock.now()))
         return {r[0]: r[1] for r in rows}
 
     def suppress(
@@ -1506,6 +1517,15 @@ _EVENT_FOR_STATE = {
     State.DEFERRED: "deferred",
     State.EXPIRED: "bounce",
 }
+
+
+def _suppressed_sql(count: int) -> str:
+    """Which of ``count`` lowercased addresses are on an account's (unexpired) suppression list."""
+    marks = ",".join("?" * count)
+    return (
+        f"SELECT address, reason FROM suppressions WHERE account_id = ? AND address IN ({marks})"
+        " AND (expires_at IS NULL OR expires_at > ?)"
+    )
 
 
 def _limit_headers(
