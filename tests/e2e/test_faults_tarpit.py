@@ -50,6 +50,7 @@ def admit(store: Store, account_id: int, rcpt: str) -> str:
             tags=(),
             body=b"Subject: s\r\n\r\nhello\r\n",
             recipients=(NewRecipient(address=rcpt, kind="to"),),
+            check_suppressions=False,
         ),
         limits=False,
     )

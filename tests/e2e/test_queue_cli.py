@@ -29,6 +29,7 @@ def test_queue_operations(tmp_path: Path) -> None:
                 tags=(),
                 body=b"x",
                 recipients=(NewRecipient(address=f"r@{domain}", kind="to"),),
+                check_suppressions=False,
             ),
             limits=False,
         )

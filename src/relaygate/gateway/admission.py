@@ -278,10 +278,6 @@ class Admission:
                 403, f"MAIL FROM {mail_from} is not a verified identity of this account"
             )
 
-    def suppressed(self, account_id: int, addresses: Sequence[str]) -> Mapping[str, str]:
-        """The suppression list: lowercased address → reason."""
-        return self.store.suppressed(account_id, addresses)
-
     async def submit_smtp(
         self,
         *,

@@ -101,19 +101,18 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 def _split(sql: str) -> list[str]:
     """Split a migration into statements (no semicolons inside our string literals); a
-    ``CREATE TRIGGER … BEGIN … END`` is one statement with the semicolons of its body."""
+    statement ends at the first semicolon where SQLite sees a complete one, so a
+    ``CREATE TRIGGER … BEGIN …; END`` keeps the semicolons of its body."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     statements: list[str] = []
     pending = ""
     for part in "\n".join(lines).split(";"):
-        text = f"{pending};{part}" if pending else part.strip()
-        if not text.strip():
-            continue
-        if text.upper().startswith("CREATE TRIGGER") and not text.rstrip().upper().endswith("END"):
-            pending = text  # inside the trigger's body
-            continue
-        pending = ""
-        statements.append(text.strip())
-    if pending:
-        statements.append(pending.strip())
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            text = pending.strip().removesuffix(";").strip()
+            if text:
+                statements.append(text)
+            pending = ""
+    if pending.strip().removesuffix(";").strip():
+        statements.append(pending.strip().removesuffix(";").strip())
     return statements

@@ -66,8 +66,8 @@ class NewMessage:
     #: Look the recipients up on the suppression list inside the admission transaction (their
     #: ``suppressed`` is then replaced): no read of its own on the caller's thread, and the list
     #: as committed at that moment. Callers that need the answer earlier (tracked bodies) look
-    #: it up themselves and leave this off.
-    check_suppressions: bool = False
+    #: it up themselves and say False. No default: a caller must decide.
+    check_suppressions: bool
 
 
 @dataclass(frozen=True, kw_only=True)

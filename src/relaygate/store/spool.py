@@ -11,7 +11,6 @@ randomness, so a fast hash is right) and compared with ``hmac.compare_digest``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -22,7 +21,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -267,14 +266,21 @@ class PolicyCache:
         self._map: mmap.mmap | None = None
         self._mapped = stamp is None  # tried (or nothing to try)
         self._seen = b""
+        self._generation = 0  # moved by every clear(): a put after it is dropped
 
     def _attach(self) -> None:
+        """Map the stamp (made, 8 zero bytes, when missing: a reader needs no write access)."""
         self._mapped = True
         assert self.stamp is not None
         try:
-            with open(self.stamp, "ab") as f:  # create it; never shorter than the stamp
-                if f.tell() < _STAMP_BYTES:
-                    f.write(bytes(_STAMP_BYTES - f.tell()))
+            if not self.stamp.exists() or self.stamp.stat().st_size < _STAMP_BYTES:
+                fd = os.open(self.stamp, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    size = os.fstat(fd).st_size
+                    if size < _STAMP_BYTES:
+                        os.pwrite(fd, bytes(_STAMP_BYTES - size), size)
+                finally:
+                    os.close(fd)
             with open(self.stamp, "rb") as f:
                 self._map = mmap.mmap(f.fileno(), _STAMP_BYTES, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
@@ -282,38 +288,48 @@ class PolicyCache:
                 "policy stamp unavailable; the cache relies on its TTL", extra={"error": str(exc)}
             )
 
-    def get(self, key: tuple[Any, ...]) -> Any:
-        """The cached value, or ``_MISS``."""
+    def _stamp(self) -> bytes:
         if not self._mapped:
             self._attach()
-        stamp = self._map[:_STAMP_BYTES] if self._map is not None else b""
+        try:
+            return self._map[:_STAMP_BYTES] if self._map is not None else b""
+        except ValueError:  # closed under us (Store.close): the TTL alone
+            return b""
+
+    def get(self, key: tuple[Any, ...]) -> tuple[Any, tuple[bytes, int]]:
+        """The cached value (or ``_MISS``) and the token to ``put`` what is read instead."""
+        stamp = self._stamp()
         if stamp != self._seen:  # some Store changed the policy since: forget everything
-            self._entries = {}
+            self.clear()
             self._seen = stamp
-            return _MISS
+        token = (stamp, self._generation)
         entry = self._entries.get(key)
         if entry is None or entry[0] <= self.clock.now():
-            return _MISS
-        return entry[1]
+            return _MISS, token
+        return entry[1], token
 
-    def put(self, key: tuple[Any, ...], value: Any) -> None:
-        if self.ttl <= 0:
+    def put(self, key: tuple[Any, ...], value: Any, token: tuple[bytes, int]) -> None:
+        """Remember ``value``, read after ``get`` gave ``token`` — unless the policy changed in
+        between (the stamp moved, or a write of this process cleared the cache): then the
+        value may predate the change, and the next lookup reads again."""
+        if self.ttl <= 0 or token != (self._stamp(), self._generation):
             return
         if len(self._entries) >= self.max_entries:
             self._entries = {}
         self._entries[key] = (self.clock.now() + self.ttl, value)
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries = {}
 
     def changed(self) -> None:
         """Tell every process sharing the store (this one too). Best effort: a process that
         cannot write the stamp (another user) leaves the others to the TTL."""
-        self._entries = {}
+        self.clear()
         if self.stamp is None:
             return
         try:
-            fd = os.open(self.stamp, os.O_WRONLY | os.O_CREAT, 0o660)
+            fd = os.open(self.stamp, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 os.pwrite(fd, secrets.token_bytes(_STAMP_BYTES), 0)
             finally:
@@ -322,6 +338,7 @@ class PolicyCache:
             log.warning("cannot write the policy stamp", extra={"error": str(exc)})
 
     def close(self) -> None:
+        self._mapped = self.stamp is None  # a Store used again maps the stamp again
         if self._map is not None:
             self._map.close()
             self._map = None
@@ -374,24 +391,6 @@ class Store:
             raise
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailable(f"store unavailable: {exc}") from exc
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Run this thread's reads inside the block in one read transaction (one consistent
-        state, and one wal-index/page-cache refresh instead of one per statement). The block
-        must not await (the connection is shared by the thread's tasks); nested use is a no-op."""
-        conn = self._conn()
-        if conn.in_transaction:
-            yield
-            return
-        with db.translated():
-            conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            if conn.in_transaction:
-                with db.translated():
-                    conn.execute("COMMIT")
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn()
@@ -450,12 +449,12 @@ class Store:
 
     def get_account(self, account_id: int) -> Account | None:
         key = ("account", account_id)
-        found = self.policy.get(key)
+        found, token = self.policy.get(key)
         if found is not _MISS:
             return found  # type: ignore[no-any-return]
         rows = self._read("SELECT * FROM accounts WHERE id = ?", (account_id,))
         account = _row_account(rows[0]) if rows else None
-        self.policy.put(key, account)
+        self.policy.put(key, account, token)
         return account
 
     def list_accounts(self) -> list[Account]:
@@ -551,7 +550,7 @@ class Store:
         if not secret or len(secret) > 200:
             return None
         digest = hash_secret(secret)
-        cached = self.policy.get(("key", digest))
+        cached, token = self.policy.get(("key", digest))
         if cached is not _MISS:
             return cached  # type: ignore[no-any-return]
         rows = self._read(
@@ -578,7 +577,9 @@ class Store:
             created_at=r["a_created"],
         )
         found = (_row_key(r), account)
-        self.policy.put(("key", digest), found)  # only live keys: failures are not remembered
+        self.policy.put(
+            ("key", digest), found, token
+        )  # only live keys: failures are not remembered
         return found
 
     # -- identities -------------------------------------------------------------------------
@@ -627,7 +628,7 @@ class Store:
         """True when ``address`` is a verified identity of the account (exact, or at a verified domain)."""
         addr = address.lower()
         key = ("sender", account_id, addr)
-        found = self.policy.get(key)
+        found, token = self.policy.get(key)
         if found is not _MISS:
             return bool(found)
         domain = addr.rpartition("@")[2]
@@ -636,7 +637,7 @@ class Store:
             " ((kind = 'address' AND value = ?) OR (kind = 'domain' AND value = ?)) LIMIT 1",
             (account_id, addr, domain),
         )
-        self.policy.put(key, bool(rows))
+        self.policy.put(key, bool(rows), token)
         return bool(rows)
 
     # -- admission (hot path, group commit) -------------------------------------------------
@@ -1255,7 +1256,7 @@ class Store:
     # -- account templates ----------------------------------------------------------------
     def get_template(self, account_id: int, slug: str) -> Template | None:
         key = ("template", account_id, slug)
-        found = self.policy.get(key)
+        found, token = self.policy.get(key)
         if found is not _MISS:
             return found  # type: ignore[no-any-return]
         rows = self._read(
@@ -1267,7 +1268,7 @@ class Store:
             template = Template(
                 slug=r["slug"], subject=r["subject"], html=r["html"], text=r["text"]
             )
-        self.policy.put(key, template)
+        self.policy.put(key, template, token)
         return template
 
     def list_templates(self, account_id: int) -> list[dict[str, Any]]:

@@ -484,21 +484,6 @@ async def test_account_template_updated_or_deleted_takes_effect_on_the_next_send
     assert subjects == ["v1 Alex", "v2 Alex", "Welcome, Alex!"]  # then the system template
 
 
-def test_snapshot_ends_its_read_transaction_even_on_error(
-    store: Store, sender: dict[str, Any]
-) -> None:
-    account_id = sender["account"].id
-    with store.snapshot():
-        with store.snapshot():  # nested: a no-op
-            assert store.sender_allowed(account_id, "you@example.com")
-        assert store._conn().in_transaction
-    assert not store._conn().in_transaction
-    with pytest.raises(ValueError), store.snapshot():
-        store.get_template(account_id, "welcome")
-        raise ValueError("boom")
-    assert not store._conn().in_transaction
-
-
 @pytest.mark.parametrize(
     "payload",
     [

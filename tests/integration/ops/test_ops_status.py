@@ -31,6 +31,7 @@ def admit(store: Store, account_id: int, *rcpts: str) -> str:
             tags=(),
             body=b"Subject: s\r\n\r\nhello\r\n",
             recipients=tuple(NewRecipient(address=r, kind="to") for r in rcpts),
+            check_suppressions=False,
         ),
         limits=False,
     )

@@ -86,6 +86,7 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
                     tags=(),
                     body=body,
                     recipients=(NewRecipient(address="grey@dest.test", kind="to"),),
+                    check_suppressions=False,
                 ),
                 limits=False,
             )
@@ -138,6 +139,7 @@ def admit_from(store: Store, account_id: int, domain: str, *rcpts: str) -> str:
             tags=(),
             body=f"From: shop@{domain}\r\nTo: {', '.join(rcpts)}\r\nSubject: s\r\n\r\nhi\r\n".encode(),
             recipients=tuple(NewRecipient(address=r, kind="to") for r in rcpts),
+            check_suppressions=False,
         ),
         limits=False,
     )

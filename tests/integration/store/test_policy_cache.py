@@ -92,3 +92,38 @@ def test_failed_authentications_are_not_remembered(store: Store, sender: dict[st
     for i in range(50):
         assert store.authenticate(f"sk_live_wrong{i}") is None
     assert not any(key[0] == "key" for key in store.policy._entries)
+
+
+def test_a_value_read_before_a_change_is_not_remembered_after_it(
+    store: Store, clock: FakeClock, sender: dict[str, Any]
+) -> None:
+    """A reader that looked up before a change and puts after it (another thread, or another
+    process's change) must not leave the old value cached."""
+    key = ("key", "x")
+    _, token = store.policy.get(key)
+    store.update_account(sender["account"].id, plan="trial")  # a write of this process
+    store.policy.put(key, "old", token)
+    assert store.policy.get(key)[0] != "old"
+    _, token = store.policy.get(key)
+    cli = other_process(store, clock)
+    try:
+        cli.update_account(sender["account"].id, plan="paid")  # another process's
+    finally:
+        cli.close()
+    store.policy.put(key, "old", token)
+    assert store.policy.get(key)[0] != "old"
+    _, token = store.policy.get(key)
+    store.policy.put(key, "new", token)  # nothing changed in between: remembered
+    assert store.policy.get(key)[0] == "new"
+
+
+def test_a_closed_store_maps_the_stamp_again_when_used(
+    store: Store, clock: FakeClock, sender: dict[str, Any]
+) -> None:
+    reader = other_process(store, clock)
+    assert reader.authenticate(sender["secret"]) is not None
+    reader.close()
+    assert reader.authenticate(sender["secret"]) is not None
+    store.revoke_key(sender["key"].id)
+    assert reader.authenticate(sender["secret"]) is None  # it watches the stamp again
+    reader.close()

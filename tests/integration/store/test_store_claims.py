@@ -25,6 +25,7 @@ def message(account_id: int, n: int = 1, body: bytes = b"Subject: x\r\n\r\nhi\r\
         tags=("t",),
         body=body,
         recipients=tuple(NewRecipient(address=f"r{i}@dest.test", kind="to") for i in range(n)),
+        check_suppressions=False,
     )
 
 

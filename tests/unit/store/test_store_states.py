@@ -53,6 +53,7 @@ def test_illegal_transitions_are_refused(store: Store, sender: dict) -> None:  #
             tags=(),
             body=b"x",
             recipients=(NewRecipient(address="r@dest.test", kind="to"),),
+            check_suppressions=False,
         )
     )
     rid = store.recipients_of("msg_" + "0" * 32)[0]["id"]

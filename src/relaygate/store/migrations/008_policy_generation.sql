@@ -1,6 +1,7 @@
 -- relaygate schema 8: a generation number that moves on every change to the sending policy
 -- (accounts, API keys, identities, account templates), whatever wrote it: processes that cache
--- the policy (Store.policy) learn of a change made elsewhere from it (see PolicyCache).
+-- the policy (Store.policy) learn of a change made elsewhere from it (see PolicyCache). Only
+-- the columns the cached reads use count (an identity's last DNS check time does not).
 CREATE TABLE policy_generation (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     n             INTEGER NOT NULL
@@ -19,7 +20,7 @@ END;
 CREATE TRIGGER policy_api_keys_insert AFTER INSERT ON api_keys BEGIN
     UPDATE policy_generation SET n = n + 1 WHERE id = 1;
 END;
-CREATE TRIGGER policy_api_keys_update AFTER UPDATE ON api_keys BEGIN
+CREATE TRIGGER policy_api_keys_update AFTER UPDATE OF account_id, scopes, secret_hash, revoked_at ON api_keys BEGIN
     UPDATE policy_generation SET n = n + 1 WHERE id = 1;
 END;
 CREATE TRIGGER policy_api_keys_delete AFTER DELETE ON api_keys BEGIN
@@ -28,7 +29,7 @@ END;
 CREATE TRIGGER policy_identities_insert AFTER INSERT ON identities BEGIN
     UPDATE policy_generation SET n = n + 1 WHERE id = 1;
 END;
-CREATE TRIGGER policy_identities_update AFTER UPDATE ON identities BEGIN
+CREATE TRIGGER policy_identities_update AFTER UPDATE OF account_id, kind, value, status ON identities BEGIN
     UPDATE policy_generation SET n = n + 1 WHERE id = 1;
 END;
 CREATE TRIGGER policy_identities_delete AFTER DELETE ON identities BEGIN
