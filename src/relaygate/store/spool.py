@@ -37,6 +37,7 @@ from relaygate.store.models import (
     Identity,
     Limits,
     NewMessage,
+    NewRecipient,
     Outcome,
     PreparedBody,
 )
@@ -648,6 +649,10 @@ class Store:
         limits hold across processes sharing the store. Raises RequestError(429) when exceeded.
         """
         now = self.clock.now()
+        if message.idempotency is None and not message.recipient_bodies:
+            return await self.writer.run_bulk(
+                self._admit_many, self._admit_item, (message, now, limits)
+            )
         return await self.writer.run(lambda conn: self._admit(conn, message, now, limits))
 
     def admit_sync(self, message: NewMessage, *, limits: bool = True) -> Limits:
@@ -750,13 +755,7 @@ class Store:
                     type_="bounce",
                     now=now,
                     state_to=state.value,
-                    data={
-                        "reason": "suppressed",
-                        "bounce_type": "hard",
-                        "diagnostic": f"recipient is suppressed: {r.suppressed}",
-                        "status": "5.7.1",
-                        "smtp_response": "",
-                    },
+                    data=_suppressed_event_data(r.suppressed),
                 )
             else:
                 insert_event(
@@ -770,6 +769,254 @@ class Store:
                     data={"channel": m.channel},
                 )
         return limits
+
+    def _admit_item(self, conn: sqlite3.Connection, item: tuple[NewMessage, float, bool]) -> Limits:
+        return self._admit(conn, *item)
+
+    def _admit_many(
+        self, conn: sqlite3.Connection, items: list[tuple[NewMessage, float, bool]]
+    ) -> list[tuple[bool, Any]]:
+        """``_admit`` for a batch's plain admissions (no Idempotency-Key, no tracked bodies) at
+        once: the same checks in the same order, answered per item, then a few multi-row
+        statements for all the accepted ones (see GroupWriter.run_bulk). The usage counters are
+        read once, counted here and written back once: this transaction holds the write lock,
+        so nobody else moves them meanwhile. A refused item counts nothing, as in ``_admit``."""
+        accounts, seconds, days, suppressed = self._batch_reads(conn, items)
+        touched_seconds: set[tuple[int, int]] = set()
+        touched_days: set[tuple[int, str]] = set()
+        outcomes: list[tuple[bool, Any]] = []
+        accepted: list[tuple[NewMessage, float, tuple[NewRecipient, ...]]] = []
+        for m, now, check_limits in items:
+            account = accounts.get(m.account_id)
+            if account is None:
+                outcomes.append((False, RequestError(401, "unknown account")))
+                continue
+            recipients = m.recipients
+            if m.check_suppressions:
+                found = suppressed.get(m.account_id, {})
+                recipients = tuple(
+                    dataclasses.replace(r, suppressed=found.get(r.address.lower()))
+                    for r in recipients
+                )
+            live = sum(1 for r in recipients if r.suppressed is None)
+            rate_limit, quota = account
+            if not check_limits:
+                outcomes.append(
+                    (
+                        True,
+                        Limits(
+                            rate_limit=rate_limit,
+                            rate_remaining=rate_limit,
+                            rate_reset=1,
+                            quota=quota,
+                            quota_remaining=quota,
+                        ),
+                    )
+                )
+                accepted.append((m, now, recipients))
+                continue
+            second, day = (m.account_id, int(now)), (m.account_id, utc_day(now))
+            requests = seconds.get(second, 0) + 1
+            if requests > rate_limit:
+                outcomes.append((False, _rate_refusal(rate_limit)))
+                continue
+            used = days.get(day, 0) + live
+            if used > quota:
+                outcomes.append(
+                    (False, _quota_refusal(rate_limit, quota, requests, used, live, now))
+                )
+                continue
+            seconds[second], days[day] = requests, used
+            touched_seconds.add(second)
+            touched_days.add(day)
+            outcomes.append(
+                (
+                    True,
+                    Limits(
+                        rate_limit=rate_limit,
+                        rate_remaining=max(0, rate_limit - requests),
+                        rate_reset=1,
+                        quota=quota,
+                        quota_remaining=max(0, quota - used),
+                    ),
+                )
+            )
+            accepted.append((m, now, recipients))
+        if touched_seconds:
+            _insert_rows(
+                conn,
+                "INSERT INTO usage_second (account_id, second, requests) VALUES {}"
+                " ON CONFLICT (account_id, second) DO UPDATE SET requests = excluded.requests",
+                [(a, sec, seconds[(a, sec)]) for a, sec in sorted(touched_seconds)],
+            )
+            for a, sec in touched_seconds:  # _consume's clean-up, on the same schedule
+                if sec % 64 == 0 and seconds[(a, sec)] == 1:
+                    conn.execute("DELETE FROM usage_second WHERE second < ?", (sec - 60,))
+        if touched_days:
+            _insert_rows(
+                conn,
+                "INSERT INTO usage_daily (account_id, day, recipients) VALUES {}"
+                " ON CONFLICT (account_id, day) DO UPDATE SET recipients = excluded.recipients",
+                [(a, d, days[(a, d)]) for a, d in sorted(touched_days)],
+            )
+        if accepted:
+            self._insert_messages(conn, accepted)
+        return outcomes
+
+    @staticmethod
+    def _batch_reads(
+        conn: sqlite3.Connection, items: list[tuple[NewMessage, float, bool]]
+    ) -> tuple[
+        dict[int, tuple[int, int]],
+        dict[tuple[int, int], int],
+        dict[tuple[int, str], int],
+        dict[int, dict[str, str]],
+    ]:
+        """Everything the batch's checks read, in one statement when its parameters fit (each
+        statement is a trip through the GIL): account → (rate limit, daily quota); (account,
+        second) → requests; (account, UTC day) → recipients; account → suppressed address →
+        reason, for the items that ask."""
+        accounts = sorted({m.account_id for m, _, _ in items})
+        counted = [(m.account_id, now) for m, now, check in items if check]
+        secs = sorted({int(now) for _, now in counted})
+        day_keys = sorted({utc_day(now) for _, now in counted})
+        a_marks = ",".join("?" * len(accounts))
+        parts = [
+            f"SELECT 'a', id, NULL, rate_limit, daily_quota FROM accounts WHERE id IN ({a_marks})"
+        ]
+        params: list[Any] = list(accounts)
+        if counted:
+            parts.append(
+                f"SELECT 's', account_id, second, requests, NULL FROM usage_second"
+                f" WHERE account_id IN ({a_marks}) AND second IN ({','.join('?' * len(secs))})"
+            )
+            parts.append(
+                f"SELECT 'd', account_id, day, recipients, NULL FROM usage_daily"
+                f" WHERE account_id IN ({a_marks}) AND day IN ({','.join('?' * len(day_keys))})"
+            )
+            params += [*accounts, *secs, *accounts, *day_keys]
+        wanted: dict[int, set[str]] = {}
+        latest: dict[int, float] = {}
+        for m, now, _ in items:
+            if m.check_suppressions and m.recipients:
+                wanted.setdefault(m.account_id, set()).update(
+                    r.address.lower() for r in m.recipients
+                )
+                latest[m.account_id] = max(now, latest.get(m.account_id, now))
+        lookups = [(a, sorted(addresses)) for a, addresses in wanted.items()]
+        separate = len(params) + sum(len(x) + 2 for _, x in lookups) > _MAX_PARAMS
+        if not separate:
+            for account_id, lowered in lookups:
+                parts.append(
+                    f"SELECT 'x', account_id, address, reason, NULL FROM suppressions"
+                    f" WHERE account_id = ? AND address IN ({','.join('?' * len(lowered))})"
+                    " AND (expires_at IS NULL OR expires_at > ?)"
+                )
+                params += [account_id, *lowered, latest[account_id]]
+        found_accounts: dict[int, tuple[int, int]] = {}
+        seconds: dict[tuple[int, int], int] = {}
+        days: dict[tuple[int, str], int] = {}
+        suppressed: dict[int, dict[str, str]] = {a: {} for a in wanted}
+        for kind, k1, k2, v1, v2 in conn.execute(" UNION ALL ".join(parts), params):
+            if kind == "a":
+                found_accounts[k1] = (v1, v2)
+            elif kind == "s":
+                seconds[(k1, k2)] = v1
+            elif kind == "d":
+                days[(k1, k2)] = v1
+            else:
+                suppressed[k1][k2] = v1
+        if separate:  # a batch with many recipients: the suppression list on its own
+            for account_id, lowered in lookups:
+                for start in range(0, len(lowered), _MAX_PARAMS - 2):
+                    part = lowered[start : start + _MAX_PARAMS - 2]
+                    suppressed[account_id].update(
+                        (row[0], row[1])
+                        for row in conn.execute(
+                            _suppressed_sql(len(part)), (account_id, *part, latest[account_id])
+                        )
+                    )
+        return found_accounts, seconds, days, suppressed
+
+    @staticmethod
+    def _insert_messages(
+        conn: sqlite3.Connection, accepted: list[tuple[NewMessage, float, tuple[NewRecipient, ...]]]
+    ) -> None:
+        """The rows ``_admit`` writes for an accepted message, for many messages at once."""
+        messages: list[tuple[Any, ...]] = []
+        bodies: list[tuple[Any, ...]] = []
+        tags: list[tuple[Any, ...]] = []
+        recipients: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for m, now, rcpts in accepted:
+            messages.append(
+                (
+                    m.id,
+                    m.account_id,
+                    m.channel,
+                    m.from_addr,
+                    m.sender_domain,
+                    m.subject,
+                    m.header_message_id,
+                    json.dumps(list(m.tags)),
+                    len(m.body),
+                    now,
+                )
+            )
+            bodies.append((m.id, m.body))
+            tags.extend((m.id, m.account_id, t) for t in m.tags)
+            for ordinal, r in enumerate(rcpts):
+                state = State.SUPPRESSED if r.suppressed else State.QUEUED
+                recipients.append(
+                    (
+                        m.id,
+                        m.account_id,
+                        r.address,
+                        r.address.rpartition("@")[2].lower(),
+                        r.kind,
+                        state.value,
+                        now,
+                        now,
+                        now,
+                        ordinal,
+                    )
+                )
+                if r.suppressed:
+                    kind, data = "bounce", _suppressed_event_data(r.suppressed)
+                else:
+                    kind, data = "queued", {"channel": m.channel}
+                events.append((m.id, ordinal, kind, json.dumps(data, separators=(",", ":"))))
+        _insert_rows(
+            conn,
+            "INSERT INTO messages (id, account_id, channel, from_addr, sender_domain, subject,"
+            " header_message_id, tags, size, created_at) VALUES {}",
+            messages,
+        )
+        _insert_rows(conn, "INSERT INTO bodies (message_id, data) VALUES {}", bodies)
+        if tags:
+            _insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO message_tags (message_id, account_id, tag) VALUES {}",
+                tags,
+            )
+        _insert_rows(
+            conn,
+            "INSERT INTO recipients (message_id, account_id, address, domain, kind, state,"
+            " queued_at, next_attempt_at, updated_at, ordinal) VALUES {}",
+            recipients,
+        )
+        # each recipient's first event, with the id SQLite just gave the recipient (in
+        # recipient order, as _admit writes them)
+        _insert_rows(
+            conn,
+            "WITH e (message_id, ordinal, type, data) AS (VALUES {})"
+            " INSERT INTO events (account_id, message_id, recipient_id, type, state_from,"
+            " state_to, created_at, data)"
+            " SELECT r.account_id, r.message_id, r.id, e.type, NULL, r.state, r.queued_at, e.data"
+            " FROM e JOIN recipients r ON r.message_id = e.message_id AND r.ordinal = e.ordinal"
+            " ORDER BY r.id",
+            events,
+        )
 
     def _consume(
         self, conn: sqlite3.Connection, account: sqlite3.Row, count: int, now: float
@@ -785,11 +1032,7 @@ class Store:
             (account["id"], second),
         ).fetchone()[0]
         if requests > rate_limit:
-            raise RequestError(
-                429,
-                f"rate limit exceeded: {rate_limit} requests per second",
-                headers=_limit_headers(rate_limit, 0, 1, retry_after=1),
-            )
+            raise _rate_refusal(rate_limit)
         used = conn.execute(
             "INSERT INTO usage_daily (account_id, day, recipients) VALUES (?, ?, ?)"
             " ON CONFLICT (account_id, day) DO UPDATE SET recipients = recipients + excluded.recipients"
@@ -797,12 +1040,7 @@ class Store:
             (account["id"], day, count),
         ).fetchone()[0]
         if used > quota:
-            retry = max(1, int(86400 - (now % 86400)) + 1)
-            raise RequestError(
-                429,
-                f"daily quota exceeded: {used - count} of {quota} recipients used today, this request has {count}",
-                headers=_limit_headers(rate_limit, rate_limit - requests + 1, 1, retry_after=retry),
-            )
+            raise _quota_refusal(rate_limit, quota, requests, used, count, now)
         if requests == 1 and second % 64 == 0:
             conn.execute("DELETE FROM usage_second WHERE second < ?", (second - 60,))
         return Limits(
@@ -1518,6 +1756,52 @@ _EVENT_FOR_STATE = {
     State.DEFERRED: "deferred",
     State.EXPIRED: "bounce",
 }
+
+
+def _rate_refusal(rate_limit: int) -> RequestError:
+    return RequestError(
+        429,
+        f"rate limit exceeded: {rate_limit} requests per second",
+        headers=_limit_headers(rate_limit, 0, 1, retry_after=1),
+    )
+
+
+def _quota_refusal(
+    rate_limit: int, quota: int, requests: int, used: int, count: int, now: float
+) -> RequestError:
+    retry = max(1, int(86400 - (now % 86400)) + 1)
+    return RequestError(
+        429,
+        f"daily quota exceeded: {used - count} of {quota} recipients used today, this request has {count}",
+        headers=_limit_headers(rate_limit, rate_limit - requests + 1, 1, retry_after=retry),
+    )
+
+
+def _suppressed_event_data(reason: str) -> dict[str, Any]:
+    return {
+        "reason": "suppressed",
+        "bounce_type": "hard",
+        "diagnostic": f"recipient is suppressed: {reason}",
+        "status": "5.7.1",
+        "smtp_response": "",
+    }
+
+
+#: Rows per multi-row INSERT: SQLite before 3.32 allows 999 parameters per statement.
+_MAX_PARAMS = 999
+
+
+def _insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``sql`` (with ``{}`` where the VALUES tuples go) for all ``rows``, in as few statements as
+    the parameter limit allows."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = max(1, _MAX_PARAMS // width)
+    one = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        conn.execute(sql.format(",".join([one] * len(chunk))), [v for row in chunk for v in row])
 
 
 def _suppressed_sql(count: int) -> str:

@@ -6,6 +6,13 @@ thread takes everything queued (up to ``max_batch``), runs each function inside 
 only then resolves each caller's future. If the commit fails every caller in the batch gets
 ``StoreUnavailable`` and nothing of the batch is kept: nobody is ever told "committed" for work
 that is not on disk.
+
+``await writer.run_bulk(many, one, item)`` is for the hot path (admissions): the items of one
+batch that share ``many`` are handed to it together, so it can write them with a few multi-row
+statements (each statement's step gives the GIL away and waits to get it back, which made a
+job's dozen statements the writer's main cost while the event loop was busy). ``many`` answers
+each item itself (``(ok, value)``); if it raises, its work is rolled back and every item runs
+through ``one`` in its own SAVEPOINT, as a ``run`` job would.
 """
 
 from __future__ import annotations
@@ -26,7 +33,25 @@ from relaygate.store.db import connect
 T = TypeVar("T")
 log = logging.getLogger("relaygate.store")
 
-_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+Item = TypeVar("Item")
+JobOutcome = tuple[bool, Any]  # (True, result) or (False, exception)
+BulkMany = Callable[[sqlite3.Connection, list[Any]], list[JobOutcome]]
+BulkOne = Callable[[sqlite3.Connection, Any], Any]
+
+
+class _Bulk:
+    """One item of a bulk job: ``many`` groups it with the others of its batch."""
+
+    __slots__ = ("item", "many", "one")
+
+    def __init__(self, many: BulkMany, one: BulkOne, item: Any) -> None:
+        self.many = many
+        self.one = one
+        self.item = item
+
+
+_Work = Callable[[sqlite3.Connection], Any] | _Bulk
+_Job = tuple[_Work, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class GroupWriter:
@@ -41,6 +66,7 @@ class GroupWriter:
         self.batches = 0
         self.jobs = 0
         self.checkpoints = 0
+        self.bulk_fallbacks = 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -97,6 +123,20 @@ class GroupWriter:
         self._queue.put((fn, loop, fut))
         return await fut
 
+    async def run_bulk(
+        self,
+        many: Callable[[sqlite3.Connection, list[Item]], list[JobOutcome]],
+        one: Callable[[sqlite3.Connection, Item], T],
+        item: Item,
+    ) -> T:
+        """Like ``run(lambda conn: one(conn, item))``, with the batch's items of ``many`` together."""
+        if self._thread is None:
+            raise StoreUnavailable("store writer is not running")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((_Bulk(many, one, item), loop, fut))
+        return await fut
+
     # -- the writer thread ------------------------------------------------------------------
     def _loop(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -129,24 +169,20 @@ class GroupWriter:
     def _commit_batch(
         self, conn: sqlite3.Connection, batch: list[_Job]
     ) -> sqlite3.Connection | None:
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[JobOutcome | None] = [None] * len(batch)
+        bulks: dict[BulkMany, list[int]] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for i, (fn, _loop, _fut) in enumerate(batch):
-                conn.execute(f"SAVEPOINT job{i}")
-                try:
-                    result = fn(conn)
-                except Exception as exc:
-                    conn.execute(f"ROLLBACK TO job{i}")
-                    conn.execute(f"RELEASE job{i}")
-                    if isinstance(
-                        exc, sqlite3.OperationalError | sqlite3.DatabaseError
-                    ) and not isinstance(exc, sqlite3.IntegrityError):
-                        raise
-                    outcomes.append((False, exc))
+            for i, (work, _loop, _fut) in enumerate(batch):
+                if isinstance(work, _Bulk):
+                    bulks.setdefault(work.many, []).append(i)
                 else:
-                    conn.execute(f"RELEASE job{i}")
-                    outcomes.append((True, result))
+                    outcomes[i] = self._one(conn, i, work)
+            for many, positions in bulks.items():
+                for i, outcome in zip(
+                    positions, self._many(conn, many, batch, positions), strict=True
+                ):
+                    outcomes[i] = outcome
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -158,15 +194,63 @@ class GroupWriter:
             return None  # reconnect for the next batch
         self.batches += 1
         self.jobs += len(batch)
-        _answer(batch, outcomes)
+        _answer(
+            batch, [o if o is not None else (False, RuntimeError("no outcome")) for o in outcomes]
+        )
         return conn
+
+    @staticmethod
+    def _one(
+        conn: sqlite3.Connection, i: int, fn: Callable[[sqlite3.Connection], Any]
+    ) -> JobOutcome:
+        """``fn`` in its own SAVEPOINT: its error rolls back its work only (a database-level
+        failure is raised: the whole batch fails)."""
+        conn.execute(f"SAVEPOINT job{i}")
+        try:
+            result = fn(conn)
+        except Exception as exc:
+            conn.execute(f"ROLLBACK TO job{i}")
+            conn.execute(f"RELEASE job{i}")
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.IntegrityError
+            ):
+                raise
+            return (False, exc)
+        conn.execute(f"RELEASE job{i}")
+        return (True, result)
+
+    def _many(
+        self, conn: sqlite3.Connection, many: BulkMany, batch: list[_Job], positions: list[int]
+    ) -> list[JobOutcome]:
+        items = [batch[i][0] for i in positions]
+        conn.execute("SAVEPOINT bulk")
+        try:
+            outcomes = many(conn, [b.item for b in items if isinstance(b, _Bulk)])
+        except Exception as exc:
+            conn.execute("ROLLBACK TO bulk")
+            conn.execute("RELEASE bulk")
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.IntegrityError
+            ):
+                raise
+            log.info("bulk write fell back to one by one", extra={"error": str(exc)})
+            self.bulk_fallbacks += 1
+            return [
+                self._one(conn, i, lambda c, b=b: b.one(c, b.item))  # type: ignore[misc]
+                for i, b in zip(positions, items, strict=True)
+                if isinstance(b, _Bulk)
+            ]
+        conn.execute("RELEASE bulk")
+        if len(outcomes) != len(items):
+            raise RuntimeError("a bulk writer must answer every item")
+        return outcomes
 
     @staticmethod
     def _fail(batch: list[_Job], exc: Exception) -> None:
         _answer(batch, [(False, exc)] * len(batch))
 
 
-def _answer(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+def _answer(batch: list[_Job], outcomes: list[JobOutcome]) -> None:
     """Hand each caller its result: one wake-up per event loop for the whole batch, not one per
     job (each ``call_soon_threadsafe`` writes to the loop's wake-up pipe)."""
     per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
