@@ -783,6 +783,7 @@ class Store:
         so nobody else moves them meanwhile. A refused item counts nothing, as in ``_admit``."""
         accounts, seconds, days, suppressed = self._batch_reads(conn, items)
         touched_seconds: set[tuple[int, int]] = set()
+        clean_before: int | None = None
         touched_days: set[tuple[int, str]] = set()
         outcomes: list[tuple[bool, Any]] = []
         accepted: list[tuple[NewMessage, float, tuple[NewRecipient, ...]]] = []
@@ -795,7 +796,7 @@ class Store:
             if m.check_suppressions:
                 found = suppressed.get(m.account_id, {})
                 recipients = tuple(
-                    dataclasses.replace(r, suppressed=found.get(r.address.lower()))
+                    dataclasses.replace(r, suppressed=_in_force(found.get(r.address.lower()), now))
                     for r in recipients
                 )
             live = sum(1 for r in recipients if r.suppressed is None)
@@ -827,6 +828,8 @@ class Store:
                 )
                 continue
             seconds[second], days[day] = requests, used
+            if requests == 1 and second[1] % 64 == 0:  # _consume's clean-up, on its schedule
+                clean_before = max(clean_before or 0, second[1] - 60)
             touched_seconds.add(second)
             touched_days.add(day)
             outcomes.append(
@@ -849,9 +852,8 @@ class Store:
                 " ON CONFLICT (account_id, second) DO UPDATE SET requests = excluded.requests",
                 [(a, sec, seconds[(a, sec)]) for a, sec in sorted(touched_seconds)],
             )
-            for a, sec in touched_seconds:  # _consume's clean-up, on the same schedule
-                if sec % 64 == 0 and seconds[(a, sec)] == 1:
-                    conn.execute("DELETE FROM usage_second WHERE second < ?", (sec - 60,))
+        if clean_before is not None:
+            conn.execute("DELETE FROM usage_second WHERE second < ?", (clean_before,))
         if touched_days:
             _insert_rows(
                 conn,
@@ -870,7 +872,7 @@ class Store:
         dict[int, tuple[int, int]],
         dict[tuple[int, int], int],
         dict[tuple[int, str], int],
-        dict[int, dict[str, str]],
+        dict[int, dict[str, tuple[str, float | None]]],
     ]:
         """Everything the batch's checks read, in one statement when its parameters fit (each
         statement is a trip through the GIL): account → (rate limit, daily quota); (account,
@@ -896,27 +898,27 @@ class Store:
             )
             params += [*accounts, *secs, *accounts, *day_keys]
         wanted: dict[int, set[str]] = {}
-        latest: dict[int, float] = {}
+        earliest: dict[int, float] = {}
         for m, now, _ in items:
             if m.check_suppressions and m.recipients:
                 wanted.setdefault(m.account_id, set()).update(
                     r.address.lower() for r in m.recipients
                 )
-                latest[m.account_id] = max(now, latest.get(m.account_id, now))
+                earliest[m.account_id] = min(now, earliest.get(m.account_id, now))
         lookups = [(a, sorted(addresses)) for a, addresses in wanted.items()]
         separate = len(params) + sum(len(x) + 2 for _, x in lookups) > _MAX_PARAMS
         if not separate:
             for account_id, lowered in lookups:
                 parts.append(
-                    f"SELECT 'x', account_id, address, reason, NULL FROM suppressions"
+                    f"SELECT 'x', account_id, address, reason, expires_at FROM suppressions"
                     f" WHERE account_id = ? AND address IN ({','.join('?' * len(lowered))})"
                     " AND (expires_at IS NULL OR expires_at > ?)"
                 )
-                params += [account_id, *lowered, latest[account_id]]
+                params += [account_id, *lowered, earliest[account_id]]
         found_accounts: dict[int, tuple[int, int]] = {}
         seconds: dict[tuple[int, int], int] = {}
         days: dict[tuple[int, str], int] = {}
-        suppressed: dict[int, dict[str, str]] = {a: {} for a in wanted}
+        suppressed: dict[int, dict[str, tuple[str, float | None]]] = {a: {} for a in wanted}
         for kind, k1, k2, v1, v2 in conn.execute(" UNION ALL ".join(parts), params):
             if kind == "a":
                 found_accounts[k1] = (v1, v2)
@@ -925,15 +927,15 @@ class Store:
             elif kind == "d":
                 days[(k1, k2)] = v1
             else:
-                suppressed[k1][k2] = v1
+                suppressed[k1][k2] = (v1, v2)
         if separate:  # a batch with many recipients: the suppression list on its own
             for account_id, lowered in lookups:
                 for start in range(0, len(lowered), _MAX_PARAMS - 2):
                     part = lowered[start : start + _MAX_PARAMS - 2]
                     suppressed[account_id].update(
-                        (row[0], row[1])
+                        (row[0], (row[1], row[2]))
                         for row in conn.execute(
-                            _suppressed_sql(len(part)), (account_id, *part, latest[account_id])
+                            _suppressed_sql(len(part)), (account_id, *part, earliest[account_id])
                         )
                     )
         return found_accounts, seconds, days, suppressed
@@ -1804,11 +1806,18 @@ def _insert_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, .
         conn.execute(sql.format(",".join([one] * len(chunk))), [v for row in chunk for v in row])
 
 
+def _in_force(entry: tuple[str, float | None] | None, now: float) -> str | None:
+    """The reason of a suppression list entry still in force at ``now``."""
+    if entry is None or (entry[1] is not None and entry[1] <= now):
+        return None
+    return entry[0]
+
+
 def _suppressed_sql(count: int) -> str:
     """Which of ``count`` lowercased addresses are on an account's (unexpired) suppression list."""
     marks = ",".join("?" * count)
     return (
-        f"SELECT address, reason FROM suppressions WHERE account_id = ? AND address IN ({marks})"
+        f"SELECT address, reason, expires_at FROM suppressions WHERE account_id = ? AND address IN ({marks})"
         " AND (expires_at IS NULL OR expires_at > ?)"
     )
 

@@ -171,32 +171,39 @@ class GroupWriter:
     ) -> sqlite3.Connection | None:
         outcomes: list[JobOutcome | None] = [None] * len(batch)
         bulks: dict[BulkMany, list[int]] = {}
+        for i, (work, _loop, _fut) in enumerate(batch):
+            if isinstance(work, _Bulk):
+                bulks.setdefault(work.many, []).append(i)
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # in arrival order; a bulk group runs where its first item arrived
             for i, (work, _loop, _fut) in enumerate(batch):
-                if isinstance(work, _Bulk):
-                    bulks.setdefault(work.many, []).append(i)
-                else:
+                if outcomes[i] is not None:
+                    continue
+                if not isinstance(work, _Bulk):
                     outcomes[i] = self._one(conn, i, work)
-            for many, positions in bulks.items():
-                for i, outcome in zip(
-                    positions, self._many(conn, many, batch, positions), strict=True
-                ):
-                    outcomes[i] = outcome
+                    continue
+                positions = bulks[work.many]
+                answers = self._many(conn, work.many, batch, positions)
+                for j, outcome in zip(positions, answers, strict=True):
+                    outcomes[j] = outcome
+            if any(o is None for o in outcomes):
+                raise RuntimeError("a job of the batch has no outcome")
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3.Error, or a bug of ours: the whole batch fails
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            log.error("group commit failed", extra={"error": str(exc), "jobs": len(batch)})
+            if isinstance(exc, sqlite3.Error):
+                log.error("group commit failed", extra={"error": str(exc), "jobs": len(batch)})
+            else:
+                log.exception("group commit failed", extra={"jobs": len(batch)})
             self._fail(batch, StoreUnavailable(f"store unavailable: {exc}"))
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
             return None  # reconnect for the next batch
         self.batches += 1
         self.jobs += len(batch)
-        _answer(
-            batch, [o if o is not None else (False, RuntimeError("no outcome")) for o in outcomes]
-        )
+        _answer(batch, [o for o in outcomes if o is not None])
         return conn
 
     @staticmethod
@@ -240,9 +247,9 @@ class GroupWriter:
                 for i, b in zip(positions, items, strict=True)
                 if isinstance(b, _Bulk)
             ]
-        conn.execute("RELEASE bulk")
-        if len(outcomes) != len(items):
+        if len(outcomes) != len(items):  # a bug: fails the whole batch (see _commit_batch)
             raise RuntimeError("a bulk writer must answer every item")
+        conn.execute("RELEASE bulk")
         return outcomes
 
     @staticmethod

@@ -39,8 +39,14 @@ def make_store(path: Path) -> Store:
     store = Store(path, clock=FakeClock(DAY_END - 2)).open()
     for name, rate, quota in (("a", 3, 4), ("b", 2, 3)):
         store.create_account(name, plan="paid", rate_limit=rate, daily_quota=quota)
-    for address, expires in (("s1@d.test", None), ("s2@d.test", DAY_END - 10)):
+    for address, expires in (
+        ("s1@d.test", None),
+        ("s2@d.test", DAY_END - 10),
+        ("s3@d.test", DAY_END - 0.5),  # expires between two items of a batch
+    ):
         store.suppress(1, address, reason="userunknown", source="bounce", expires_at=expires)
+    with store._conn() as conn:  # an old per-second counter, for the clean-up at DAY_END % 64 == 0
+        conn.execute("INSERT INTO usage_second VALUES (1, ?, 5)", (int(DAY_END) - 1000,))
     return store
 
 
@@ -87,7 +93,9 @@ def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-addresses = st.sampled_from(["r1@d.test", "R2@D.test", "s1@d.test", "S2@d.test", "x@e.test"])
+addresses = st.sampled_from(
+    ["r1@d.test", "R2@D.test", "s1@d.test", "S2@d.test", "s3@D.TEST", "x@e.test"]
+)
 message = st.tuples(
     st.sampled_from([1, 1, 2, 3]),  # 3: no such account
     st.lists(addresses, min_size=1, max_size=3, unique_by=str.lower),
