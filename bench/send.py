@@ -36,6 +36,11 @@ def main() -> None:
     ap.add_argument(
         "--python-client", action="store_true", help="use bench/_load.py even when wrk is installed"
     )
+    ap.add_argument(
+        "--rate-only",
+        action="store_true",
+        help="only the fixed-rate latency run, on a fresh store (no closed-loop runs before it)",
+    )
     args = ap.parse_args()
     use_wrk = shutil.which("wrk") is not None and not args.python_client
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +90,8 @@ def main() -> None:
             else "bench/_load.py",
         }
         try:
-            for name, payload in (("inline_2kb", inline), ("template", template)):
+            closed = () if args.rate_only else (("inline_2kb", inline), ("template", template))
+            for name, payload in closed:
                 if use_wrk:
                     results[name] = run_wrk(
                         f"http://{host}:{port}/v1/send",
