@@ -699,20 +699,8 @@ class Store:
         live = sum(1 for r in m.recipients if r.suppressed is None)
         limits = self._consume(conn, account, live, now) if check_limits else _no_limits(account)
         conn.execute(
-            "INSERT INTO messages (id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                m.id,
-                m.account_id,
-                m.channel,
-                m.from_addr,
-                m.sender_domain,
-                m.subject,
-                m.header_message_id,
-                json.dumps(list(m.tags)),
-                len(m.body),
-                now,
-            ),
+            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _message_row(m, now),
         )
         conn.execute("INSERT INTO bodies (message_id, data) VALUES (?, ?)", (m.id, m.body))
         if m.recipient_bodies:
@@ -731,20 +719,8 @@ class Store:
         for ordinal, r in enumerate(m.recipients):
             state = State.SUPPRESSED if r.suppressed else State.QUEUED
             rid = conn.execute(
-                "INSERT INTO recipients (message_id, account_id, address, domain, kind, state, queued_at, next_attempt_at, updated_at, ordinal)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    m.id,
-                    m.account_id,
-                    r.address,
-                    r.address.rpartition("@")[2].lower(),
-                    r.kind,
-                    state.value,
-                    now,
-                    now,
-                    now,
-                    ordinal,
-                ),
+                f"INSERT INTO recipients ({_RECIPIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _recipient_row(m, r, state, now, ordinal),
             ).lastrowid
             if r.suppressed:
                 insert_event(
@@ -951,49 +927,18 @@ class Store:
         recipients: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         for m, now, rcpts in accepted:
-            messages.append(
-                (
-                    m.id,
-                    m.account_id,
-                    m.channel,
-                    m.from_addr,
-                    m.sender_domain,
-                    m.subject,
-                    m.header_message_id,
-                    json.dumps(list(m.tags)),
-                    len(m.body),
-                    now,
-                )
-            )
+            messages.append(_message_row(m, now))
             bodies.append((m.id, m.body))
             tags.extend((m.id, m.account_id, t) for t in m.tags)
             for ordinal, r in enumerate(rcpts):
                 state = State.SUPPRESSED if r.suppressed else State.QUEUED
-                recipients.append(
-                    (
-                        m.id,
-                        m.account_id,
-                        r.address,
-                        r.address.rpartition("@")[2].lower(),
-                        r.kind,
-                        state.value,
-                        now,
-                        now,
-                        now,
-                        ordinal,
-                    )
-                )
+                recipients.append(_recipient_row(m, r, state, now, ordinal))
                 if r.suppressed:
                     kind, data = "bounce", _suppressed_event_data(r.suppressed)
                 else:
                     kind, data = "queued", {"channel": m.channel}
                 events.append((m.id, ordinal, kind, json.dumps(data, separators=(",", ":"))))
-        _insert_rows(
-            conn,
-            "INSERT INTO messages (id, account_id, channel, from_addr, sender_domain, subject,"
-            " header_message_id, tags, size, created_at) VALUES {}",
-            messages,
-        )
+        _insert_rows(conn, f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES {{}}", messages)
         _insert_rows(conn, "INSERT INTO bodies (message_id, data) VALUES {}", bodies)
         if tags:
             _insert_rows(
@@ -1003,8 +948,7 @@ class Store:
             )
         _insert_rows(
             conn,
-            "INSERT INTO recipients (message_id, account_id, address, domain, kind, state,"
-            " queued_at, next_attempt_at, updated_at, ordinal) VALUES {}",
+            f"INSERT INTO recipients ({_RECIPIENT_COLUMNS}) VALUES {{}}",
             recipients,
         )
         # each recipient's first event, with the id SQLite just gave the recipient (in
@@ -1758,6 +1702,41 @@ _EVENT_FOR_STATE = {
     State.DEFERRED: "deferred",
     State.EXPIRED: "bounce",
 }
+
+
+_MESSAGE_COLUMNS = (
+    "id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size,"
+    " created_at"
+)
+_RECIPIENT_COLUMNS = (
+    "message_id, account_id, address, domain, kind, state, queued_at, next_attempt_at,"
+    " updated_at, ordinal"
+)
+
+
+def _message_row(m: NewMessage, now: float) -> tuple[Any, ...]:
+    """A ``messages`` row, in ``_MESSAGE_COLUMNS`` order."""
+    tags = json.dumps(list(m.tags))
+    return (
+        m.id,
+        m.account_id,
+        m.channel,
+        m.from_addr,
+        m.sender_domain,
+        m.subject,
+        m.header_message_id,
+        tags,
+        len(m.body),
+        now,
+    )
+
+
+def _recipient_row(
+    m: NewMessage, r: NewRecipient, state: State, now: float, ordinal: int
+) -> tuple[Any, ...]:
+    """A ``recipients`` row, in ``_RECIPIENT_COLUMNS`` order."""
+    domain = r.address.rpartition("@")[2].lower()
+    return (m.id, m.account_id, r.address, domain, r.kind, state.value, now, now, now, ordinal)
 
 
 def _rate_refusal(rate_limit: int) -> RequestError:
