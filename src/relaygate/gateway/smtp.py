@@ -684,54 +684,13 @@ class SubmissionSMTP(SMTP):
     #: property of the classes, so it is computed once.
     _introspected: ClassVar[dict[tuple[type, type], _Introspection]] = {}
 
-    def __init__(
-        self,
-        handler: SubmissionHandler,
-        gateway: SmtpGateway,
-        *,
-        loop: asyncio.AbstractEventLoop,
-        hostname: str,
-        ident: str,
-        data_size_limit: int,
-        enable_SMTPUTF8: bool,
-        decode_data: bool,
-        tls_context: ssl.SSLContext | None,
-        timeout: float,
-        auth_require_tls: bool,
-        authenticator: Any,
-        command_call_limit: dict[str, int],
-    ) -> None:
+    def __init__(self, handler: SubmissionHandler, gateway: SmtpGateway, **options: Any) -> None:
+        """``options``: the keywords of ``_setup`` (aiosmtpd's constructor's, for the verified
+        release: ``_setup`` reproduces it; any other release runs its own)."""
         if _VERIFIED:
-            self._setup(
-                handler,
-                gateway,
-                loop=loop,
-                hostname=hostname,
-                ident=ident,
-                data_size_limit=data_size_limit,
-                enable_SMTPUTF8=enable_SMTPUTF8,
-                decode_data=decode_data,
-                tls_context=tls_context,
-                timeout=timeout,
-                auth_require_tls=auth_require_tls,
-                authenticator=authenticator,
-                command_call_limit=command_call_limit,
-            )
+            self._setup(handler, gateway, **options)
         else:
-            super().__init__(
-                handler,
-                loop=loop,
-                hostname=hostname,
-                ident=ident,
-                data_size_limit=data_size_limit,
-                enable_SMTPUTF8=enable_SMTPUTF8,
-                decode_data=decode_data,
-                tls_context=tls_context,
-                timeout=timeout,
-                auth_require_tls=auth_require_tls,
-                authenticator=authenticator,
-                command_call_limit=command_call_limit,
-            )
+            super().__init__(handler, **options)
             self._smtp_methods = {
                 name: getattr(method, "__func__", method)
                 for name, method in self._smtp_methods.items()
@@ -760,7 +719,8 @@ class SubmissionSMTP(SMTP):
     ) -> None:
         """aiosmtpd 1.4.6's ``SMTP.__init__`` for the arguments above (the others at their
         defaults), with the introspection of the SMTP class and the handler taken from the
-        per-class cache. Every method table is still bound to this connection's objects."""
+        per-class cache. The AUTH mechanisms and hooks are bound to this connection's objects;
+        the commands are the class's functions, bound on dispatch (``_Dispatch``)."""
         key = (type(self), type(handler))
         found = self._introspected.get(key)
         if found is None:

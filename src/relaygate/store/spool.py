@@ -778,18 +778,7 @@ class Store:
             live = sum(1 for r in recipients if r.suppressed is None)
             rate_limit, quota = account
             if not check_limits:
-                outcomes.append(
-                    (
-                        True,
-                        Limits(
-                            rate_limit=rate_limit,
-                            rate_remaining=rate_limit,
-                            rate_reset=1,
-                            quota=quota,
-                            quota_remaining=quota,
-                        ),
-                    )
-                )
+                outcomes.append((True, _limits(rate_limit, quota, 0, 0)))
                 accepted.append((m, now, recipients))
                 continue
             second, day = (m.account_id, int(now)), (m.account_id, utc_day(now))
@@ -808,18 +797,7 @@ class Store:
                 clean_before = max(clean_before or 0, second[1] - 60)
             touched_seconds.add(second)
             touched_days.add(day)
-            outcomes.append(
-                (
-                    True,
-                    Limits(
-                        rate_limit=rate_limit,
-                        rate_remaining=max(0, rate_limit - requests),
-                        rate_reset=1,
-                        quota=quota,
-                        quota_remaining=max(0, quota - used),
-                    ),
-                )
-            )
+            outcomes.append((True, _limits(rate_limit, quota, requests, used)))
             accepted.append((m, now, recipients))
         if touched_seconds:
             _insert_rows(
@@ -989,13 +967,7 @@ class Store:
             raise _quota_refusal(rate_limit, quota, requests, used, count, now)
         if requests == 1 and second % 64 == 0:
             conn.execute("DELETE FROM usage_second WHERE second < ?", (second - 60,))
-        return Limits(
-            rate_limit=rate_limit,
-            rate_remaining=max(0, rate_limit - requests),
-            rate_reset=1,
-            quota=quota,
-            quota_remaining=max(0, quota - used),
-        )
+        return _limits(rate_limit, quota, requests, used)
 
     def current_limits(self, account: Account) -> Limits:
         now = self.clock.now()
@@ -1009,13 +981,7 @@ class Store:
             (account.id, utc_day(now)),
         )
         used = day_rows[0][0] if day_rows else 0
-        return Limits(
-            rate_limit=account.rate_limit,
-            rate_remaining=max(0, account.rate_limit - requests),
-            rate_reset=1,
-            quota=account.daily_quota,
-            quota_remaining=max(0, account.daily_quota - used),
-        )
+        return _limits(account.rate_limit, account.daily_quota, requests, used)
 
     # -- delivery (claim / lease / outcomes) -------------------------------------------------
     async def claim(
@@ -1819,10 +1785,15 @@ def limit_headers(limits: Limits) -> dict[str, str]:
 
 
 def _no_limits(account: sqlite3.Row) -> Limits:
+    return _limits(account["rate_limit"], account["daily_quota"], 0, 0)
+
+
+def _limits(rate_limit: int, quota: int, requests: int, used: int) -> Limits:
+    """The limits an answer reports after ``requests`` this second and ``used`` recipients today."""
     return Limits(
-        rate_limit=account["rate_limit"],
-        rate_remaining=account["rate_limit"],
+        rate_limit=rate_limit,
+        rate_remaining=max(0, rate_limit - requests),
         rate_reset=1,
-        quota=account["daily_quota"],
-        quota_remaining=account["daily_quota"],
+        quota=quota,
+        quota_remaining=max(0, quota - used),
     )

@@ -49,6 +49,10 @@ class _Bulk:
         self.one = one
         self.item = item
 
+    def run_one(self, conn: sqlite3.Connection) -> Any:
+        """This item alone (the fall-back when its bulk failed)."""
+        return self.one(conn, self.item)
+
 
 _Work = Callable[[sqlite3.Connection], Any] | _Bulk
 _Job = tuple[_Work, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
@@ -243,7 +247,7 @@ class GroupWriter:
             log.info("bulk write fell back to one by one", extra={"error": str(exc)})
             self.bulk_fallbacks += 1
             return [
-                self._one(conn, i, lambda c, b=b: b.one(c, b.item))  # type: ignore[misc]
+                self._one(conn, i, b.run_one)
                 for i, b in zip(positions, items, strict=True)
                 if isinstance(b, _Bulk)
             ]

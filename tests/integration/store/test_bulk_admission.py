@@ -6,12 +6,12 @@ second and day boundaries."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,8 +175,6 @@ async def test_a_failing_bulk_falls_back_to_one_by_one(
             check_suppressions=True,
         )
 
-    import asyncio
-
     results = await asyncio.gather(
         store.admit(msg("first")), store.admit(msg("second")), return_exceptions=True
     )
@@ -186,6 +184,3 @@ async def test_a_failing_bulk_falls_back_to_one_by_one(
     found = store.message("msg_same")
     assert found is not None and found["subject"] == "first"
     assert [r["state"] for r in store.recipients_of("msg_same")] == ["queued"]
-
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
