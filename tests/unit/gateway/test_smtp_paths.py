@@ -7,10 +7,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiosmtpd.smtp
+import pytest
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import relaygate.gateway.smtp as gateway_smtp
 from relaygate.gateway.smtp import install_quiet_log, parse_path
 
 
@@ -68,11 +70,24 @@ def test_examples() -> None:
     assert parse_path("<app@example.com> (comment) SIZE=1") == ("app@example.com", "SIZE=1")
 
 
-def test_aiosmtpd_command_logging_still_logs_when_enabled(caplog: Any) -> None:
-    """The installed ``sanitized_log`` skips only what the logger would drop anyway."""
+def test_aiosmtpd_command_logging_still_logs_when_enabled(
+    caplog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed ``sanitized_log`` skips aiosmtpd's sanitising only where the logger would
+    drop the line anyway; enabled lines are logged as before."""
     install_quiet_log()
+    assert aiosmtpd.smtp.sanitized_log is gateway_smtp._sanitized_log
+    sanitised: list[Any] = []
+    original = gateway_smtp._aiosmtpd_sanitized_log
+
+    def spy(func: Any, msg: Any, *args: Any, **kwargs: Any) -> None:
+        sanitised.append(args)
+        original(func, msg, *args, **kwargs)
+
+    monkeypatch.setattr(gateway_smtp, "_aiosmtpd_sanitized_log", spy)
     logger = logging.getLogger("mail.log")
     with caplog.at_level(logging.INFO, logger="mail.log"):
         aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", "peer", b"MAIL FROM:<\x00a@b>")
         aiosmtpd.smtp.sanitized_log(logger.debug, "%r", b"not at INFO")
+    assert sanitised == [("peer", b"MAIL FROM:<\x00a@b>")]  # the DEBUG line was never sanitised
     assert [r.getMessage() for r in caplog.records] == ["'peer' >> " + repr(b"MAIL FROM:<\x00a@b>")]
