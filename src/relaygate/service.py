@@ -37,13 +37,12 @@ from relaygate.relay.capture import CaptureTransport
 from relaygate.relay.signing import MessageSigner
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
-from relaygate.settings import Settings, parse_hostport
+from relaygate.settings import ROLES, Settings, parse_hostport
 from relaygate.store.models import Outcome
 from relaygate.store.spool import Store
 from relaygate.store.tracking import write_hits
 
 log = logging.getLogger("relaygate.serve")
-ROLES = ("http", "smtp", "relay", "webhooks")
 
 
 class _Uvicorn(uvicorn.Server):

@@ -17,6 +17,8 @@ from typing import Any
 from relaygate.errors import ConfigError
 
 DELIVERY_MODES = ("mx", "smarthost", "capture")
+#: The roles of ``relaygate serve`` (``--role``); all of them when none is named.
+ROLES = ("http", "smtp", "relay", "webhooks")
 TLS_MODES = ("opportunistic", "required", "verified")
 SMARTHOST_TLS = ("starttls", "implicit", "none")
 

@@ -1,38 +1,45 @@
-"""``relaygate suppression list|add|remove|import|export``: the per-account suppression list.
+"""The per-account suppression list as operators manage it: add, remove, import and export CSV.
 
-Hard bounces and complaints add addresses automatically; operators add, remove and move them
-in bulk as CSV (``address,reason`` with a header row; export adds source and created_at).
+Hard bounces and complaints add addresses automatically (``relaygate.bounces.inbound``); these are
+the hand-made changes, the one code path for them whoever asks (the command line today; the
+management API and the dashboard call the same functions). CSV is ``address,reason`` with an
+optional header row; export adds the account, bounce type, source and creation time. Errors are
+``RequestError`` (400 bad address, 404 not listed) whose ``detail`` is safe to show.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from relaygate.cli import CliError, add_command, open_store, out
 from relaygate.clock import iso
 from relaygate.compose.addresses import AddressError, parse_mailbox
+from relaygate.errors import RequestError
+from relaygate.store.spool import Store
+
+EXPORT_COLUMNS = ("address", "reason", "account_id", "bounce_type", "source", "created_at")
 
 
-def _add(
-    parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str
-) -> argparse.ArgumentParser:
-    sp = add_command(parent, name, func, help_)
-    sp.add_argument("--account", type=int, required=name not in ("list", "export"))
-    return sp
+@dataclass(frozen=True, kw_only=True)
+class Imported:
+    """What an import did: how many addresses it suppressed and the lines it skipped, and why."""
+
+    added: int
+    problems: tuple[str, ...]
 
 
-def _address(value: str) -> str:
+def normalise_address(value: str) -> str:
+    """The address as the list keys it (lower case, no display name); 400 when it is not one."""
     try:
-        return parse_mailbox(value).addr_spec.lower()
+        return parse_mailbox(value.strip()).addr_spec.lower()
     except AddressError as exc:
-        raise CliError(str(exc)) from None
+        raise RequestError(400, str(exc)) from None
 
 
-def _present(row: dict[str, Any]) -> dict[str, Any]:
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    """An entry for output, times in ISO 8601."""
     return {
         "account_id": row["account_id"],
         "address": row["address"],
@@ -44,113 +51,62 @@ def _present(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    rows = [_present(r) for r in open_store(args).list_suppressions(args.account, limit=args.limit)]
-    out(
-        args,
-        rows,
-        lambda: (
-            "\n".join(
-                f"{r['account_id']:>4}  {r['address']:40} {r['reason']:14} {r['source']:10} {r['created_at']}"
-                for r in rows
-            )
-            or "no suppressed addresses"
-        ),
-    )
-    return 0
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    address = _address(args.address)
-    expires = store.clock.now() + args.expires_in if args.expires_in else None
+def add(
+    store: Store,
+    account_id: int,
+    address: str,
+    *,
+    reason: str = "manual",
+    expires_in: float = 0,
+    source: str = "operator",
+) -> str:
+    """Suppress ``address`` (for ``expires_in`` seconds, or for good when 0); the address stored."""
+    normalised = normalise_address(address)
+    expires = store.clock.now() + expires_in if expires_in else None
     store.suppress(
-        args.account,
-        address,
-        reason=args.reason,
-        source="operator",
+        account_id,
+        normalised,
+        reason=reason,
+        source=source,
         bounce_type="hard",
         expires_at=expires,
     )
-    out(
-        args,
-        {"account_id": args.account, "address": address, "suppressed": True},
-        f"{address} suppressed for account {args.account}",
-    )
-    return 0
+    return normalised
 
 
-def cmd_remove(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    address = _address(args.address)
-    if not store.unsuppress(args.account, address):
-        raise CliError(f"{address} is not on account {args.account}'s suppression list")
-    out(
-        args,
-        {"account_id": args.account, "address": address, "suppressed": False},
-        f"{address} removed",
-    )
-    return 0
+def remove(store: Store, account_id: int, address: str) -> str:
+    """Take ``address`` off the list; 404 when it is not on it."""
+    normalised = normalise_address(address)
+    if not store.unsuppress(account_id, normalised):
+        raise RequestError(404, f"{normalised} is not on account {account_id}'s suppression list")
+    return normalised
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    handle = sys.stdin if args.file == "-" else open(args.file, newline="", encoding="utf-8")  # noqa: SIM115
+def import_csv(store: Store, account_id: int, lines: Iterable[str]) -> Imported:
+    """Suppress each ``address[,reason]`` row; a header row and blank rows are skipped."""
     added, problems = 0, []
-    with handle:
-        for lineno, row in enumerate(csv.reader(handle), start=1):
-            if not row or (lineno == 1 and row[0].strip().lower() == "address"):
-                continue
-            try:
-                address = parse_mailbox(row[0].strip()).addr_spec.lower()
-            except AddressError as exc:
-                problems.append(f"line {lineno}: {exc}")
-                continue
-            reason = row[1].strip() if len(row) > 1 and row[1].strip() else "imported"
-            store.suppress(args.account, address, reason=reason, source="import")
-            added += 1
-    out(
-        args,
-        {"account_id": args.account, "imported": added, "problems": problems},
-        lambda: f"imported {added} address(es)" + "".join(f"\n  skipped {p}" for p in problems),
-    )
-    return 0 if not problems else 1
+    for lineno, row in enumerate(csv.reader(lines), start=1):
+        if not row or (lineno == 1 and row[0].strip().lower() == "address"):
+            continue
+        try:
+            address = parse_mailbox(row[0].strip()).addr_spec.lower()
+        except AddressError as exc:
+            problems.append(f"line {lineno}: {exc}")
+            continue
+        reason = row[1].strip() if len(row) > 1 and row[1].strip() else "imported"
+        store.suppress(account_id, address, reason=reason, source="import")
+        added += 1
+    return Imported(added=added, problems=tuple(problems))
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    rows = open_store(args).list_suppressions(args.account, limit=10_000_000)
-    writer = csv.writer(sys.stdout)
-    writer.writerow(["address", "reason", "account_id", "bounce_type", "source", "created_at"])
-    for r in rows:
-        writer.writerow(
-            [
-                r["address"],
-                r["reason"],
-                r["account_id"],
-                r["bounce_type"],
-                r["source"],
-                iso(r["created_at"]),
-            ]
-        )
-    return 0
-
-
-def register(sub: Any) -> None:
-    sup = sub.add_parser("suppression", help="the suppression list").add_subparsers(
-        dest="sub", required=True
-    )
-    sp = _add(sup, "list", cmd_list, "list suppressed addresses")
-    sp.add_argument("--limit", type=int, default=1000)
-    sp = _add(sup, "add", cmd_add, "suppress an address")
-    sp.add_argument("address")
-    sp.add_argument("--reason", default="manual")
-    sp.add_argument(
-        "--expires-in", type=int, default=0, help="seconds until the entry lapses (default: never)"
-    )
-    sp = _add(sup, "remove", cmd_remove, "remove an address")
-    sp.add_argument("address")
-    sp = _add(
-        sup, "import", cmd_import, "import addresses from CSV (address[,reason]); - reads stdin"
-    )
-    sp.add_argument("file")
-    _add(sup, "export", cmd_export, "export the list as CSV")
+def export_rows(store: Store, account_id: int | None) -> Iterator[list[Any]]:
+    """The rows of an export (``EXPORT_COLUMNS``), every entry of one account or of all."""
+    for r in store.list_suppressions(account_id, limit=10_000_000):
+        yield [
+            r["address"],
+            r["reason"],
+            r["account_id"],
+            r["bounce_type"],
+            r["source"],
+            iso(r["created_at"]),
+        ]

@@ -43,6 +43,7 @@ from relaygate.domains.records import (
     LIVE_KEY_STATES,
     Record,
     key_dict,
+    key_lifecycle,
     records_for,
     render_records,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "default_selector",
     "domain_records",
     "key_dict",
+    "key_lifecycle",
     "normalise_domain",
     "records_for",
     "render_records",

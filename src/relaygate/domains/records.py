@@ -71,6 +71,24 @@ def key_dict(key: StoredKey) -> dict[str, Any]:
     }
 
 
+def key_lifecycle(key: StoredKey, *, now: float) -> dict[str, Any]:
+    """A key for a listing: ``key_dict`` without the record value, plus whether its record may be
+    removed from DNS (``removable``) and what to do about it (``advice``, "" when nothing)."""
+    item = key_dict(key)
+    del item["value"]
+    removable = key.state is KeyState.RETIRED or (
+        key.state is KeyState.RETIRING and key.retire_after is not None and key.retire_after <= now
+    )
+    item["removable"] = removable
+    if removable:
+        item["advice"] = f"remove {item['name']} TXT from DNS"
+    elif key.state is KeyState.RETIRING:
+        item["advice"] = f"keep {item['name']} published until {iso(key.retire_after or now)}"
+    else:
+        item["advice"] = ""
+    return item
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from relaygate.clock import FakeClock
-from relaygate.ops_commands import collect, render
+from relaygate.commands.status import render
+from relaygate.ops.status import collect
 from relaygate.store import status as q
 from relaygate.store.models import NewMessage, NewRecipient, Outcome
 from relaygate.store.spool import Store, new_message_id

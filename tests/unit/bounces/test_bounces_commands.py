@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relaygate.bounces.commands import register
+from relaygate.commands.bounce import register
 
 BOUNCE = b"""From: MAILER-DAEMON@mx.example.net
 To: b-token@bounces.sender.example

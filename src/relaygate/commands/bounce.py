@@ -1,9 +1,8 @@
-"""The operator command ``relaygate bounce parse FILE... [--json]``.
+"""``relaygate bounce parse FILE... [--json]``: what relaygate understands of saved reports.
 
-Owns the command-line face of `relaygate.bounces.parse`: read saved report messages (.eml),
-parse each one and print what relaygate would record. `register` adds the ``bounce`` command to
-the lead's top-level parser; ``--json`` is the top-level flag and is also accepted after the
-subcommand. Exit status 0 only if every file could be read.
+The command-line face of ``relaygate.bounces.parse``: read saved report messages (.eml), parse
+each one and print what relaygate would record. ``--json`` is the top-level flag and is also
+accepted after the subcommand. Exit status 0 only if every file could be read.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from relaygate.bounces.parse import Report, parse_message
 _MAX_FILE = 50 * 1024 * 1024
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any) -> None:
     """Add ``bounce parse`` to the top-level command parser."""
     bounce = subparsers.add_parser("bounce", help="inspect bounce and complaint reports")
     actions = bounce.add_subparsers(dest="bounce_command", metavar="COMMAND", required=True)

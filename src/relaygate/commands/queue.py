@@ -1,4 +1,4 @@
-"""``relaygate queue …``: look at and act on the delivery queue (list, show, retry, hold, release, delete)."""
+"""``relaygate queue list|show|retry|hold|release|delete``: look at and act on the delivery queue."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from relaygate.cli import CliError, add_command, open_store, out
 from relaygate.clock import iso
+from relaygate.commands.common import CliError, add_command, add_noun, open_store, out
 
 ACTIVE_STATES = ("queued", "deferred", "held")
 
@@ -128,9 +128,7 @@ def _bulk(action: str, states: tuple[str, ...]) -> Callable[[argparse.Namespace]
 
 
 def register(sub: Any) -> None:
-    queue = sub.add_parser("queue", help="the delivery queue").add_subparsers(
-        dest="sub", required=True
-    )
+    queue = add_noun(sub, "queue", "the delivery queue")
     sp = add_command(queue, "list", cmd_list, "list queued, deferred and held recipients")
     sp.add_argument(
         "--state",

@@ -1,71 +1,17 @@
 """``relaygate status``: a one-screen summary of a relaygate store for the operator.
 
-Queue by state and by destination domain, outcomes in the last 5 minutes / hour / day, the
-oldest pending recipient, failing webhook endpoints and sending domains that are not verified,
-plus whether a ``relaygate serve`` is running on this state directory (its ready file). It only
-reads (``relaygate.store.status``), so it is safe against a live, busy store. ``--json`` prints
-the same data with stable keys.
+The data is ``relaygate.ops.status.collect``'s (read-only, safe against a live, busy store);
+this module lays it out. ``--json`` prints the same data with stable keys.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from relaygate.cli import load_settings, open_store, out
-from relaygate.clock import iso
+from relaygate.commands.common import add_command, load_settings, open_store, out
+from relaygate.ops.status import WINDOWS, collect, service_info
 from relaygate.store import status as q
-from relaygate.store.spool import Store
-
-WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
-
-
-def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (times as epoch seconds and ISO strings)."""
-    by_state = q.queue_by_state(store)
-    pending = {s: by_state.get(s, 0) for s in q.PENDING_STATES}
-    outcomes = {name: q.outcome_counts(store, since=now - span) for name, span in WINDOWS}
-    oldest = q.oldest_pending(store)
-    return {
-        "at": iso(now),
-        "queue": {
-            "by_state": by_state,
-            "pending": sum(pending.values()),
-            "pending_by_state": pending,
-            "by_domain": [
-                {**asdict(d), "oldest_age_seconds": round(now - d.oldest_queued_at, 1)}
-                for d in q.queue_by_domain(store, limit=top)
-            ],
-        },
-        "oldest_pending": None
-        if oldest is None
-        else {
-            "message_id": oldest[1],
-            "state": oldest[2],
-            "queued_at": iso(oldest[0]),
-            "age_seconds": round(now - oldest[0], 1),
-        },
-        "outcomes": outcomes,
-        "rates_per_second": {
-            name: round(outcomes["5m"][name] / 300.0, 2) for name in ("accepted", "delivered")
-        },
-        "failing_webhooks": [asdict(w) for w in q.failing_webhooks(store, since=now - 86400.0)],
-        "unverified_domains": [asdict(d) for d in q.unverified_domains(store)],
-    }
-
-
-def service_info(state_dir: Path) -> dict[str, Any] | None:
-    """The running ``serve`` of this state directory (from its ready file), or None."""
-    try:
-        info: dict[str, Any] = json.loads((state_dir / "run" / "ready.json").read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info
 
 
 def ago(seconds: float) -> str:
@@ -152,7 +98,7 @@ def render(data: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    store = open_store(args)
+    store = open_store(args, settings)
     try:
         data = collect(store, now=store.clock.now(), top=args.top)
     finally:
@@ -163,7 +109,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from relaygate.cli import add_command as add
-
-    sp = add(sub, "status", cmd_status, "one-screen summary: queue, rates, webhooks, domains")
+    sp = add_command(
+        sub, "status", cmd_status, "one-screen summary: queue, rates, webhooks, domains"
+    )
     sp.add_argument("--top", type=int, default=10, help="destination domains to list (default 10)")

@@ -1,0 +1,110 @@
+"""``relaygate identity add|list|verify``: sender identities (addresses and domains).
+
+A domain identity brings its DKIM key(s) and the DNS records to publish (``relaygate.domains``).
+``verify`` exits 0 when the domain is verified and 1 otherwise (pending, failing, or a temporary
+DNS failure), after printing the report either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from relaygate import domains
+from relaygate.commands.common import add_command, add_noun, load_settings, open_store, out, table
+from relaygate.store import domains as db
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if "@" not in args.identity:
+        return _add_domain(args)
+    store = open_store(args)
+    ident = store.add_identity(args.account, args.identity, verified=args.verified)
+    data = {
+        "id": ident.id,
+        "account_id": ident.account_id,
+        "kind": ident.kind,
+        "value": ident.value,
+        "status": ident.status,
+    }
+    out(args, data, f"{ident.kind} {ident.value} for account {ident.account_id}: {ident.status}")
+    return 0
+
+
+def _add_domain(args: argparse.Namespace) -> int:
+    """The domain, its DKIM key(s), the records to publish."""
+    settings = load_settings(args)
+    store = open_store(args, settings)
+    setup = domains.add_domain(
+        store,
+        settings,
+        args.account,
+        args.identity,
+        verified=args.verified,
+        ed25519=args.ed25519,
+        selector=args.selector,
+    )
+    ident = setup.identity.identity
+
+    def human() -> str:
+        head = f"domain {ident.value} for account {ident.account_id}: {ident.status}"
+        todo = (
+            f"Publish these DNS records, then run `relaygate identity verify {ident.value}`:"
+            if ident.status != "verified"
+            else "DNS records for this domain (the periodic re-check expects them):"
+        )
+        return f"{head}\n{todo}\n\n{domains.render_records(setup.records)}"
+
+    out(args, setup.as_dict(), human)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = db.identities(store, args.account)
+    data: list[dict[str, Any]] = [
+        {
+            "id": d.identity.id,
+            "account_id": d.identity.account_id,
+            "kind": d.identity.kind,
+            "value": d.identity.value,
+            "status": d.identity.status,
+            "reason": d.status_reason,
+            "last_checked_at": d.last_checked_at,
+        }
+        for d in rows
+    ]
+    out(
+        args,
+        data,
+        lambda: table(
+            ["id", "account", "kind", "value", "status", "reason"],
+            [
+                [d["id"], d["account_id"], d["kind"], d["value"], d["status"], d["reason"]]
+                for d in data
+            ],
+        ),
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    store = open_store(args, settings)
+    report = domains.verify_sync(store, settings, args.domain)
+    out(args, report.as_dict(), lambda: domains.render_report(report))
+    return 0 if report.status is db.DomainStatus.VERIFIED else 1
+
+
+def register(sub: Any) -> None:
+    ident = add_noun(sub, "identity", "sender identities")
+    sp = add_command(ident, "add", cmd_add, "add an address or domain identity")
+    sp.add_argument("--account", type=int, required=True)
+    sp.add_argument("identity")
+    sp.add_argument("--verified", action="store_true", help="operator asserts the identity")
+    sp.add_argument("--ed25519", action="store_true", help="add an Ed25519 DKIM key as well")
+    sp.add_argument("--selector", help="DKIM selector (default rg<YYYYMM>)")
+    sp = add_command(ident, "list", cmd_list, "list identities")
+    sp.add_argument("--account", type=int)
+    sp = add_command(ident, "verify", cmd_verify, "check a domain's DNS records now")
+    sp.add_argument("domain")

@@ -1,0 +1,66 @@
+"""The status summary: queue by state and destination, recent outcomes, trouble, the running serve.
+
+Queue by state and by destination domain, outcomes in the last 5 minutes / hour / day, the
+oldest pending recipient, failing webhook endpoints and sending domains that are not verified,
+plus whether a ``relaygate serve`` is running on this state directory (its ready file). It only
+reads (``relaygate.store.status``), so it is safe against a live, busy store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from relaygate.clock import iso
+from relaygate.store import status as q
+from relaygate.store.spool import Store
+
+#: The outcome windows: name and length in seconds.
+WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
+
+
+def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (times as ISO strings, ages in seconds)."""
+    by_state = q.queue_by_state(store)
+    pending = {s: by_state.get(s, 0) for s in q.PENDING_STATES}
+    outcomes = {name: q.outcome_counts(store, since=now - span) for name, span in WINDOWS}
+    oldest = q.oldest_pending(store)
+    return {
+        "at": iso(now),
+        "queue": {
+            "by_state": by_state,
+            "pending": sum(pending.values()),
+            "pending_by_state": pending,
+            "by_domain": [
+                {**asdict(d), "oldest_age_seconds": round(now - d.oldest_queued_at, 1)}
+                for d in q.queue_by_domain(store, limit=top)
+            ],
+        },
+        "oldest_pending": None
+        if oldest is None
+        else {
+            "message_id": oldest[1],
+            "state": oldest[2],
+            "queued_at": iso(oldest[0]),
+            "age_seconds": round(now - oldest[0], 1),
+        },
+        "outcomes": outcomes,
+        "rates_per_second": {
+            name: round(outcomes["5m"][name] / 300.0, 2) for name in ("accepted", "delivered")
+        },
+        "failing_webhooks": [asdict(w) for w in q.failing_webhooks(store, since=now - 86400.0)],
+        "unverified_domains": [asdict(d) for d in q.unverified_domains(store)],
+    }
+
+
+def service_info(state_dir: Path) -> dict[str, Any] | None:
+    """The running ``serve`` of this state directory (from its ready file), or None."""
+    try:
+        info: dict[str, Any] = json.loads((state_dir / "run" / "ready.json").read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
