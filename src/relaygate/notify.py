@@ -14,6 +14,7 @@ caller (a failed send is logged once as a warning, then at debug level), and is 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -157,14 +158,15 @@ def _socket_address(value: str) -> str:
 
 async def watchdog_loop(
     notifier: Notifier,
-    is_healthy: Callable[[], bool],
+    is_healthy: Callable[[], bool | Awaitable[bool]],
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Ping the watchdog at half its interval while ``is_healthy()`` is true; run until cancelled.
 
-    Returns at once when no watchdog applies to this process. While ``is_healthy()`` is false
-    (or raises) no ping is sent, so systemd restarts a wedged process after ``WatchdogSec``; the
+    Returns at once when no watchdog applies to this process. ``is_healthy`` may be a coroutine
+    function (a check that must not block the event loop). While it is false (or raises) no
+    ping is sent, so systemd restarts a wedged process after ``WatchdogSec``; the
     change is reported once through ``STATUS=``.
     """
     interval = notifier.watchdog_interval()
@@ -174,7 +176,8 @@ async def watchdog_loop(
     was_healthy = True
     while True:
         try:
-            healthy = bool(is_healthy())
+            answer = is_healthy()
+            healthy = bool(await answer if inspect.isawaitable(answer) else answer)
         except Exception:
             log.exception("watchdog health check raised; treating as unhealthy")
             healthy = False

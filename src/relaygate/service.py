@@ -43,6 +43,8 @@ from relaygate.store.spool import Store
 from relaygate.store.tracking import write_hits
 
 log = logging.getLogger("relaygate.serve")
+#: How long the watchdog waits for the store writer's answer (it answers within ~1.5 s, busy or not).
+WATCHDOG_PROBE_SECONDS = 10.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -208,9 +210,7 @@ class Service:
             log.info("ready", extra=self.ready_info)
             self.notifier.ready(f"serving {', '.join(self.roles)}")
             tasks.append(
-                asyncio.create_task(
-                    watchdog_loop(self.notifier, self.store.writable), name="watchdog"
-                )
+                asyncio.create_task(watchdog_loop(self.notifier, self._alive), name="watchdog")
             )
             await self.stop_event.wait()
             log.info("stopping")
@@ -247,6 +247,23 @@ class Service:
             self.store.close()
             with contextlib.suppress(OSError):
                 (self.settings.state_dir / "run" / "ready.json").unlink()
+
+    async def _alive(self) -> bool:
+        """The watchdog's check: the store's writer answers a probe — committed, or "busy" when
+        another process holds the lock or the disk is full — within ``WATCHDOG_PROBE_SECONDS``.
+
+        A busy store is not a wedged process: restarting cannot free another process's lock,
+        and a restart loop would end in systemd's start limit with relaygate down. /readyz
+        reports the busy store (503) instead.
+        """
+        try:
+            committed = await asyncio.wait_for(self.store.probe(), WATCHDOG_PROBE_SECONDS)
+        except TimeoutError:
+            log.warning("store writer did not answer the watchdog probe")
+            return False
+        if not committed:
+            log.warning("store busy or failing; the process is alive")
+        return True
 
     def _sync_deliver(self) -> Callable[[str], Awaitable[list[Outcome]]] | None:
         """smarthost_sync: /v1/send hands the message to the upstream before it answers."""

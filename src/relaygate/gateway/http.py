@@ -105,7 +105,7 @@ class HttpApi:
         store: Store,
         admission: Admission,
         max_request_bytes: int,
-        ready: Callable[[], bool] | None = None,
+        ready: Callable[[], Awaitable[bool]] | None = None,
         extra_routes: Sequence[BaseRoute] = (),
         metrics: Metrics | None = None,
         sync_deliver: Callable[[str], Awaitable[list[Outcome]]] | None = None,
@@ -115,7 +115,7 @@ class HttpApi:
         self.store = store
         self.admission = admission
         self.max_request_bytes = max_request_bytes
-        self.ready = ready or store.writable
+        self.ready = ready or store.probe
         self.extra_routes = list(extra_routes)
 
     def authenticate(self, request: Request) -> tuple[ApiKey, Account]:
@@ -142,16 +142,18 @@ class HttpApi:
             try:
                 accepted = await self.admission.send(key, account, body, idempotency=idempotency)
             except IdempotentReplay as replay:
+                limits = await run_in_threadpool(self.store.current_limits, account)
                 return JSONResponse(
                     {"id": replay.message_id, "status": "queued"},
                     headers={
-                        **limit_headers(self.store.current_limits(account)),
+                        **limit_headers(limits),
                         "Idempotent-Replayed": "true",
                     },
                 )
         except RequestError as exc:
             if exc.status != 429:
-                exc.headers = {**limit_headers(self.store.current_limits(account)), **exc.headers}
+                limits = await run_in_threadpool(self.store.current_limits, account)
+                exc.headers = {**limit_headers(limits), **exc.headers}
             raise
         if self.sync_deliver is not None:
             outcomes = await self.sync_deliver(accepted.id)
@@ -172,7 +174,9 @@ class HttpApi:
     async def get_message(self, request: Request) -> Response:
         key, account = self.authenticate(request)
         check_key(key, account, "email:read")
-        found = self.store.message(request.path_params["id"], account_id=account.id)
+        found = await run_in_threadpool(
+            self.store.message, request.path_params["id"], account_id=account.id
+        )
         if found is None:
             raise RequestError(404, "message not found")
         return JSONResponse(present_message(found))
@@ -205,7 +209,8 @@ class HttpApi:
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 raise RequestError(400, "cursor is not valid") from None
         limit = int(limit_text)
-        rows = self.store.list_messages(
+        rows = await run_in_threadpool(
+            self.store.list_messages,
             account.id,
             tag=q.get("tag") or None,
             status=status,
@@ -242,7 +247,9 @@ class HttpApi:
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
             raise RequestError(400, "limit must be an integer from 1 to 1000")
         after = request.query_params.get("cursor", "")
-        rows = self.store.list_suppressions(account.id, limit=int(limit_text), after=after)
+        rows = await run_in_threadpool(
+            self.store.list_suppressions, account.id, limit=int(limit_text), after=after
+        )
         items = [
             {
                 "address": r["address"],
@@ -260,7 +267,7 @@ class HttpApi:
         key, account = self.authenticate(request)
         check_key(key, account, "email:send")
         address = request.path_params["address"].strip().lower()
-        if not self.store.unsuppress(account.id, address):
+        if not await run_in_threadpool(self.store.unsuppress, account.id, address):
             raise RequestError(404, f"{address} is not on the suppression list")
         return JSONResponse({"address": address, "deleted": True})
 
@@ -268,7 +275,7 @@ class HttpApi:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        if self.ready():
+        if await self.ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
 

@@ -42,7 +42,7 @@ from relaygate.store.models import (
     PreparedBody,
 )
 from relaygate.store.states import State, allowed
-from relaygate.store.writer import GroupWriter
+from relaygate.store.writer import REQUEST_LOCK_WAIT, GroupWriter
 
 log = logging.getLogger("relaygate.store")
 PLANS = ("free", "trial", "paid")
@@ -418,10 +418,22 @@ class Store:
         return int(row[0]) if row else None
 
     def writable(self) -> bool:
-        """A cheap probe that the store accepts a write (readiness)."""
+        """A cheap probe that the store accepts a write (blocks up to the busy timeout)."""
         try:
             self._write(lambda c: c.execute("CREATE TABLE IF NOT EXISTS _probe (x)"))
         except Exception:
+            return False
+        return True
+
+    async def probe(self) -> bool:
+        """Readiness: the writer commits a probe within ``REQUEST_LOCK_WAIT`` (never blocks the
+        event loop; False when the store is busy or failing)."""
+        try:
+            await self.writer.run(
+                lambda c: c.execute("CREATE TABLE IF NOT EXISTS _probe (x)"),
+                wait=REQUEST_LOCK_WAIT,
+            )
+        except StoreUnavailable:
             return False
         return True
 
@@ -651,9 +663,11 @@ class Store:
         now = self.clock.now()
         if message.idempotency is None and not message.recipient_bodies:
             return await self.writer.run_bulk(
-                self._admit_many, self._admit_item, (message, now, limits)
+                self._admit_many, self._admit_item, (message, now, limits), wait=REQUEST_LOCK_WAIT
             )
-        return await self.writer.run(lambda conn: self._admit(conn, message, now, limits))
+        return await self.writer.run(
+            lambda conn: self._admit(conn, message, now, limits), wait=REQUEST_LOCK_WAIT
+        )
 
     def admit_sync(self, message: NewMessage, *, limits: bool = True) -> Limits:
         now = self.clock.now()

@@ -13,6 +13,13 @@ statements (each statement's step gives the GIL away and waits to get it back, w
 job's dozen statements the writer's main cost while the event loop was busy). ``many`` answers
 each item itself (``(ok, value)``); if it raises, its work is rolled back and every item runs
 through ``one`` in its own SAVEPOINT, as a ``run`` job would.
+
+Waiting for the write lock (another process, e.g. an operator's ``sqlite3`` shell, holds it): the
+writer asks for it in short slices (``PRAGMA busy_timeout`` of ``LOCK_SLICE_MS``) and, between
+slices, fails with ``StoreUnavailable`` each job whose own wait is over and takes in the jobs
+queued since. A job waits ``wait`` seconds: ``REQUEST_LOCK_WAIT`` (1.5 s) for work a client is
+waiting on (admission: the answer is 503 / 451 well within 2 s), ``LOCK_WAIT`` (the store's busy
+timeout) by default. These waits are real time by nature (the lock is another process's).
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from relaygate.errors import StoreUnavailable
-from relaygate.store.db import connect
+from relaygate.store.db import BUSY_TIMEOUT_MS, connect
 
 T = TypeVar("T")
 log = logging.getLogger("relaygate.store")
@@ -37,6 +45,13 @@ Item = TypeVar("Item")
 JobOutcome = tuple[bool, Any]  # (True, result) or (False, exception)
 BulkMany = Callable[[sqlite3.Connection, list[Any]], list[JobOutcome]]
 BulkOne = Callable[[sqlite3.Connection, Any], Any]
+
+#: Default wait for the write lock, seconds (the store's busy timeout).
+LOCK_WAIT = BUSY_TIMEOUT_MS / 1000
+#: Wait for the write lock of work a client is waiting on (admission), seconds.
+REQUEST_LOCK_WAIT = min(1.5, LOCK_WAIT)
+#: One attempt at the write lock, milliseconds (SQLite's busy handler sleeps within it).
+LOCK_SLICE_MS = 50
 
 
 class _Bulk:
@@ -55,7 +70,16 @@ class _Bulk:
 
 
 _Work = Callable[[sqlite3.Connection], Any] | _Bulk
-_Job = tuple[_Work, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+#: (work, the caller's loop, its future, the monotonic time its wait for the lock ends)
+_Job = tuple[_Work, asyncio.AbstractEventLoop, "asyncio.Future[Any]", float]
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (
+        (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
+        or "database is locked" in str(exc)
+    )
 
 
 class GroupWriter:
@@ -66,6 +90,7 @@ class GroupWriter:
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
+        self._stopping = False
         self.checkpoint_interval = 1.0
         self.batches = 0
         self.jobs = 0
@@ -118,13 +143,14 @@ class GroupWriter:
         if conn is not None:
             conn.close()
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in the next group transaction; returns after the commit."""
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, wait: float = LOCK_WAIT) -> T:
+        """Run ``fn(conn)`` in the next group transaction; returns after the commit. Raises
+        StoreUnavailable when the write lock is not had within ``wait`` seconds."""
         if self._thread is None:
             raise StoreUnavailable("store writer is not running")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, loop, fut))
+        self._queue.put((fn, loop, fut, time.monotonic() + wait))
         return await fut
 
     async def run_bulk(
@@ -132,37 +158,31 @@ class GroupWriter:
         many: Callable[[sqlite3.Connection, list[Item]], list[JobOutcome]],
         one: Callable[[sqlite3.Connection, Item], T],
         item: Item,
+        *,
+        wait: float = LOCK_WAIT,
     ) -> T:
         """Like ``run(lambda conn: one(conn, item))``, with the batch's items of ``many`` together."""
         if self._thread is None:
             raise StoreUnavailable("store writer is not running")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((_Bulk(many, one, item), loop, fut))
+        self._queue.put((_Bulk(many, one, item), loop, fut, time.monotonic() + wait))
         return await fut
 
     # -- the writer thread ------------------------------------------------------------------
     def _loop(self) -> None:
         conn: sqlite3.Connection | None = None
-        stopping = False
-        while not stopping:
+        self._stopping = False
+        while not self._stopping:
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
+            batch = self._take([first])
             if conn is None:
                 try:
                     conn = connect(self._path)
                     conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    conn.execute(f"PRAGMA busy_timeout = {LOCK_SLICE_MS}")
                 except StoreUnavailable as exc:
                     self._fail(batch, exc)
                     continue
@@ -170,18 +190,55 @@ class GroupWriter:
         if conn is not None:
             conn.close()
 
+    def _take(self, batch: list[_Job]) -> list[_Job]:
+        """``batch`` and what is queued behind it, up to ``max_batch`` (never blocks)."""
+        while len(batch) < self._max_batch and not self._stopping:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._stopping = True
+                break
+            batch.append(item)
+        return batch
+
+    def _begin(self, conn: sqlite3.Connection, batch: list[_Job]) -> bool:
+        """BEGIN IMMEDIATE for ``batch``, asked for in slices; between slices the jobs whose
+        wait is over fail (StoreUnavailable) and newly queued jobs join (``batch`` is changed in
+        place). False when no job is left (and no transaction was begun)."""
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            now = time.monotonic()
+            over = [job for job in batch if job[3] <= now]
+            if over:
+                log.warning(
+                    "store busy: the write lock is held elsewhere", extra={"jobs": len(over)}
+                )
+                self._fail(over, StoreUnavailable("store busy: the write lock is held elsewhere"))
+                batch[:] = [job for job in batch if job[3] > now]
+            self._take(batch)
+            if not batch:
+                return False
+
     def _commit_batch(
         self, conn: sqlite3.Connection, batch: list[_Job]
     ) -> sqlite3.Connection | None:
-        outcomes: list[JobOutcome | None] = [None] * len(batch)
-        bulks: dict[BulkMany, list[int]] = {}
-        for i, (work, _loop, _fut) in enumerate(batch):
-            if isinstance(work, _Bulk):
-                bulks.setdefault(work.many, []).append(i)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not self._begin(conn, batch):
+                return conn
+            outcomes: list[JobOutcome | None] = [None] * len(batch)
+            bulks: dict[BulkMany, list[int]] = {}
+            for i, (work, _loop, _fut, _until) in enumerate(batch):
+                if isinstance(work, _Bulk):
+                    bulks.setdefault(work.many, []).append(i)
             # in arrival order; a bulk group runs where its first item arrived
-            for i, (work, _loop, _fut) in enumerate(batch):
+            for i, (work, _loop, _fut, _until) in enumerate(batch):
                 if outcomes[i] is not None:
                     continue
                 if not isinstance(work, _Bulk):
@@ -265,7 +322,7 @@ def _answer(batch: list[_Job], outcomes: list[JobOutcome]) -> None:
     """Hand each caller its result: one wake-up per event loop for the whole batch, not one per
     job (each ``call_soon_threadsafe`` writes to the loop's wake-up pipe)."""
     per_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (_fn, loop, fut), (ok, value) in zip(batch, outcomes, strict=True):
+    for (_fn, loop, fut, _until), (ok, value) in zip(batch, outcomes, strict=True):
         per_loop.setdefault(loop, []).append((fut, ok, value))
     for loop, results in per_loop.items():
         try:
