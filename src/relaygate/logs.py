@@ -10,9 +10,10 @@ A JSON line looks like::
 Fields passed with ``extra={...}`` become top-level keys (``msg_id`` first, after ``logger``).
 In text mode a line about a message starts with its ``msg_id`` (Postfix style).
 
-Holds secrets in transit: anything that looks like an API key (``sk_live_…``), a webhook secret
-(``whsec_…``), SMTP ``AUTH`` data, an ``Authorization``/``X-API-Key`` header, a URL password or a
-``password=``/``secret=``/``token=`` value is masked in the message, its arguments, the extra
+Holds secrets in transit: anything that looks like an API key (``sk_live_…``, in any letter
+case, or its base64), a webhook secret (``whsec_…``), SMTP ``AUTH`` data, an
+``Authorization``/``X-API-Key`` header, a URL password or a ``password=``/``secret=``/``token=``
+value is masked in the message, its arguments, the extra
 fields (keys named like secrets are masked whole) and exception text, before any handler
 writes it. Redaction is a safety net; code still must not log secrets on purpose.
 """
@@ -55,8 +56,9 @@ _SECRET_KEY_RE = re.compile(
 
 # (pattern, replacement) applied in order to every string.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # API keys and webhook secrets, wherever they appear.
-    (re.compile(r"(sk_(?:live|test)_)[A-Za-z0-9]+"), r"\1" + REDACTED),
+    # API keys and webhook secrets, wherever they appear (in any case: aiosmtpd upper-cases an
+    # unrecognised command).
+    (re.compile(r"(?i)(sk_(?:live|test)_)[A-Za-z0-9]+"), r"\1" + REDACTED),
     (re.compile(r"(whsec_)[A-Za-z0-9+/=_-]+"), r"\1" + REDACTED),
     # Private keys pasted into a message.
     (
@@ -89,11 +91,41 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: What the base64 of an API key always contains, in any letter case: "sk_live_" / "sk_test_"
+#: encoded at each of the three offsets a base64 encoder can meet it at (the characters that do
+#: not depend on the bytes around it). SMTP AUTH sends keys this way (alone for LOGIN, after
+#: "\0user\0" for PLAIN).
+_KEY_IN_BASE64 = re.compile(
+    r"(?i)c2tfbGl2ZV|NrX2xpdmVf|za19saXZlX|c2tfdGVzdF|NrX3Rlc3Rf|za190ZXN0X"
+)
+_BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _mask_keys_in_base64(text: str) -> str:
+    """Mask every run of base64 characters that holds an encoded API key."""
+    found = _KEY_IN_BASE64.search(text)
+    if found is None:
+        return text
+    out: list[str] = []
+    pos = 0
+    while found is not None:
+        start, end = found.span()
+        while start > pos and text[start - 1] in _BASE64_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _BASE64_CHARS:
+            end += 1
+        out += (text[pos:start], REDACTED)
+        pos = end
+        found = _KEY_IN_BASE64.search(text, end)
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def redact(text: str) -> str:
     """``text`` with every secret-looking substring masked."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _mask_keys_in_base64(text)
 
 
 def _redact_value(key: str | None, value: Any) -> Any:

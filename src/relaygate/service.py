@@ -28,6 +28,7 @@ from relaygate.domains import DomainChecker
 from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.tracking_app import HitRecorder, TrackingHit, tracking_routes
 from relaygate.gateway.admission import Admission
+from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.http import HttpApi
 from relaygate.gateway.httpwire import CoalescingHttpToolsProtocol
 from relaygate.gateway.smtp import SmtpGateway, addresses
@@ -170,6 +171,13 @@ class Service:
                     metrics=self.metrics,
                     sync_deliver=self._sync_deliver(),
                     extra_routes=extra_routes,
+                    auth_throttle=FailedAuthThrottle(
+                        self.clock,
+                        AuthLimits(
+                            failures=self.settings.http.auth_failure_limit,
+                            window=self.settings.http.auth_failure_window,
+                        ),
+                    ),
                 )
                 sock = bind(self.settings.http.listen)
                 config = uvicorn.Config(

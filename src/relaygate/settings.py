@@ -7,6 +7,7 @@ falls back to a default. Relative paths are resolved against the config file's d
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ class HttpSettings:
     listen: str = "127.0.0.1:8025"
     public_url: str = "http://127.0.0.1:8025"
     max_request_bytes: int = 25 * 1024 * 1024
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +44,8 @@ class SmtpSettings:
     max_message_bytes: int = 25 * 1024 * 1024
     max_recipients: int = 50
     timeout: float = 300.0
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,14 +304,12 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         listen=h.get("listen", str, "127.0.0.1:8025", _hostport),
         public_url=h.get("public_url", str, "", _url).rstrip("/") or "",
         max_request_bytes=h.get("max_request_bytes", int, 25 * 1024 * 1024, _positive),
+        auth_failure_limit=h.get("auth_failure_limit", int, 10, _positive),
+        auth_failure_window=float(h.get("auth_failure_window", (int, float), 300.0, _positive)),
     )
     if not http.public_url:
         host, port = parse_hostport(http.listen) if http.listen else ("127.0.0.1", 8025)
-        http = HttpSettings(
-            listen=http.listen,
-            public_url=f"http://{host}:{port}",
-            max_request_bytes=http.max_request_bytes,
-        )
+        http = dataclasses.replace(http, public_url=f"http://{host}:{port}")
     h.finish()
 
     s = _Reader(top.table("smtp"), "smtp", problems)
@@ -332,6 +335,8 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         max_message_bytes=s.get("max_message_bytes", int, 25 * 1024 * 1024, _positive),
         max_recipients=s.get("max_recipients", int, 50, _positive),
         timeout=float(s.get("timeout", (int, float), 300.0, _positive)),
+        auth_failure_limit=s.get("auth_failure_limit", int, 10, _positive),
+        auth_failure_window=float(s.get("auth_failure_window", (int, float), 300.0, _positive)),
     )
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
         problems.append("smtp: tls_cert and tls_key must be given together")
@@ -411,6 +416,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         dkim_grace=float(dm.get("dkim_grace", (int, float), 7 * 86400.0, _positive)),
     )
     dm.finish()
+
     top.finish()
 
     if problems:

@@ -1,7 +1,9 @@
 """The HTTP way in: the Starlette app for /v1/*, health, readiness and the OpenAPI document.
 
 Trust: request bodies, headers and paths are stranger-controlled. Bodies are read in chunks and
-refused with 413 as soon as they pass the limit (never buffered whole first). Every error is a JSON
+refused with 413 as soon as they pass the limit (never buffered whole first). Failed API keys
+are throttled per client address (``authlimit``: 429 with Retry-After; a correct key always
+passes). Every error is a JSON
 object with a ``detail`` from our own catalogue; an internal fault answers 503, never 500, and
 never the exception's text.
 """
@@ -13,6 +15,7 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,9 +27,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from relaygate.clock import iso
+from relaygate.clock import SystemClock, iso
 from relaygate.errors import IdempotentReplay, RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
+from relaygate.gateway.authlimit import FailedAuthThrottle
 from relaygate.gateway.openapi import openapi_document
 from relaygate.metrics import Metrics
 from relaygate.store.models import Account, ApiKey, Outcome
@@ -109,8 +113,10 @@ class HttpApi:
         extra_routes: Sequence[BaseRoute] = (),
         metrics: Metrics | None = None,
         sync_deliver: Callable[[str], Awaitable[list[Outcome]]] | None = None,
+        auth_throttle: FailedAuthThrottle | None = None,
     ) -> None:
         self.metrics = metrics
+        self.auth_throttle = auth_throttle or FailedAuthThrottle(SystemClock())
         self.sync_deliver = sync_deliver
         self.store = store
         self.admission = admission
@@ -124,6 +130,14 @@ class HttpApi:
             raise RequestError(401, "missing X-API-Key header")
         found = self.store.authenticate(secret.strip())
         if found is None:
+            # Counted per client address; a correct key is never refused (see authlimit).
+            wait = self.auth_throttle.failed(request.client.host if request.client else "")
+            if wait:
+                raise RequestError(
+                    429,
+                    "too many failed authentication attempts from this address; retry later",
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
             raise RequestError(401, "unknown or revoked API key")
         return found
 

@@ -8,8 +8,9 @@ Mail for relaygate's own bounce/feedback addresses goes to an ``InboundSink`` in
 
 Trust: everything on the wire is stranger-controlled. Replies come only from this module's
 catalogue (``RequestError.detail`` is our own text, reduced to safe ASCII); an unexpected fault
-answers ``451 4.3.0`` without internals. AUTH secrets are hashed by the store and never logged;
-failed AUTH attempts are rate-limited per peer address. Content stays bytes end to end.
+answers ``451 4.3.0`` without internals. AUTH secrets are hashed by the store and never logged
+(nor is any command text: ``wirelog``); failed AUTH attempts are throttled per client address
+(``authlimit``), never a correct key. Content stays bytes end to end.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from aiosmtpd.smtp import (
 from relaygate.clock import Clock
 from relaygate.compose.addresses import AddressError, parse_mailbox
 from relaygate.errors import RequestError, StoreUnavailable
+from relaygate.gateway import wirelog
 from relaygate.gateway.admission import Admission
+from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.smtpdata import DataState, read_message
 from relaygate.settings import Settings
 from relaygate.store.inbound import save_inbound
@@ -231,37 +234,6 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
-class AuthThrottle:
-    """Failed AUTH attempts per peer address in a sliding window; bounded memory."""
-
-    def __init__(
-        self, clock: Clock, *, limit: int = 5, window: float = 60.0, max_peers: int = 10_000
-    ) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.window = window
-        self.max_peers = max_peers
-        self._failures: dict[str, list[float]] = {}
-
-    def blocked(self, ip: str) -> bool:
-        recent = self._recent(ip)
-        return len(recent) >= self.limit
-
-    def failed(self, ip: str) -> None:
-        if len(self._failures) >= self.max_peers:
-            cutoff = self.clock.now() - self.window
-            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
-            if len(self._failures) >= self.max_peers:
-                self._failures.pop(next(iter(self._failures)))
-        self._recent(ip).append(self.clock.now())
-
-    def _recent(self, ip: str) -> list[float]:
-        cutoff = self.clock.now() - self.window
-        times = [t for t in self._failures.get(ip, ()) if t > cutoff]
-        self._failures[ip] = times
-        return times
-
-
 # -- the handler --------------------------------------------------------------------------------
 class SubmissionHandler:
     """Every aiosmtpd hook, so nothing falls back to aiosmtpd's defaults (which accept and drop)."""
@@ -288,7 +260,12 @@ class SubmissionHandler:
         self.settings = settings
         self.clock = clock
         self.inbound: InboundSink = inbound or StoreInbound(admission.store)
-        self.throttle = AuthThrottle(clock)
+        self.throttle = FailedAuthThrottle(
+            clock,
+            AuthLimits(
+                failures=settings.smtp.auth_failure_limit, window=settings.smtp.auth_failure_window
+            ),
+        )
         self.max_recipients = settings.smtp.max_recipients
         self.bounce_domain = settings.return_path_domain.lower().rstrip(".")
         self.feedback = (settings.bounces.feedback_address or f"fbl@{self.bounce_domain}").lower()
@@ -347,9 +324,13 @@ class SubmissionHandler:
         secret = auth_data.password.decode("utf-8", "replace").strip()
         found = self.store.authenticate(secret)
         if found is None:
-            self.throttle.failed(ip)
-            log.info("auth failed", extra={"peer": ip, "mechanism": mechanism})
-            return AuthResult(success=False, handled=False)
+            throttled = self.throttle.failed(ip) > 0
+            log.info(
+                "auth failed", extra={"peer": ip, "mechanism": mechanism, "throttled": throttled}
+            )
+            return AuthResult(
+                success=False, handled=False, message=AUTH_THROTTLED if throttled else None
+            )
         key, account = found
         if "email:send" not in key.scopes:
             return AuthResult(success=False, handled=False, message=AUTH_SCOPE)
@@ -414,8 +395,9 @@ class SubmissionHandler:
     ) -> Any:
         if not self.may_authenticate(server, session):
             return AUTH_TLS
-        if self.throttle.blocked(peer_ip(session)):
-            return AUTH_THROTTLED
+        # No throttle here: the credentials are read (a refusal now would leave the client's
+        # pipelined AUTH LOGIN lines to be read as commands) and a correct key always passes
+        # (authlimit's docstring says why); a failure while throttled is answered 454.
         return MISSING  # go on with aiosmtpd's PLAIN / LOGIN, which call ``authenticate``
 
     async def handle_MAIL(
@@ -965,6 +947,7 @@ class SmtpGateway:
         if aiosmtpd_log.level == logging.NOTSET:
             aiosmtpd_log.setLevel(logging.WARNING)
         install_quiet_log()
+        wirelog.install()  # aiosmtpd's lines keep no client text (no AUTH data, no commands)
 
     def _factory(self, *, implicit_tls: bool) -> Callable[[], SubmissionSMTP]:
         s = self.settings

@@ -175,3 +175,26 @@ BASE62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 )
 def test_any_key_embedded_anywhere_is_masked(key: str, kind: str, before: str, after: str) -> None:
     assert key not in redact(before + kind + key + after)
+
+
+@given(
+    key=st.text(alphabet=BASE62, min_size=32, max_size=48),
+    kind=st.sampled_from(["sk_live_", "sk_test_"]),
+    user=st.text(max_size=12),
+    case=st.sampled_from([str, str.upper, str.lower, str.swapcase]),
+    before=st.sampled_from(["", " ", "unrecognised: ", "b'", '"', ">> "]),
+    after=st.sampled_from(["", " ", "'", "\\r\\n", '"}']),
+)
+def test_a_key_in_base64_is_masked_in_any_case_at_any_offset(
+    key: str, kind: str, user: str, case: object, before: str, after: str
+) -> None:
+    """AUTH LOGIN sends base64(key); AUTH PLAIN base64("\\0user\\0key") (any offset mod 3);
+    aiosmtpd upper-cases an unrecognised command."""
+    secret = (kind + key).encode()
+    for blob in (secret, b"\0" + user.encode() + b"\0" + secret):
+        encoded = case(base64.b64encode(blob).decode())  # type: ignore[operator]
+        assert redact(before + encoded + after) == before + REDACTED + after
+
+
+def test_an_upper_cased_key_is_masked() -> None:
+    assert redact("unrecognised: " + API_KEY.upper()) == "unrecognised: SK_LIVE_" + REDACTED

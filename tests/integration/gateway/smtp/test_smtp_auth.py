@@ -78,18 +78,30 @@ async def test_unknown_key_revoked_key_and_missing_scope_are_535(
     assert (await c.cmd("AUTH PLAIN " + "x")).startswith("503 5.5.1")  # already authenticated
 
 
-async def test_failed_auth_is_throttled_per_peer(
-    gw: Any, connect: Any, sender: dict[str, Any], clock: FakeClock
+async def test_failed_auth_is_throttled_per_client_but_never_locks_out_the_right_key(
+    start_gateway: Any, connect: Any, sender: dict[str, Any], clock: FakeClock
 ) -> None:
-    c = await connect()
-    await c.cmd("EHLO client.test")
+    """A stranger's guesses from the same address (a NAT, a shared host) throttle the guesses,
+    not the legitimate client holding a correct key (issue 15 item 7)."""
+    gw = await start_gateway(auth_failure_limit=5, auth_failure_window=60)
+    stranger = await connect(port=gw.port)
+    await stranger.cmd("EHLO client.test")
     for _ in range(5):
-        assert (await c.cmd(b"AUTH PLAIN " + plain("sk_live_wrong"))).startswith("535 ")
-    # Even the right key is refused now, on any connection from this peer...
-    assert (await c.cmd(b"AUTH PLAIN " + plain(sender["secret"]))).startswith("454 4.7.0 ")
-    other = await connect()
-    await other.cmd("EHLO client.test")
-    assert (await other.cmd(b"AUTH PLAIN " + plain(sender["secret"]))).startswith("454 4.7.0 ")
-    # ...until the window has passed.
-    clock.advance(61)
-    assert (await other.cmd(b"AUTH PLAIN " + plain(sender["secret"]))).startswith("235 ")
+        assert (await stranger.cmd(b"AUTH PLAIN " + plain("sk_live_wrong"))).startswith("535 ")
+    # Over the limit: the stranger's guesses get 454 now, on any connection from this address...
+    assert (await stranger.cmd(b"AUTH PLAIN " + plain("sk_live_guess"))).startswith("454 4.7.0 ")
+    client = await connect(port=gw.port)
+    await client.cmd("EHLO client.test")
+    assert (await client.cmd(b"AUTH PLAIN " + plain("sk_live_other"))).startswith("454 4.7.0 ")
+    # ...while the right key, from the same address, goes through at once, by PLAIN and LOGIN.
+    assert (await client.cmd(b"AUTH PLAIN " + plain(sender["secret"]))).startswith("235 ")
+    third = await connect(port=gw.port)
+    await third.cmd("EHLO client.test")
+    assert (await third.cmd("AUTH LOGIN")).startswith("334 ")
+    assert (await third.cmd(base64.b64encode(b"apikey"))).startswith("334 ")
+    assert (await third.cmd(base64.b64encode(sender["secret"].encode()))).startswith("235 ")
+    # Throttled while 5 failures lie within the last 60 s; then a wrong key is a plain 535 again.
+    clock.advance(59)
+    assert (await stranger.cmd(b"AUTH PLAIN " + plain("sk_live_more"))).startswith("454 4.7.0 ")
+    clock.advance(2)
+    assert (await stranger.cmd(b"AUTH PLAIN " + plain("sk_live_more"))).startswith("535 5.7.8 ")
