@@ -13,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import relaygate.gateway.smtp as gateway_smtp
+from relaygate.gateway import wirelog
 from relaygate.gateway.smtp import install_quiet_log, parse_path
+
+PEER = ("192.0.2.1", 40000)
 
 
 def reference(arg: str) -> tuple[str | None, str | None]:
@@ -74,8 +77,10 @@ def test_aiosmtpd_command_logging_still_logs_when_enabled(
     caplog: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The installed ``sanitized_log`` skips aiosmtpd's sanitising only where the logger would
-    drop the line anyway; enabled lines are logged as before."""
+    drop the line anyway; enabled lines are logged as before (through the ``wirelog`` filter,
+    which withholds the client's text)."""
     install_quiet_log()
+    wirelog.install()
     assert aiosmtpd.smtp.sanitized_log is gateway_smtp._sanitized_log
     sanitised: list[Any] = []
     original = gateway_smtp._aiosmtpd_sanitized_log
@@ -87,7 +92,7 @@ def test_aiosmtpd_command_logging_still_logs_when_enabled(
     monkeypatch.setattr(gateway_smtp, "_aiosmtpd_sanitized_log", spy)
     logger = logging.getLogger("mail.log")
     with caplog.at_level(logging.INFO, logger="mail.log"):
-        aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", "peer", b"MAIL FROM:<\x00a@b>")
+        aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", PEER, b"MAIL FROM:<\x00a@b>")
         aiosmtpd.smtp.sanitized_log(logger.debug, "%r", b"not at INFO")
-    assert sanitised == [("peer", b"MAIL FROM:<\x00a@b>")]  # the DEBUG line was never sanitised
-    assert [r.getMessage() for r in caplog.records] == ["'peer' >> " + repr(b"MAIL FROM:<\x00a@b>")]
+    assert sanitised == [(PEER, b"MAIL FROM:<\x00a@b>")]  # the DEBUG line was never sanitised
+    assert [r.getMessage() for r in caplog.records] == [f"{PEER!r} >> '[withheld]'"]
