@@ -32,6 +32,7 @@ from relaygate.bounces.arf import FeedbackReport, parse_feedback_report
 from relaygate.bounces.classify import (
     bounce_type_for,
     classify,
+    command_in_text,
     derived_status,
     is_temporary,
     reason_from_text,
@@ -63,9 +64,6 @@ INTERESTING_HEADERS = ("message-id", "x-sm-message-id", "to", "from", "subject",
 
 _MAX_PARTS = 200
 _FAILED_ACTIONS = frozenset({"failed", "delayed", "failure", "fail", "bounced", "expired"})
-_STAGE_CLAUSE_RE = re.compile(
-    r"(?i)\(in reply to [^)]{1,40}\)|after (?:end of data|data|mail from|rcpt to|initial connection)"
-)
 _OK_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 _DSN_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -421,16 +419,17 @@ def _transcript_stages(prose: str) -> list[tuple[str, str]]:
     pairs = []
     for m in _TRANSCRIPT_RE.finditer(prose[:60_000]):
         reply = " ".join(m.group(2).split()).lower()
-        command = "end of data" if m.group(1).upper() == "DATA" else m.group(1).lower()
+        command = m.group(1).upper().split(" ", 1)[0]
         pairs.append((command, reply[:60]))
     return pairs
 
 
-def _stage_from_transcript(diagnostic: str, stages: list[tuple[str, str]]) -> str:
+def _command_from_transcript(diagnostic: str, stages: list[tuple[str, str]]) -> str:
+    """The transcript command whose refusal is the one `diagnostic` quotes."""
     low = " ".join(diagnostic.split()).lower()
     for command, reply in stages:
         if reply and (reply in low or low[:60] in reply):
-            return f"(in reply to {command} command)"
+            return command
     return ""
 
 
@@ -467,24 +466,20 @@ def _dsn_rows(
             )
             if extra is None and len(entries) == 1 and len(text_failures) == 1:
                 extra = next(iter(text_failures.values()))
+        command = command_in_text(diagnostic)
         if extra is not None:
+            # Postfix puts the SMTP command only in the prose: it changes the meaning.
+            command = command or command_in_text(extra.diagnostic)
             if not diagnostic or reason_from_text(diagnostic) is None:
                 if reason_from_text(extra.diagnostic) is not None:
                     diagnostic = f"{diagnostic} {extra.diagnostic}".strip()
-            elif not _STAGE_CLAUSE_RE.search(diagnostic):
-                # Postfix puts the SMTP stage only in the prose: it changes the meaning.
-                stage = _STAGE_CLAUSE_RE.search(extra.diagnostic)
-                if stage:
-                    diagnostic = f"{diagnostic} {stage.group(0)}"
+        if stages and not command:
+            command = _command_from_transcript(diagnostic, stages)
         status = entry.status
         if extra is not None and (not status or status.endswith(".0.0")):
             better = find_status(extra.diagnostic)
             if better and not better.endswith(".0.0") and better[0] == (status[:1] or better[0]):
                 status = better
-        if stages and not _STAGE_CLAUSE_RE.search(diagnostic):
-            clause = _stage_from_transcript(diagnostic, stages)
-            if clause:
-                diagnostic = f"{diagnostic} {clause}"
         if entry.diagnostic_type == "x-unix" and "x-unix" not in diagnostic.lower():
             diagnostic = f"X-Unix; {diagnostic}"
         delayed = action == "delayed"
@@ -500,6 +495,7 @@ def _dsn_rows(
                 remote_mta=entry.remote_mta,
                 delayed=delayed,
                 expired=expired,
+                command=command,
             )
         )
     return rows, all_ok
@@ -521,6 +517,7 @@ def _text_row(failure: TextFailure, prose: str, *, delayed: bool) -> RecipientRe
         diagnostic=diagnostic,
         remote_mta="",
         delayed=delayed,
+        command=command_in_text(failure.diagnostic) or command_in_text(prose),
     )
 
 
@@ -535,6 +532,7 @@ def _row(
     remote_mta: str,
     delayed: bool,
     expired: bool = False,
+    command: str = "",
 ) -> RecipientResult:
     if not status and reply_code is None and delayed:
         reply_code = 450
@@ -543,7 +541,7 @@ def _row(
         smtp_code=reply_code,
         status=status or None,
         diagnostic=diagnostic,
-        remote_mta=remote_mta or None,
+        command=command or None,
         gave_up=temporary and not delayed,
     )
     reason = result.reason

@@ -230,12 +230,12 @@ def test_derived_status_uses_x_0_9yy() -> None:
     code=st.one_of(st.none(), st.integers(min_value=-1000, max_value=1000)),
     status=st.one_of(st.none(), st.text(max_size=12), st.from_regex(r"[245]\.\d{1,3}\.\d{1,3}")),
     text=st.text(max_size=400),
-    mta=st.one_of(st.none(), st.text(max_size=40)),
+    command=st.one_of(st.none(), st.sampled_from(["RCPT", "DATA", "MAIL", "EHLO"]), st.text(max_size=12)),
 )
 def test_never_raises_and_hard_only_for_address_reasons(
-    code: int | None, status: str | None, text: str, mta: str | None
+    code: int | None, status: str | None, text: str, command: str | None
 ) -> None:
-    got = classify(smtp_code=code, status=status, diagnostic=text, remote_mta=mta)
+    got = classify(smtp_code=code, status=status, diagnostic=text, command=command)
     assert got.reason in REASONS
     if got.bounce_type == "hard":
         assert got.reason in HARD_REASONS
