@@ -148,7 +148,9 @@ _COMMAND_RES: Final = (
     re.compile(r"in reply to (?:the )?(?:initial )?" + _CMD + r"\b"),
     # Exim: "SMTP error from remote mail server after RCPT TO:<...>"; 1&1: "for RCPT TO command".
     re.compile(r"\bafter (?:the )?" + _CMD + r"\b"),
-    re.compile(r"\b(?:for|after) (rcpt to|rcpt|mail from|mail|data|text|ehlo|helo|starttls|auth) command\b"),
+    re.compile(
+        r"\b(?:for|after) (rcpt to|rcpt|mail from|mail|data|text|ehlo|helo|starttls|auth) command\b"
+    ),
     # "SMTP:RCPT host 192.0.2.1: 550 ..."
     re.compile(r"\bsmtp ?: ?(rcpt|mail|data|ehlo|helo)\b"),
     re.compile(r"\bwhile (?:sending|performing) (?:the )?(rcpt to|mail from|data|ehlo|helo)\b"),
@@ -164,6 +166,12 @@ _QMAIL_RES: Final = (
     (re.compile(r"\bbut greeting failed\b"), "CONN"),
     (re.compile(r"\bfailed on data command\b"), "DATA"),
     (re.compile(r"\bfailed after i sent the message\b"), "DATA"),
+    (re.compile(r"\bdoes not like recipient\b"), "RCPT"),
+    (re.compile(r"\bdoes not like sender\b"), "MAIL"),
+    # The DragonFly Mail Agent: "... did not like our RCPT TO:"
+    (re.compile(r"\bdid not like our rcpt to\b"), "RCPT"),
+    (re.compile(r"\bdid not like our mail from\b"), "MAIL"),
+    (re.compile(r"\bdid not like our data\b"), "DATA"),
 )
 
 
@@ -234,7 +242,7 @@ _NOT_USERUNKNOWN: Final = ("norelaying", "mailboxfull", "hasmoved", "rejected", 
 def _userunknown(f: _Facts) -> bool:
     if f.named == "userunknown":
         return not any(says(r, f.text) for r in _NOT_USERUNKNOWN)
-    if not says("userunknown", f.text):
+    if not says("userunknown", f.text) or says("hostunknown", f.text):
         return False
     # About the address only when refused in reply to RCPT TO. With no command known, unless
     # the code says the mailbox exists (x.2.x), names a policy (x.7.x) or blames the sender.
@@ -292,8 +300,9 @@ _FIRST: Final[tuple[tuple[str, Callable[[_Facts], bool]], ...]] = (
     ("mailboxfull", _named_or_says("mailboxfull")),
     (
         "mesgtoobig",
-        lambda f: f.named == "mesgtoobig"
-        or (f.named != "exceedlimit" and says("mesgtoobig", f.text)),
+        lambda f: (
+            f.named == "mesgtoobig" or (f.named != "exceedlimit" and says("mesgtoobig", f.text))
+        ),
     ),
     ("exceedlimit", _named_or_says("exceedlimit")),
     ("suspend", lambda f: f.code == 525 or says("suspend", f.text)),
@@ -307,7 +316,9 @@ _FIRST: Final[tuple[tuple[str, Callable[[_Facts], bool]], ...]] = (
     ("badreputation", _says("badreputation")),
     (
         "contenterror",
-        lambda f: not _spamdetected(f) and (f.named == "contenterror" or says("contenterror", f.text)),
+        lambda f: (
+            not _spamdetected(f) and (f.named == "contenterror" or says("contenterror", f.text))
+        ),
     ),
     ("rejected", _rejected),
     ("hostunknown", _hostunknown),
@@ -339,6 +350,10 @@ _SECOND: Final = (
     "mailererror",
 )
 
+_ADDRESS_LEVEL: Final = frozenset(
+    {"userunknown", "hostunknown", "hasmoved", "notaccept", "filtered", "suspend"}
+)
+
 # RFC 5321's own meanings of reply codes, used only when nothing else says anything.
 _REPLY_CODE_REASON: Final[dict[int, str]] = {
     421: "systemerror",
@@ -357,6 +372,10 @@ def _decide(f: _Facts, *, gave_up: bool, temporary: bool) -> str:
     reason = next((name for name, probe in _FIRST if probe(f)), "")
     if not reason:
         reason = _second(f, gave_up=gave_up)
+    if f.command == "MAIL" and reason in _ADDRESS_LEVEL:
+        # Refused at MAIL FROM, before any recipient was named: the address it means is the
+        # sender's.
+        return "rejected"
     if reason == "hostunknown" and temporary:
         # "No such domain" said with a temporary code is a lookup that failed, not a verdict.
         return "networkerror"

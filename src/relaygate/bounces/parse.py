@@ -470,9 +470,10 @@ def _dsn_rows(
         if extra is not None:
             # Postfix puts the SMTP command only in the prose: it changes the meaning.
             command = command or command_in_text(extra.diagnostic)
-            if not diagnostic or reason_from_text(diagnostic) is None:
-                if reason_from_text(extra.diagnostic) is not None:
-                    diagnostic = f"{diagnostic} {extra.diagnostic}".strip()
+            if (not diagnostic or reason_from_text(diagnostic) is None) and reason_from_text(
+                extra.diagnostic
+            ) is not None:
+                diagnostic = f"{diagnostic} {extra.diagnostic}".strip()
         if stages and not command:
             command = _command_from_transcript(diagnostic, stages)
         status = entry.status

@@ -151,12 +151,14 @@ _WORDS: dict[str, tuple[str, ...]] = {
         r"\b(?:recipient|addressee|mailbox|address|account|user|destination|e-?mail address) (?:address )?(?:is )?(?:unknown|not (?:found|known|listed|recogni[sz]ed|valid|present|local))\b",
         r"\bno such (?:user|mailbox|recipient|address|account|person|local user|e-?mail|alias)",
         r"\b(?:user|recipient|mailbox|account|address|addressee|alias|person) (?:does not|doesn't|did not|don't|not) exists?\b",
-        r"\bdoes not exist\b",
+        r"(?<!domain )(?<!host )(?<!\.[a-z]{2} )(?<!\.[a-z]{3} )\bdoes not exist\b",
         r"\binvalid (?:recipient|mailbox|user|address|e-?mail address|destination)",
         r"\b(?:bad|illegal) (?:destination )?(?:mailbox|recipient|user)",
         r"\bunknown or illegal (?:user|alias)",
         r"\bmailbox (?:not found|unavailable|does not exist|is not available|not available|invalid|is unavailable|not present)",
-        r"\brecipient (?:address )?rejected\b",
+        # Postfix's prefix for any recipient restriction: on its own, or with "access denied"
+        # (Exchange Online's directory check), it says the address is not taken.
+        r"\brecipient (?:address )?rejected(?: ?[:.]? ?(?:access denied|\(in reply|$))",
         r"\bno (?:mailbox|account|user|one) (?:here |at this address )?(?:by that name|found|with this)?",
         r"\bnot (?:a )?(?:valid|known) (?:mailbox|user|recipient|address)",
         r"\brecipient ?not ?found\b",
@@ -292,6 +294,7 @@ _WORDS: dict[str, tuple[str, ...]] = {
     ),
     "hostunknown": (
         r"\bunroute?able (?:mail )?(?:address|domain)\b",
+        r"(?<![@\w.-])[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\.? (?:does not exist|doesn't exist)",
         r"\bhost (?:or domain )?(?:name )?(?:is )?(?:unknown|not found)",
         r"\bunknown (?:host|domain|mail domain)",
         r"\bmail domain mentioned in email address is unknown\b",
@@ -511,7 +514,8 @@ _WORDS: dict[str, tuple[str, ...]] = {
 }
 
 _COMPILED: Final[dict[str, re.Pattern[str]]] = {
-    reason: re.compile("|".join(f"(?:{p})" for p in patterns)) for reason, patterns in _WORDS.items()
+    reason: re.compile("|".join(f"(?:{p})" for p in patterns))
+    for reason, patterns in _WORDS.items()
 }
 
 #: The reasons (and the "expired_notice" pseudo reason) wording can name.
