@@ -50,21 +50,45 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bounce reasons kept as distinct label values (API.md §6, §7); anything else counts as "other".
+#: Bounce reasons kept as distinct label values: the classifier's vocabulary (Sisimai's reasons,
+#: relaygate.bounces.classify.REASONS; a unit test holds the two equal, since the foundation
+#: layer may not import the bounces package) plus ``suppressed`` (not sent: on the suppression
+#: list). Anything else counts as ``other``.
 BOUNCE_REASONS: frozenset[str] = frozenset(
     {
-        "userunknown",
+        "authfailure",
+        "badreputation",
+        "blocked",
+        "contenterror",
+        "exceedlimit",
+        "expired",
+        "failedstarttls",
+        "filtered",
+        "hasmoved",
         "hostunknown",
         "mailboxfull",
-        "blocked",
-        "spamdetected",
-        "policy",
-        "expired",
-        "toobig",
-        "suppressed",
-        "nullmx",
-        "noroute",
+        "mailererror",
+        "mesgtoobig",
+        "networkerror",
+        "norelaying",
+        "notaccept",
+        "notcompliantrfc",
+        "onhold",
+        "policyviolation",
         "rejected",
+        "requireptr",
+        "securityerror",
+        "spamdetected",
+        "speeding",
+        "suspend",
+        "syntaxerror",
+        "systemerror",
+        "systemfull",
+        "toomanyconn",
+        "undefined",
+        "userunknown",
+        "virusdetected",
+        "suppressed",
         "other",
     }
 )

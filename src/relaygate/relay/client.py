@@ -70,6 +70,7 @@ class RecipientResult:
     status: str  # RFC 3463 enhanced status, e.g. "5.1.1"; its class matches ``outcome``
     text: str  # the reply text (one line) or relaygate's own diagnostic
     remote_host: str | None  # "mx.example.com[192.0.2.1]", None when no host was reached
+    command: str = ""  # the SMTP command the reply answered: MAIL, RCPT or DATA; "" when none
 
     @property
     def smtp_response(self) -> str:
@@ -406,7 +407,13 @@ class _Attempt:
         return f"{self.host}[{self.address}]"
 
     def _result(
-        self, rcpt: str, outcome: Outcome, code: int | None, status: str, text: str
+        self,
+        rcpt: str,
+        outcome: Outcome,
+        code: int | None,
+        status: str,
+        text: str,
+        command: str = "",
     ) -> RecipientResult:
         return RecipientResult(
             recipient=rcpt,
@@ -415,24 +422,27 @@ class _Attempt:
             status=status,
             text=text,
             remote_host=self.where,
+            command=command,
         )
 
-    def _by_reply(self, rcpt: str, code: int, message: str) -> RecipientResult:
+    def _by_reply(self, rcpt: str, code: int, message: str, command: str) -> RecipientResult:
         text = _one_line(message)
         status = enhanced_status(code, text)
         if 200 <= code < 300:
-            return self._result(rcpt, Outcome.DELIVERED, code, status, text)
+            return self._result(rcpt, Outcome.DELIVERED, code, status, text, command)
         if 400 <= code < 500:
-            return self._result(rcpt, Outcome.DEFERRED, code, status, text)
+            return self._result(rcpt, Outcome.DEFERRED, code, status, text, command)
         if 500 <= code < 600:
-            return self._result(rcpt, Outcome.BOUNCED, code, status, text)
+            return self._result(rcpt, Outcome.BOUNCED, code, status, text, command)
         # a nonsense code (1xx, 3xx where a final reply belongs): protocol error, retry later
         return self._result(
-            rcpt, Outcome.DEFERRED, code, "4.5.0", f"unexpected reply: {code} {text}"
+            rcpt, Outcome.DEFERRED, code, "4.5.0", f"unexpected reply: {code} {text}", command
         )
 
-    def _all(self, rcpts: Sequence[str], code: int, message: str) -> list[RecipientResult]:
-        return [self._by_reply(r, code, message) for r in rcpts]
+    def _all(
+        self, rcpts: Sequence[str], code: int, message: str, command: str
+    ) -> list[RecipientResult]:
+        return [self._by_reply(r, code, message, command) for r in rcpts]
 
     def _lost(self, rcpts: Sequence[str], exc: BaseException) -> list[RecipientResult]:
         text = self._net_text(exc)
@@ -693,7 +703,7 @@ class _Attempt:
             if self.reused and (exc.code == 421 or not smtp.is_connected):
                 return None
             self.clean = smtp.is_connected
-            return self._all(rcpts, exc.code, exc.message)
+            return self._all(rcpts, exc.code, exc.message, "MAIL")
         except _NET_ERRORS as exc:
             if self.reused:
                 return None
@@ -707,10 +717,10 @@ class _Attempt:
             try:
                 await _rcpt(smtp, rcpt, encoding, self.timeouts.command)
             except aiosmtplib.SMTPRecipientRefused as exc:
-                results[rcpt] = self._by_reply(rcpt, exc.code, exc.message)
+                results[rcpt] = self._by_reply(rcpt, exc.code, exc.message, "RCPT")
                 if not smtp.is_connected:  # 421: the server closed the session
                     pending = [r for r in rcpts if r not in results]
-                    ended = self._all(pending, exc.code, exc.message)
+                    ended = self._all(pending, exc.code, exc.message, "RCPT")
                     break
                 continue
             except ValueError:
@@ -731,7 +741,8 @@ class _Attempt:
             try:
                 reply = await smtp.data(self.data, timeout=self.timeouts.data)
             except aiosmtplib.SMTPDataError as exc:
-                results.update({r.recipient: r for r in self._all(accepted, exc.code, exc.message)})
+                refused = self._all(accepted, exc.code, exc.message, "DATA")
+                results.update({r.recipient: r for r in refused})
                 # refused at DATA itself (no 354) leaves the transaction open: when the session
                 # may be kept, RSET says whether it is reusable; otherwise QUIT follows anyway
                 if self.sessions is not None:
@@ -739,9 +750,8 @@ class _Attempt:
             except _NET_ERRORS as exc:
                 results.update({r.recipient: r for r in self._lost(accepted, exc)})
             else:
-                results.update(
-                    {r.recipient: r for r in self._all(accepted, reply.code, reply.message)}
-                )
+                answered = self._all(accepted, reply.code, reply.message, "DATA")
+                results.update({r.recipient: r for r in answered})
                 self.clean = True
         else:
             await self._reset(smtp)

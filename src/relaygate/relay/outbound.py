@@ -128,6 +128,7 @@ class NetworkTransport:
                     status=r.status,
                     text=r.smtp_response,
                     remote=r.remote_host or result.remote_host or "",
+                    command=r.command,
                 )
             )
         return out

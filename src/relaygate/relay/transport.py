@@ -28,6 +28,7 @@ class RecipientResult:
     status: str
     text: str
     remote: str = ""
+    command: str = ""  # the SMTP command the reply answered (MAIL, RCPT, DATA); "" when none
 
 
 class Transport(Protocol):

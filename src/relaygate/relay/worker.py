@@ -346,6 +346,8 @@ class DeliveryWorker:
             smtp_code=res.code,
             status=res.status or None,
             diagnostic=res.text,
-            remote_mta=res.remote or None,
+            # The reply answered this command: RCPT (about the address) or DATA (about the
+            # content); "" for relaygate's own verdicts (no route, too big, no SMTPUTF8).
+            command=res.command or "",
         )
         return {"bounce_type": c.bounce_type, "reason": c.reason, "diagnostic": res.text}

@@ -135,6 +135,37 @@ async def test_mixed_results_in_one_transaction_then_greylist_retry(
     assert [(r.message_id, r.recipient_id) for r in refs if r] == [(mid, 0), (mid, grey_id)]
 
 
+async def test_the_refused_command_decides_the_bounce_reason(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    # The same words, once in reply to RCPT TO (the address) and once to the end of the data
+    # (the recipient was accepted: a filter on this message), and once to MAIL FROM (the sender).
+    sink.rcpt = {"gone@dest.test": "550 Unknown user"}
+    sink.data = "550 Unknown user"
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    at_rcpt = admit(store, sender["account"].id, "gone@dest.test")
+    at_data = admit(store, sender["account"].id, "kept@dest.test")
+    assert await worker.run_once() == 2
+    sink.data = None
+    sink.mail = "553 5.1.1 Unknown user"
+    at_mail = admit(store, sender["account"].id, "other@dest.test")
+    assert await worker.run_once() == 1
+    bounces = {e.message_id: e.data for e in store.events_after(0) if e.type == "bounce"}
+    got = {
+        m: (bounces[m]["reason"], bounces[m]["bounce_type"]) for m in (at_rcpt, at_data, at_mail)
+    }
+    assert got == {
+        at_rcpt: ("userunknown", "hard"),
+        at_data: ("filtered", "soft"),
+        at_mail: ("rejected", "soft"),
+    }
+
+
 async def test_dns_failures_defer_or_bounce(
     tmp_path: Path,
     store: Store,

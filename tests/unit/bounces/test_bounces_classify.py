@@ -12,7 +12,9 @@ from relaygate.bounces.classify import (
     Classification,
     classify,
     classify_expired,
+    command_in_text,
     derived_status,
+    normalise_command,
     reason_from_status,
 )
 
@@ -230,7 +232,9 @@ def test_derived_status_uses_x_0_9yy() -> None:
     code=st.one_of(st.none(), st.integers(min_value=-1000, max_value=1000)),
     status=st.one_of(st.none(), st.text(max_size=12), st.from_regex(r"[245]\.\d{1,3}\.\d{1,3}")),
     text=st.text(max_size=400),
-    command=st.one_of(st.none(), st.sampled_from(["RCPT", "DATA", "MAIL", "EHLO"]), st.text(max_size=12)),
+    command=st.one_of(
+        st.none(), st.sampled_from(["RCPT", "DATA", "MAIL", "EHLO"]), st.text(max_size=12)
+    ),
 )
 def test_never_raises_and_hard_only_for_address_reasons(
     code: int | None, status: str | None, text: str, command: str | None
@@ -239,3 +243,163 @@ def test_never_raises_and_hard_only_for_address_reasons(
     assert got.reason in REASONS
     if got.bounce_type == "hard":
         assert got.reason in HARD_REASONS
+
+
+# --- the SMTP command decides what a refusal is about -----------------------------------------
+
+
+def test_same_words_at_rcpt_and_after_data() -> None:
+    # Refused at RCPT TO: the address does not exist. After the recipient was accepted and the
+    # content sent, the same words are a filter speaking about this message.
+    at_rcpt = classify(smtp_code=550, status=None, diagnostic="550 Unknown user", command="RCPT")
+    at_data = classify(smtp_code=550, status=None, diagnostic="550 Unknown user", command="DATA")
+    assert at_rcpt == Classification(bounce_type="hard", reason="userunknown")
+    assert at_data == Classification(bounce_type="soft", reason="filtered")
+
+
+def test_refused_at_mail_from_is_about_the_sender() -> None:
+    got = classify(
+        smtp_code=553,
+        status="5.1.1",
+        diagnostic="553 5.1.1 <a@sender.example>: User unknown",
+        command="MAIL",
+    )
+    assert got == Classification(bounce_type="soft", reason="rejected")
+    denied = classify(
+        smtp_code=550, status="5.7.1", diagnostic="550 5.7.1 Access denied", command="MAIL"
+    )
+    assert denied.reason == "rejected"
+
+
+def test_refused_at_greeting_without_words_is_blocked() -> None:
+    got = classify(smtp_code=554, status=None, diagnostic="554 mx.example.org", command="CONN")
+    assert got == Classification(bounce_type="soft", reason="blocked")
+
+
+def test_spam_words_before_the_content_was_sent_are_not_spamdetected() -> None:
+    # At RCPT the receiver has not seen the content: its spam wording is about the sending host.
+    got = classify(
+        smtp_code=550,
+        status="5.7.1",
+        diagnostic="550 5.7.1 Client host blocked: too much spam from your IP",
+        command="RCPT",
+    )
+    assert got.reason == "blocked"
+    after = classify(
+        smtp_code=550,
+        status="5.7.1",
+        diagnostic="550 5.7.1 Message rejected as spam by Content Filtering",
+        command="DATA",
+    )
+    assert after.reason == "spamdetected"
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        (
+            "host mx.example.org[192.0.2.1] said: 550 Unknown user (in reply to end of DATA command)",
+            "DATA",
+        ),
+        (
+            "host mx.example.org[192.0.2.1] said: 550 Unknown user (in reply to RCPT TO command)",
+            "RCPT",
+        ),
+        (
+            "SMTP error from remote mail server after RCPT TO:<a@example.org>: 550 Unknown user",
+            "RCPT",
+        ),
+        ("SMTP error from remote mail server after end of data: 550 Unknown user", "DATA"),
+        (
+            "SMTP error from remote mail server after MAIL FROM:<s@example.com> SIZE=10: 550 no",
+            "MAIL",
+        ),
+        ("... while talking to mx.example.org.: >>> DATA <<< 550 Unknown user", "DATA"),
+        (">>> RCPT To:<a@example.org> <<< 550 5.1.1 Unknown user", "RCPT"),
+        ("Connected to 192.0.2.1 but sender was rejected. Remote host said: 550 no", "MAIL"),
+        ("192.0.2.1 does not like recipient. Remote host said: 550 no", "RCPT"),
+        ("SMTP error from remote server for TEXT command, reason: 550 rejected", "DATA"),
+        ("550 Unknown user", ""),
+    ],
+)
+def test_command_read_from_the_text(text: str, command: str) -> None:
+    assert command_in_text(text) == command
+
+
+def test_command_named_in_the_text_is_used() -> None:
+    got = classify(
+        smtp_code=550,
+        status="5.0.0",
+        diagnostic="550 Unknown user a@example.org (in reply to end of DATA command)",
+    )
+    assert got == Classification(bounce_type="soft", reason="filtered")
+
+
+def test_a_caller_given_command_wins_over_the_text() -> None:
+    got = classify(
+        smtp_code=550,
+        status=None,
+        diagnostic="550 Unknown user (in reply to end of DATA command)",
+        command="RCPT",
+    )
+    assert got.reason == "userunknown"
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("RCPT TO", "RCPT"),
+        ("rcpt", "RCPT"),
+        ("end of data", "DATA"),
+        ("Mail From", "MAIL"),
+        ("ehlo", "EHLO"),
+        ("NOOP", ""),
+        ("", ""),
+    ],
+)
+def test_normalise_command(raw: str, name: str) -> None:
+    assert normalise_command(raw) == name
+
+
+# --- reasons from text, code and command together ---------------------------------------------
+
+
+def test_delivery_time_exceeded_is_expired_whatever_the_last_error() -> None:
+    got = classify(
+        smtp_code=550,
+        status="5.1.1",
+        diagnostic="retry timeout exceeded; last error: 550 5.1.1 User unknown",
+    )
+    assert got == Classification(bounce_type="soft", reason="expired")
+
+
+def test_a_status_code_alone_decides_where_it_is_specific() -> None:
+    assert classify(smtp_code=550, status="5.7.25", diagnostic="550 go away").reason == (
+        "requireptr"
+    )
+    assert classify(smtp_code=552, status="5.2.2", diagnostic="552 sorry").reason == "mailboxfull"
+
+
+def test_domain_not_found_said_temporarily_is_a_network_error() -> None:
+    got = classify(
+        smtp_code=None,
+        status="4.0.0",
+        diagnostic="DNS Error: lookup of example.jp responded with NXDOMAIN Domain name not found",
+    )
+    assert got == Classification(bounce_type="soft", reason="networkerror")
+
+
+def test_local_program_failure_is_mailererror() -> None:
+    got = classify(smtp_code=None, status="5.3.0", diagnostic="X-Unix; procmail: No such user")
+    assert got == Classification(bounce_type="soft", reason="mailererror")
+
+
+def test_unreadable_text_is_onhold_and_nothing_is_undefined() -> None:
+    assert classify(smtp_code=550, status=None, diagnostic="550 ???").reason == "onhold"
+    assert classify(smtp_code=None, status=None, diagnostic="").reason == "undefined"
+
+
+def test_metrics_label_the_classifier_vocabulary() -> None:
+    from relaygate.metrics import BOUNCE_REASONS
+
+    assert REASONS | {"suppressed", "other"} == BOUNCE_REASONS
