@@ -11,9 +11,15 @@
         resolver = dns.resolver()            # a dnspython resolver pointed only at this server
 
 Names not in the zone answer NXDOMAIN; a known name without the asked type answers NOERROR with
-no records. TXT values are a string or a list of strings (the character-strings of one record).
-It listens on UDP and TCP on the same ephemeral port of 127.0.0.1 and trusts nothing it receives:
-a packet it cannot parse is dropped. The zone can be changed while it runs (``set``/``remove``).
+no records. A record set is one value or a list of them: a TXT record is a string (or a list of
+strings: its character-strings), an MX record ``(preference, host)``, a record of any other type
+its zone-file text (``{"SRV": ["10 5 25 mx.example.com."]}``). A value the zone cannot hold
+answers SERVFAIL and is kept in ``errors``. Records are answered in zone order. It listens on UDP and TCP on the same ephemeral port of 127.0.0.1 and trusts
+nothing it receives: a packet it cannot parse is dropped; an answer over 512 bytes on UDP is sent
+truncated (TC, no records) so the client asks again over TCP. The zone can be changed while it
+runs (``set``/``remove``).
+
+Built on dnspython, a runtime dependency of relaygate, so it works in a plain install.
 """
 
 from __future__ import annotations
@@ -25,8 +31,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import dns.asyncresolver
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+import dns.rrset
+from dns.rdtypes.ANY.TXT import TXT
 
 ZoneEntry = str | Mapping[str, Any]
 
@@ -47,6 +62,7 @@ class DNSServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.queries: list[tuple[str, str]] = []
+        self.errors: list[Exception] = []
         self._servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -76,58 +92,80 @@ class DNSServer:
                 self._zone[key] = entry
 
     # -- answering ------------------------------------------------------------------------------
-    def answer(self, data: bytes) -> bytes | None:
+    def answer(self, data: bytes, *, max_size: int = 65535) -> bytes | None:
         """The reply packet for one query packet, or None to drop it."""
         try:
-            request = DNSRecord.parse(data)
+            request = dns.message.from_wire(data)
         except Exception:
             return None
-        reply = request.reply()
-        qname = str(request.q.qname)
-        qtype = QTYPE.get(request.q.qtype, str(request.q.qtype))
+        if request.opcode() != dns.opcode.QUERY or len(request.question) != 1:
+            return None
+        reply = dns.message.make_response(request)
+        reply.flags |= dns.flags.AA | dns.flags.RA
+        question = request.question[0]
+        qtype = dns.rdatatype.to_text(question.rdtype)
+        name = _norm(question.name.to_text())
         with self._lock:
-            self.queries.append((_norm(qname), str(qtype)))
+            self.queries.append((name, qtype))
             zone = dict(self._zone)
-        name = _norm(qname)
+        try:
+            if not self._fill(reply, zone, name, qtype):
+                return None
+        except Exception as exc:  # a zone value it cannot serve
+            self.errors.append(exc)
+            reply = dns.message.make_response(request)
+            reply.set_rcode(dns.rcode.SERVFAIL)
+        try:
+            return reply.to_wire(max_size=max_size, want_shuffle=False)
+        except dns.exception.TooBig:
+            reply.answer = []
+            reply.flags |= dns.flags.TC
+            return reply.to_wire(want_shuffle=False)
+
+    def _fill(
+        self, reply: dns.message.Message, zone: Mapping[str, ZoneEntry], name: str, qtype: str
+    ) -> bool:
+        """Add the answer for ``name``/``qtype`` to ``reply``; False to drop the query."""
         seen = 0
         while True:
             entry = zone.get(name)
             if entry is None:
                 if seen == 0:
-                    reply.header.rcode = RCODE.NXDOMAIN
-                break
+                    reply.set_rcode(dns.rcode.NXDOMAIN)
+                return True
             if entry == "SERVFAIL":
-                reply.header.rcode = RCODE.SERVFAIL
-                return bytes(reply.pack())
+                reply.set_rcode(dns.rcode.SERVFAIL)
+                return True
             if entry == "TIMEOUT":
-                return None
+                return False
             assert isinstance(entry, Mapping)
             if qtype != "CNAME" and "CNAME" in entry:
-                target = str(entry["CNAME"])
-                reply.add_answer(
-                    RR(name + ".", QTYPE.CNAME, rdata=CNAME(target + "."), ttl=self.ttl)
+                target = _norm(str(entry["CNAME"]))
+                reply.answer.append(
+                    dns.rrset.from_rdata(name + ".", self.ttl, _rdata("CNAME", target))
                 )
-                name = _norm(target)
+                name = target
                 seen += 1
                 if seen > 8:
-                    break
+                    return True
                 continue
             values = entry.get(qtype)
             if values == "SERVFAIL":
-                reply.header.rcode = RCODE.SERVFAIL
-                return bytes(reply.pack())
+                reply.set_rcode(dns.rcode.SERVFAIL)
+                return True
             if values == "TIMEOUT":
-                return None
+                return False
             if values is None:
-                break
-            if not isinstance(values, list | tuple) or qtype == "CNAME":
+                return True
+            if (
+                not isinstance(values, list | tuple)
+                or qtype == "CNAME"
+                or (qtype == "MX" and values and not isinstance(values[0], list | tuple))
+            ):
                 values = [values]
-            for value in values:
-                reply.add_answer(
-                    RR(name + ".", getattr(QTYPE, qtype), rdata=_rdata(qtype, value), ttl=self.ttl)
-                )
-            break
-        return bytes(reply.pack())
+            rdatas = [_rdata(qtype, value) for value in values]
+            reply.answer.append(dns.rrset.from_rdata_list(name + ".", self.ttl, rdatas))
+            return True
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -136,13 +174,8 @@ class DNSServer:
         class UDPHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 data, sock = self.request
-                out = owner.answer(data)
+                out = owner.answer(data, max_size=512)
                 if out is not None:
-                    if len(out) > 512:
-                        parsed = DNSRecord.parse(out)
-                        parsed.rr = []
-                        parsed.header.tc = 1
-                        out = parsed.pack()
                     sock.sendto(out, self.client_address)
 
         class TCPHandler(socketserver.BaseRequestHandler):
@@ -230,17 +263,14 @@ class DNSServer:
         return res
 
 
-def _rdata(qtype: str, value: Any) -> Any:
-    if qtype == "A":
-        return A(str(value))
-    if qtype == "AAAA":
-        return AAAA(str(value))
+def _rdata(qtype: str, value: Any) -> dns.rdata.Rdata:
+    rdclass, rdtype = dns.rdataclass.IN, dns.rdatatype.from_text(qtype)
     if qtype == "MX":
         pref, host = value
-        return MX(str(host).rstrip(".") + ".", int(pref))
+        return dns.rdata.from_text(rdclass, rdtype, f"{int(pref)} {str(host).rstrip('.')}.")
     if qtype == "TXT":
         parts = [value] if isinstance(value, str | bytes) else list(value)
-        return TXT([p.encode() if isinstance(p, str) else p for p in parts])
+        return TXT(rdclass, rdtype, [p.encode() if isinstance(p, str) else p for p in parts])
     if qtype == "CNAME":
-        return CNAME(str(value).rstrip(".") + ".")
-    raise ValueError(f"unsupported record type {qtype}")
+        return dns.rdata.from_text(rdclass, rdtype, str(value).rstrip(".") + ".")
+    return dns.rdata.from_text(rdclass, rdtype, str(value))
