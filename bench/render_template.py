@@ -27,9 +27,11 @@ from typing import Any
 from relaygate.clock import SystemClock
 from relaygate.compose.templates import render, system_catalog
 from relaygate.gateway.admission import Admission
+from relaygate.policy import Limits
 from relaygate.settings import from_mapping
-from relaygate.store.models import Limits, NewMessage, NewRecipient
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store.ids import new_message_id
+from relaygate.store.models import NewMessage, NewRecipient
+from relaygate.store.sqlite import SqliteStore as Store
 
 VARIABLES = {"user": {"first_name": "Alex"}}
 TEXT = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 18)[:1000]
@@ -81,18 +83,18 @@ def main() -> None:
             path=Path(tmp) / "relaygate.toml",
         )
         store = Store(Path(tmp) / "state" / "relaygate.sqlite3", clock=SystemClock()).open()
-        account = store.create_account(
+        account = store.accounts.create(
             "bench", plan="paid", daily_quota=100_000_000, rate_limit=1_000_000
         )
-        store.add_identity(account.id, "example.com", verified=True)
-        key, _secret = store.create_key(account.id, scopes=["email:send"])
+        store.identities.add(account.id, "example.com", verified=True)
+        key, _secret = store.keys.create(account.id, scopes=["email:send"])
         admission = Admission(store=store, settings=settings, clock=SystemClock())
         limits = Limits(rate_limit=1, rate_remaining=1, rate_reset=1, quota=1, quota_remaining=1)
 
         async def no_commit(message: NewMessage, *, limits_: bool = True) -> Limits:
             return limits
 
-        store.admit = no_commit  # type: ignore[method-assign,assignment]
+        store.admission.admit = no_commit  # type: ignore[method-assign,assignment]
         loop = asyncio.new_event_loop()
         for name, payload in (("template", TEMPLATE), ("inline", INLINE)):
             result[f"admission_{name}_us"] = cpu_us(
@@ -103,7 +105,7 @@ def main() -> None:
             )
         loop.close()
 
-        conn = store._conn()
+        conn = store.core.conn()
         conn.execute("PRAGMA synchronous = OFF")
         body = b"x" * 2300
 
@@ -111,7 +113,7 @@ def main() -> None:
             conn.execute("BEGIN")
             for _ in range(32):
                 msg_id = new_message_id()
-                store._admit(
+                store.admission.admit_one(
                     conn,
                     NewMessage(
                         id=msg_id,

@@ -15,7 +15,7 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.settings import Settings, from_mapping
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 
 def _natural(path: str) -> list[Any]:
@@ -79,7 +79,7 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
 @pytest.fixture
 def sender(store: Store) -> dict[str, Any]:
     """A paid account with a verified domain and a send+read key."""
-    account = store.create_account("acme", plan="paid", daily_quota=1000, rate_limit=50)
-    store.add_identity(account.id, "example.com", verified=True)
-    key, secret = store.create_key(account.id, scopes=["email:send", "email:read"])
+    account = store.accounts.create("acme", plan="paid", daily_quota=1000, rate_limit=50)
+    store.identities.add(account.id, "example.com", verified=True)
+    key, secret = store.keys.create(account.id, scopes=["email:send", "email:read"])
     return {"account": account, "key": key, "secret": secret}

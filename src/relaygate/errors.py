@@ -7,6 +7,7 @@
     │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
     └── PermanentError         will not work if retried
         ├── RequestError       a client's input is wrong (carries an HTTP status and detail)
+        │   └── LimitExceeded  429: the rate limit or the daily quota (carries when to retry)
         IdempotentReplay       (not a failure) a repeated Idempotency-Key: the original answer
         ├── IllegalTransition  a state change from a state that does not allow it
         └── DeliveryFailed     5xx, no route, null MX
@@ -54,6 +55,18 @@ class RequestError(PermanentError):
         self.detail = detail
         self.headers = dict(headers or {})
         super().__init__(detail)
+
+
+class LimitExceeded(RequestError):
+    """A rate limit or daily quota refusal (429). ``limit`` and ``remaining`` are the per-second
+    rate limit and what is left of it, ``retry_after`` the seconds until a retry may pass; the
+    gateway turns them into headers (``relaygate.policy`` decides them)."""
+
+    def __init__(self, detail: str, *, limit: int, remaining: int, retry_after: int) -> None:
+        super().__init__(429, detail)
+        self.limit = limit
+        self.remaining = remaining
+        self.retry_after = retry_after
 
 
 class IdempotentReplay(RelaygateError):

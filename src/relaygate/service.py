@@ -25,8 +25,9 @@ from relaygate.bounces.inbound import InboundProcessor
 from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
+from relaygate.events.bots import classify_tracking_hit
 from relaygate.events.dispatcher import WebhookDispatcher
-from relaygate.events.tracking_app import HitRecorder, TrackingHit, tracking_routes
+from relaygate.events.tracking_app import HitRecorder, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.http import HttpApi
@@ -39,9 +40,8 @@ from relaygate.relay.signing import MessageSigner
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
 from relaygate.settings import ROLES, Settings, parse_hostport
-from relaygate.store.models import Outcome
-from relaygate.store.spool import Store
-from relaygate.store.tracking import write_hits
+from relaygate.store import new_store
+from relaygate.store.models import Outcome, TrackingHit
 
 log = logging.getLogger("relaygate.serve")
 #: How long the watchdog waits for the store writer's answer (it answers within ~1.5 s, busy or not).
@@ -88,7 +88,7 @@ class Service:
         self.settings = settings
         self.roles = tuple(roles)
         self.clock = clock or SystemClock()
-        self.store = Store(settings.database, clock=self.clock)
+        self.store = new_store(settings, clock=self.clock)
         self.stop_event = asyncio.Event()
         self.ready_info: dict[str, Any] = {}
         self.worker: DeliveryWorker | None = None
@@ -292,13 +292,14 @@ class Service:
         return worker.deliver_now
 
     async def _write_hits(self, hits: Sequence[TrackingHit]) -> None:
-        await write_hits(self.store, hits)
+        await self.store.tracking.record_hits(hits, classify_tracking_hit)
         if self.dispatcher is not None:
             self.dispatcher.wake()  # open/click events are webhook events
 
     def _queue_snapshot(self) -> QueueSnapshot:
         return QueueSnapshot(
-            by_state=self.store.count_by_state(), oldest_queued_at=self.store.oldest_pending()
+            by_state=self.store.queue.count_by_state(),
+            oldest_queued_at=self.store.queue.oldest_pending(),
         )
 
     def _write_ready(self) -> None:

@@ -71,12 +71,12 @@ def test_sigkill_under_load_loses_no_acknowledged_message(tmp_path: Path) -> Non
             time.sleep(0.1)
         assert not missing, f"{len(missing)} acknowledged messages were not delivered"
         # The store agrees: every acknowledged message is there and delivered.
-        from relaygate.store.spool import Store
+        from relaygate.store.sqlite import SqliteStore as Store
 
         store = Store(rg.state_dir / "relaygate.sqlite3").open()
         for mid in acked:
-            rows = store.recipients_of(mid)
-            assert [r["state"] for r in rows] == ["delivered"], mid
+            rows = store.messages.recipients(mid)
+            assert [r.state for r in rows] == ["delivered"], mid
         store.close()
     finally:
         rg.terminate()

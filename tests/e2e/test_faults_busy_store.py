@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 CLIENT = "client.test"

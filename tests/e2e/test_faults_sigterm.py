@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.process import RelaygateProcess
 from relaygate.testing.sink_thread import ThreadedSink
@@ -80,12 +80,17 @@ def test_sigterm_drains_in_flight_work(tmp_path: Path) -> None:
             store = Store(rg.state_dir / "relaygate.sqlite3").open()
             try:
                 for mid in acked:
-                    assert store.message(mid) is not None, (
+                    assert store.messages.get(mid) is not None, (
                         f"{mid} was acknowledged but is not stored"
                     )
-                states = store.count_by_state()
+                states = store.queue.count_by_state()
                 assert states.get("active", 0) == 0, states
-                assert not store._read("SELECT id FROM recipients WHERE lease_owner IS NOT NULL")
+                assert not [
+                    r.id
+                    for mid in acked
+                    for r in store.messages.recipients(mid)
+                    if r.lease_owner is not None
+                ]
                 assert states.get("delivered", 0) == delivered_before
             finally:
                 store.close()
@@ -105,7 +110,7 @@ def test_sigterm_drains_in_flight_work(tmp_path: Path) -> None:
         store = Store(rg.state_dir / "relaygate.sqlite3").open()
         try:
             assert all(
-                [r["state"] for r in store.recipients_of(mid)] == ["delivered"] for mid in acked
+                [r.state for r in store.messages.recipients(mid)] == ["delivered"] for mid in acked
             )
         finally:
             store.close()

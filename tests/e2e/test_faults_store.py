@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relaygate.store.spool import Store
 from relaygate.testing.process import RelaygateProcess
 
 
@@ -58,11 +57,11 @@ def test_unwritable_store_answers_503_and_recovers(
         recovered = [send() for _ in range(5)]
         assert [r.status_code for r in recovered] == [200] * 5
         assert client.get("/readyz").status_code == 200
-    store = Store(db_path).open()
+    shell = sqlite3.connect(str(db_path))
     try:
-        stored = {r[0] for r in store._read("SELECT id FROM messages")}
+        stored = {r[0] for r in shell.execute("SELECT id FROM messages")}
     finally:
-        store.close()
+        shell.close()
     assert stored == set(acked) and len(acked) == 6  # every 200 kept, nothing else admitted
     log = rg.log_path.read_text()
     assert "store unavailable" in log and secret not in log

@@ -15,8 +15,9 @@ import pytest
 from relaygate.clock import FakeClock
 from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.worker import DeliveryWorker
+from relaygate.store.ids import new_message_id
 from relaygate.store.models import NewMessage, NewRecipient
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.smtp_sink import SmtpSink
 
@@ -38,7 +39,7 @@ def dns_server() -> Iterator[DNSServer]:
 
 def admit(store: Store, account_id: int, rcpt: str) -> str:
     mid = new_message_id()
-    store.admit_sync(
+    store.admission.admit_sync(
         NewMessage(
             id=mid,
             account_id=account_id,
@@ -100,9 +101,9 @@ async def test_tarpit_does_not_starve_other_destinations(
         finally:
             await worker.stop()
             await asyncio.wait_for(runner, timeout=10)
-    states = store.count_by_state()
+    states = store.queue.count_by_state()
     assert states.get("delivered") == 20
     # Stopping cut the tarpit's transactions short and gave their leases back at once.
     assert states.get("active", 0) == 0 and states.get("queued") == 20, states
-    released = [e for e in store.events_after(0) if e.type == "released"]
+    released = [e for e in store.messages.events_after(0) if e.type == "released"]
     assert len(released) >= 10

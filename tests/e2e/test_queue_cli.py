@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from relaygate.store.ids import new_message_id
 from relaygate.store.models import NewMessage, NewRecipient
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 
@@ -17,7 +18,7 @@ def test_queue_operations(tmp_path: Path) -> None:
     mids = []
     for domain in ("a.test", "a.test", "b.test"):
         mid = new_message_id()
-        store.admit_sync(
+        store.admission.admit_sync(
             NewMessage(
                 id=mid,
                 account_id=1,

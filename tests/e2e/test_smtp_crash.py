@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 MARK = b"HALF-WRITTEN-MARKER"
@@ -96,10 +96,10 @@ def test_kill_mid_data_and_under_load(tmp_path: Path) -> None:
         store = Store(rg.state_dir / "relaygate.sqlite3").open()
         try:
             assert all(
-                r["address"] != "half@dest.test" for m in acked for r in store.recipients_of(m)
+                r.address != "half@dest.test" for m in acked for r in store.messages.recipients(m)
             )
             for mid in acked:
-                assert [r["state"] for r in store.recipients_of(mid)] == ["delivered"], mid
+                assert [r.state for r in store.messages.recipients(mid)] == ["delivered"], mid
         finally:
             store.close()
     finally:

@@ -15,12 +15,12 @@ import logging
 import re
 
 from relaygate.bounces import verp
+from relaygate.bounces.changes import report_changes
 from relaygate.bounces.parse import parse_message
 from relaygate.errors import StoreUnavailable
 from relaygate.settings import Settings
-from relaygate.store.inbound import InboundMessage, mark_processed, pending_inbound
-from relaygate.store.reports import apply_report, message_by_header_id
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.models import InboundMessage
 
 log = logging.getLogger("relaygate.bounces")
 _MSG_ID = re.compile(r"msg_[0-9a-f]{32}")
@@ -58,7 +58,7 @@ class InboundProcessor:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
 
     async def run_once(self, limit: int = 100) -> int:
-        batch = pending_inbound(self.store, limit=limit)
+        batch = self.store.inbound.pending(limit=limit)
         for item in batch:
             try:
                 await self.process(item)
@@ -68,7 +68,7 @@ class InboundProcessor:
                 # A report we cannot apply must not be retried forever: keep it (processed, with
                 # its bytes in the inbound table) for the operator and go on.
                 log.exception("inbound report could not be applied", extra={"inbound_id": item.id})
-                await asyncio.to_thread(mark_processed, self.store, item.id)
+                await asyncio.to_thread(self.store.inbound.mark_processed, item.id)
         return len(batch)
 
     async def process(self, item: InboundMessage) -> dict[str, object]:
@@ -76,12 +76,12 @@ class InboundProcessor:
         message_id, recipient_id = self._correlate(
             item, report.original_message_id, report.original_headers
         )
-        result = await apply_report(
-            self.store,
+        result = await self.store.inbound.apply(
             inbound_id=item.id,
-            report=report,
+            kind=report.kind,
             message_id=message_id,
-            recipient_id=recipient_id,
+            changes=report_changes(report, recipient_id),
+            unmatched={"recipients": [r.recipient for r in report.recipients][:20]},
         )
         self.processed += 1
         log.info(
@@ -117,10 +117,10 @@ class InboundProcessor:
         for value in candidates:
             if not value:
                 continue
-            found = message_by_header_id(self.store, value)
+            found = self.store.messages.by_header_id(value)
             if found is not None:
                 return found, 0
             m = _MSG_ID.search(value)
-            if m and self.store.message(m.group(0)) is not None:
+            if m and self.store.messages.get(m.group(0)) is not None:
                 return m.group(0), 0
         return None, 0

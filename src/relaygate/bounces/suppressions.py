@@ -17,7 +17,8 @@ from typing import Any
 from relaygate.clock import iso
 from relaygate.compose.addresses import AddressError, parse_mailbox
 from relaygate.errors import RequestError
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.models import Suppression
 
 EXPORT_COLUMNS = ("address", "reason", "account_id", "bounce_type", "source", "created_at")
 
@@ -38,16 +39,16 @@ def normalise_address(value: str) -> str:
         raise RequestError(400, str(exc)) from None
 
 
-def present(row: dict[str, Any]) -> dict[str, Any]:
+def present(row: Suppression) -> dict[str, Any]:
     """An entry for output, times in ISO 8601."""
     return {
-        "account_id": row["account_id"],
-        "address": row["address"],
-        "reason": row["reason"],
-        "bounce_type": row["bounce_type"],
-        "source": row["source"],
-        "created_at": iso(row["created_at"]),
-        "expires_at": iso(row["expires_at"]) if row["expires_at"] else None,
+        "account_id": row.account_id,
+        "address": row.address,
+        "reason": row.reason,
+        "bounce_type": row.bounce_type,
+        "source": row.source,
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at) if row.expires_at else None,
     }
 
 
@@ -63,7 +64,7 @@ def add(
     """Suppress ``address`` (for ``expires_in`` seconds, or for good when 0); the address stored."""
     normalised = normalise_address(address)
     expires = store.clock.now() + expires_in if expires_in else None
-    store.suppress(
+    store.suppressions.add(
         account_id,
         normalised,
         reason=reason,
@@ -77,7 +78,7 @@ def add(
 def remove(store: Store, account_id: int, address: str) -> str:
     """Take ``address`` off the list; 404 when it is not on it."""
     normalised = normalise_address(address)
-    if not store.unsuppress(account_id, normalised):
+    if not store.suppressions.remove(account_id, normalised):
         raise RequestError(404, f"{normalised} is not on account {account_id}'s suppression list")
     return normalised
 
@@ -94,19 +95,19 @@ def import_csv(store: Store, account_id: int, lines: Iterable[str]) -> Imported:
             problems.append(f"line {lineno}: {exc}")
             continue
         reason = row[1].strip() if len(row) > 1 and row[1].strip() else "imported"
-        store.suppress(account_id, address, reason=reason, source="import")
+        store.suppressions.add(account_id, address, reason=reason, source="import")
         added += 1
     return Imported(added=added, problems=tuple(problems))
 
 
 def export_rows(store: Store, account_id: int | None) -> Iterator[list[Any]]:
     """The rows of an export (``EXPORT_COLUMNS``), every entry of one account or of all."""
-    for r in store.list_suppressions(account_id, limit=10_000_000):
+    for r in store.suppressions.all(account_id, limit=10_000_000):
         yield [
-            r["address"],
-            r["reason"],
-            r["account_id"],
-            r["bounce_type"],
-            r["source"],
-            iso(r["created_at"]),
+            r.address,
+            r.reason,
+            r.account_id,
+            r.bounce_type,
+            r.source,
+            iso(r.created_at),
         ]

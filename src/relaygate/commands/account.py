@@ -6,12 +6,12 @@ import argparse
 from typing import Any
 
 from relaygate.commands.common import add_command, add_noun, open_store, out, table
-from relaygate.store.spool import PLANS
+from relaygate.policy import PLANS
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     store = open_store(args)
-    a = store.create_account(
+    a = store.accounts.create(
         args.name, plan=args.plan, daily_quota=args.daily_quota, rate_limit=args.rate_limit
     )
     out(
@@ -30,7 +30,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args)
-    rows = store.list_accounts()
+    rows = store.accounts.all()
     out(
         args,
         rows,
@@ -49,7 +49,7 @@ def cmd_set(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = int(value) if isinstance(value, bool) else value
-    a = store.update_account(args.id, **fields)
+    a = store.accounts.update(args.id, **fields)
     out(args, a, f"account {a.id} updated")
     return 0
 

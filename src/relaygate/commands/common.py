@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from relaygate import settings as settings_mod
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store import open_store as open_settings_store
 
 DEFAULT_CONFIG = "relaygate.toml"
 
@@ -79,7 +80,7 @@ def open_store(args: argparse.Namespace, settings: settings_mod.Settings | None 
         raise CliError(
             f"{s.database}: no store yet (run `relaygate --config {args.config} init`)", 2
         )
-    return Store(s.database).open()
+    return open_settings_store(s)
 
 
 def write_secret_file(path: Path, data: bytes) -> None:

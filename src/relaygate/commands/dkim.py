@@ -11,7 +11,6 @@ from typing import Any
 
 from relaygate import domains
 from relaygate.commands.common import add_command, add_noun, load_settings, open_store, out, table
-from relaygate.store import domains as db
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -21,7 +20,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         r for r in domains.domain_records(store, settings, args.domain) if r.purpose == "dkim"
     ]
     domain = domains.normalise_domain(args.domain)
-    keys = db.keys_of(store, domain, states=domains.LIVE_KEY_STATES)
+    keys = store.dkim_keys.of_domain(domain, states=domains.LIVE_KEY_STATES)
     data = {
         "domain": domain,
         "records": [r.as_dict() for r in records],
@@ -63,9 +62,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args)
     now = store.clock.now()
     keys = (
-        db.keys_of(store, domains.normalise_domain(args.domain))
+        store.dkim_keys.of_domain(domains.normalise_domain(args.domain))
         if args.domain
-        else db.all_keys(store)
+        else store.dkim_keys.all()
     )
     data = [domains.key_lifecycle(k, now=now) for k in keys]
 

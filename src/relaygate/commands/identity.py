@@ -12,14 +12,14 @@ from typing import Any
 
 from relaygate import domains
 from relaygate.commands.common import add_command, add_noun, load_settings, open_store, out, table
-from relaygate.store import domains as db
+from relaygate.store.states import DomainStatus
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     if "@" not in args.identity:
         return _add_domain(args)
     store = open_store(args)
-    ident = store.add_identity(args.account, args.identity, verified=args.verified)
+    ident = store.identities.add(args.account, args.identity, verified=args.verified)
     data = {
         "id": ident.id,
         "account_id": ident.account_id,
@@ -61,7 +61,7 @@ def _add_domain(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args)
-    rows = db.identities(store, args.account)
+    rows = store.identities.details(args.account)
     data: list[dict[str, Any]] = [
         {
             "id": d.identity.id,
@@ -93,7 +93,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     store = open_store(args, settings)
     report = domains.verify_sync(store, settings, args.domain)
     out(args, report.as_dict(), lambda: domains.render_report(report))
-    return 0 if report.status is db.DomainStatus.VERIFIED else 1
+    return 0 if report.status is DomainStatus.VERIFIED else 1
 
 
 def register(sub: Any) -> None:

@@ -6,12 +6,12 @@ import argparse
 from typing import Any
 
 from relaygate.commands.common import CliError, add_command, add_noun, open_store, out, table
-from relaygate.store.spool import SCOPES
+from relaygate.policy import SCOPES
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     store = open_store(args)
-    key, secret = store.create_key(
+    key, secret = store.keys.create(
         args.account, scopes=args.scope or ["email:send"], name=args.name or ""
     )
     out(
@@ -30,7 +30,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args)
-    keys = store.list_keys(args.account)
+    keys = store.keys.all(args.account)
     data: list[dict[str, Any]] = [
         {
             "id": k.id,
@@ -66,7 +66,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     store = open_store(args)
-    if not store.revoke_key(args.id) and store.get_key(args.id) is None:
+    if not store.keys.revoke(args.id) and store.keys.get(args.id) is None:
         raise CliError(f"no key {args.id}")
     out(args, {"id": args.id, "revoked": True}, f"key {args.id} revoked")
     return 0

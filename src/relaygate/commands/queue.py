@@ -15,18 +15,18 @@ ACTIVE_STATES = ("queued", "deferred", "held")
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args)
-    rows = store.queue_list(state=args.state, domain=args.domain, limit=args.limit)
+    rows = store.queue.entries(state=args.state, domain=args.domain, limit=args.limit)
     data = [
         {
-            "recipient_id": r["id"],
-            "message_id": r["message_id"],
-            "address": r["address"],
-            "domain": r["domain"],
-            "state": r["state"],
-            "attempts": r["attempts"],
-            "queued_at": iso(r["queued_at"]),
-            "next_attempt_at": iso(r["next_attempt_at"]),
-            "last_response": r["last_response"],
+            "recipient_id": r.id,
+            "message_id": r.message_id,
+            "address": r.address,
+            "domain": r.domain,
+            "state": r.state,
+            "attempts": r.attempts,
+            "queued_at": iso(r.queued_at),
+            "next_attempt_at": iso(r.next_attempt_at),
+            "last_response": r.last_response,
         }
         for r in rows
     ]
@@ -40,7 +40,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 f"{d['recipient_id']:>8}  {d['message_id']:36}  {d['state']:9} {d['attempts']:>5}  {d['next_attempt_at']:20}  {d['address']}"
             )
             if d["last_response"]:
-                lines.append(f"{'':>8}  └ {d['last_response'][:100]}")
+                lines.append(f"{'':>8}  └ {str(d['last_response'])[:100]}")
         return "\n".join(lines)
 
     out(args, data, human)
@@ -49,7 +49,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = open_store(args)
-    m = store.message(args.id)
+    m = store.messages.get(args.id)
     if m is None:
         raise CliError(f"no message {args.id}")
     data = {
@@ -102,7 +102,7 @@ def _bulk(action: str, states: tuple[str, ...]) -> Callable[[argparse.Namespace]
         if not args.ids and not args.all and args.domain is None:
             raise CliError(f"queue {action}: name message or recipient ids, --domain D, or --all")
         store = open_store(args)
-        ids = store.select_recipients(ids=args.ids, domain=args.domain, states=states)
+        ids = store.queue.select(ids=args.ids, domain=args.domain, states=states)
         show_bar = not args.json and sys.stderr.isatty() and len(ids) > 500
 
         def progress(done: int) -> None:
@@ -114,7 +114,7 @@ def _bulk(action: str, states: tuple[str, ...]) -> Callable[[argparse.Namespace]
                 )
                 sys.stderr.flush()
 
-        count = store.operate(ids, action, progress=progress)
+        count = store.queue.operate(ids, action, progress=progress)
         if show_bar:
             sys.stderr.write("\n")
         out(

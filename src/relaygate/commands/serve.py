@@ -14,7 +14,7 @@ from relaygate.commands.common import add_command, load_settings, write_secret_f
 from relaygate.commands.setup import DEFAULT_HTTP_LISTEN, DEFAULT_SMTP_LISTEN, initialise
 from relaygate.logs import configure_logging, under_journald
 from relaygate.settings import ROLES
-from relaygate.store.spool import Store
+from relaygate.store import open_store
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -53,12 +53,12 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         http_listen=args.http_listen,
         smtp_listen=args.smtp_listen,
     )
-    store = Store(s.database).open()
+    store = open_store(s)
     key_file = s.state_dir / "demo-key"
-    if not store.list_accounts():
-        account = store.create_account("demo", plan="paid", daily_quota=10_000, rate_limit=100)
-        store.add_identity(account.id, "example.com", verified=True)
-        _, secret = store.create_key(account.id, scopes=["email:send", "email:read"], name="demo")
+    if not store.accounts.all():
+        account = store.accounts.create("demo", plan="paid", daily_quota=10_000, rate_limit=100)
+        store.identities.add(account.id, "example.com", verified=True)
+        _, secret = store.keys.create(account.id, scopes=["email:send", "email:read"], name="demo")
         write_secret_file(key_file, secret.encode() + b"\n")
     store.close()
     secret = key_file.read_text().strip() if key_file.exists() else "<your key>"

@@ -13,7 +13,7 @@ from typing import Any
 
 from relaygate import settings as settings_mod
 from relaygate.commands.common import add_command, load_settings, out, write_secret_file
-from relaygate.store.spool import Store
+from relaygate.store import open_store
 
 CONFIG_TEMPLATE = """\
 # relaygate configuration (written by `relaygate init`). Every key is documented in
@@ -73,7 +73,7 @@ def initialise(
     s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
     if not s.secret_key_file.exists():
         write_secret_file(s.secret_key_file, secrets.token_hex(32).encode() + b"\n")
-    Store(s.database).open().close()
+    open_store(s).close()
     return s, created
 
 

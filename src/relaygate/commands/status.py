@@ -11,7 +11,7 @@ from typing import Any
 
 from relaygate.commands.common import add_command, load_settings, open_store, out
 from relaygate.ops.status import WINDOWS, collect, service_info
-from relaygate.store import status as q
+from relaygate.store.states import OUTCOMES, PENDING_STATES
 
 
 def ago(seconds: float) -> str:
@@ -37,7 +37,7 @@ def render(data: dict[str, Any]) -> str:
     else:
         lines.append(f"relaygate status at {data['at']}: no serve running on this state dir")
     queue = data["queue"]
-    final = {k: v for k, v in sorted(queue["by_state"].items()) if k not in q.PENDING_STATES}
+    final = {k: v for k, v in sorted(queue["by_state"].items()) if k not in PENDING_STATES}
     lines.append(
         f"queue     {queue['pending']:,} pending: "
         + "  ".join(f"{k} {v:,}" for k, v in queue["pending_by_state"].items())
@@ -55,7 +55,7 @@ def render(data: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(f"{'outcomes':12}" + "".join(f"{name:>10}" for name, _ in WINDOWS))
-    for outcome in q.OUTCOMES:
+    for outcome in OUTCOMES:
         counts = [data["outcomes"][name][outcome] for name, _ in WINDOWS]
         if outcome in ("suppressed", "complained", "expired") and not any(counts):
             continue

@@ -23,7 +23,7 @@ def _add(parent: Any, name: str, func: Handler, help_: str) -> argparse.Argument
 def cmd_list(args: argparse.Namespace) -> int:
     rows = [
         suppressions.present(r)
-        for r in open_store(args).list_suppressions(args.account, limit=args.limit)
+        for r in open_store(args).suppressions.all(args.account, limit=args.limit)
     ]
     out(
         args,

@@ -23,20 +23,15 @@ from relaygate.commands.common import (
 )
 from relaygate.events import endpoints
 from relaygate.settings import Settings
-from relaygate.store.webhooks import (
-    WEBHOOK_EVENT_TYPES,
-    Attempt,
-    Delivery,
-    Webhook,
-    WebhookStore,
-    delivery_ref,
-    parse_delivery_ref,
-)
+from relaygate.store import Store
+from relaygate.store.ids import delivery_ref, parse_delivery_ref
+from relaygate.store.models import Attempt, Delivery, Webhook
+from relaygate.store.states import WEBHOOK_EVENT_TYPES
 
 
-def _open(args: argparse.Namespace) -> tuple[Settings, WebhookStore]:
+def _open(args: argparse.Namespace) -> tuple[Settings, Store]:
     s = load_settings(args)
-    return s, WebhookStore(open_store(args, s))
+    return s, open_store(args, s)
 
 
 def _when(ts: float | None) -> str:
@@ -85,9 +80,10 @@ def _attempt_data(a: Attempt) -> dict[str, Any]:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
-    s, hooks = _open(args)
+    s, store = _open(args)
+    hooks = store.webhooks
     new = endpoints.register(
-        hooks, s, account_id=args.account, url=args.url, events=args.event or ()
+        store, s, account_id=args.account, url=args.url, events=args.event or ()
     )
     w, secret, warnings = new.webhook, new.secret, list(new.warnings)
     data = {**_hook_data(w), "secret": secret, "warnings": warnings}
@@ -106,11 +102,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
-    rows = [
-        _hook_data(w)
-        for w in hooks.list_webhooks(account_id=args.account, include_removed=args.all)
-    ]
+    _, store = _open(args)
+    hooks = store.webhooks
+    rows = [_hook_data(w) for w in hooks.all(account_id=args.account, include_removed=args.all)]
     out(
         args,
         rows,
@@ -126,8 +120,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
-    w = endpoints.get(hooks, args.id)
+    _, store = _open(args)
+    hooks = store.webhooks
+    w = endpoints.get(store, args.id)
     data = {**_hook_data(w), "deliveries": hooks.counts(w.id)}
     if args.reveal:
         data["secret"] = hooks.reveal_secret(w.id)
@@ -151,8 +146,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
-    endpoints.get(hooks, args.id)
+    _, store = _open(args)
+    hooks = store.webhooks
+    endpoints.get(store, args.id)
     removed = hooks.remove(args.id)
     out(
         args,
@@ -163,8 +159,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
-    w, secret = endpoints.rotate_secret(hooks, args.id, grace=args.grace)
+    _, store = _open(args)
+    hooks = store.webhooks
+    w, secret = endpoints.rotate_secret(store, args.id, grace=args.grace)
     data = {
         "id": w.id,
         "secret": secret,
@@ -186,7 +183,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_attempts(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
+    _, store = _open(args)
+    hooks = store.webhooks
     delivery_id = parse_delivery_ref(args.id)
     if delivery_id is not None:
         d = hooks.delivery(delivery_id)
@@ -203,7 +201,7 @@ def cmd_attempts(args: argparse.Namespace) -> int:
             + (f", next at {_when(d.next_attempt_at)}" if d.state == "pending" else "")
         )
     else:
-        endpoints.get(hooks, args.id)
+        endpoints.get(store, args.id)
         attempts = hooks.recent_attempts(args.id, limit=args.limit)
         data = [_attempt_data(a) for a in attempts]
         header = f"recent attempts of webhook {args.id}"
@@ -232,11 +230,12 @@ def cmd_attempts(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    _, hooks = _open(args)
+    _, store = _open(args)
+    hooks = store.webhooks
     if args.abandoned:
         if args.delivery_id:
             raise CliError("give either a DELIVERY_ID or --abandoned, not both")
-        count = endpoints.replay_abandoned(hooks, webhook_id=args.webhook)
+        count = endpoints.replay_abandoned(store, webhook_id=args.webhook)
         out(args, {"replayed": count}, f"{count} abandoned deliveries are due again")
         return 0
     if args.webhook:
@@ -246,7 +245,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     delivery_id = parse_delivery_ref(args.delivery_id)
     if delivery_id is None:
         raise CliError(f"no webhook delivery {args.delivery_id}")
-    endpoints.replay(hooks, delivery_id)
+    endpoints.replay(store, delivery_id)
     out(
         args,
         {"replayed": 1, "id": delivery_ref(delivery_id)},

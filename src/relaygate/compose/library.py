@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from relaygate.compose.templates import Template, TemplateError, compile_check, system_catalog
 from relaygate.errors import RequestError
-from relaygate.store.spool import Store
+from relaygate.store import Store
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -47,8 +47,8 @@ def list_templates(store: Store | None, account_id: int | None) -> list[Listed]:
     (the store is read only then)."""
     rows = {slug: Listed(slug=slug, owner="system") for slug in system_catalog()}
     if store is not None and account_id is not None:
-        for r in store.list_templates(account_id):
-            rows[r["slug"]] = Listed(slug=r["slug"], owner=owner_name(account_id))
+        for r in store.templates.all(account_id):
+            rows[r.slug] = Listed(slug=r.slug, owner=owner_name(account_id))
     return [rows[slug] for slug in sorted(rows)]
 
 
@@ -56,7 +56,7 @@ def resolve(store: Store | None, account_id: int | None, slug: str) -> tuple[Tem
     """The template a send with ``slug`` would use, and its owner; 404 when there is none.
     Without an account (or store) only the system catalog is looked at."""
     if store is not None and account_id is not None:
-        own = store.get_template(account_id, slug)
+        own = store.templates.get(account_id, slug)
         if own is not None:
             return own, owner_name(account_id)
     found = system_catalog().get(slug)
@@ -74,7 +74,7 @@ def clone(store: Store, account_id: int, slug: str, *, as_slug: str | None = Non
         slug=as_slug or slug, subject=source.subject, html=source.html, text=source.text
     )
     check(target)
-    store.save_template(account_id, target, source=f"clone:{slug}")
+    store.templates.save(account_id, target, source=f"clone:{slug}")
     return target
 
 
@@ -83,9 +83,9 @@ def save(store: Store, account_id: int, template: Template) -> None:
     if not template.html and not template.text:
         raise RequestError(400, "a template needs an HTML or a text part")
     check(template)
-    store.save_template(account_id, template)
+    store.templates.save(account_id, template)
 
 
 def delete(store: Store, account_id: int, slug: str) -> None:
-    if not store.delete_template(account_id, slug):
+    if not store.templates.delete(account_id, slug):
         raise RequestError(404, f"account {account_id} has no template {slug!r}")

@@ -62,6 +62,7 @@ from markupsafe import escape
 
 from relaygate.compose.htmltext import html_to_text
 from relaygate.errors import PermanentError
+from relaygate.store.models import Template  # the store keeps account templates as these
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -81,16 +82,6 @@ class TemplateError(PermanentError, ValueError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(detail)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Template:
-    """A template's three sources (Jinja2). ``text`` may be empty (derived from ``html``)."""
-
-    slug: str
-    subject: str
-    html: str
-    text: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,15 +20,16 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from relaygate.errors import PermanentError
+from relaygate.store.models import Algorithm as Algorithm
+from relaygate.store.models import StoredKey
 
-Algorithm = Literal["rsa", "ed25519"]
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
@@ -61,6 +62,17 @@ class DkimKey:
     algorithm: Algorithm
     private_path: Path
     public_key_b64: str
+
+
+def from_stored(key: StoredKey) -> DkimKey:
+    """The signing view of a stored key row."""
+    return DkimKey(
+        domain=key.domain,
+        selector=key.selector,
+        algorithm=key.algorithm,
+        private_path=key.private_path,
+        public_key_b64=key.public_key,
+    )
 
 
 def check_domain(domain: str) -> str:

@@ -10,7 +10,7 @@ records are advice (warnings), never a reason to refuse.
 DKIM keys: a new key is ``pending`` until a check sees its record published, then ``active``
 (signing); the key it replaces becomes ``retiring`` and stays published for a grace period (default
 7 days, per rotation), then ``retired`` (its record may be removed: an event says so). A key the
-last check found unpublished is not used for signing (``store.domains.active_keys``). An operator
+last check found unpublished is not used for signing (``DkimKeys.signing``). An operator
 asserting a domain (``identity add DOMAIN --verified``) makes its keys active at once; the periodic
 re-check still applies to it.
 
@@ -23,7 +23,7 @@ material: keys are generated on disk by ``dkim.keys`` and only their public half
 Modules: ``records`` (what to publish), ``lifecycle`` (add a domain, rotate keys), ``verify`` (the
 check and its report), ``checker`` (the periodic re-check), ``policy`` (why a sender is refused),
 ``lookups`` (the DNS edge; the one place dnspython errors are translated), ``advice`` (SPF and
-DMARC analysis). The SQL is in ``relaygate.store.domains``.
+DMARC analysis). The store keeps them (``relaygate.store``: ``identities``, ``dkim_keys``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from relaygate.domains.verify import (
     verify_domain,
     verify_sync,
 )
-from relaygate.store.domains import DEFAULT_GRACE
+from relaygate.store.models import DEFAULT_GRACE
 
 __all__ = [
     "DEFAULT_GRACE",

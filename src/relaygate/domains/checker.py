@@ -10,8 +10,7 @@ from relaygate.clock import Clock
 from relaygate.domains.lookups import Resolver
 from relaygate.domains.verify import VerifyReport, verify_domain
 from relaygate.settings import Settings
-from relaygate.store import domains as db
-from relaygate.store.spool import Store
+from relaygate.store import Store
 
 log = logging.getLogger("relaygate.domains")
 
@@ -49,9 +48,9 @@ class DomainChecker:
 
     def due(self, *, force: bool = False) -> list[str]:
         now = self.clock.now()
-        managed = {k.domain for k in db.all_keys(self.store)}
+        managed = {k.domain for k in self.store.dkim_keys.all()}
         domains: list[str] = []
-        for ident in db.domain_identities(self.store):
+        for ident in self.store.identities.domains():
             value = ident.identity.value
             if value not in managed or value in domains:
                 continue

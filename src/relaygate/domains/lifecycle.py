@@ -18,9 +18,9 @@ from relaygate.dkim.keys import key_path as dkim_key_path
 from relaygate.domains.records import LIVE_KEY_STATES, Record, key_dict, records_for
 from relaygate.errors import RequestError
 from relaygate.settings import Settings
-from relaygate.store import domains as db
-from relaygate.store.domains import DEFAULT_GRACE, DomainIdentity, DomainStatus, KeyState, StoredKey
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.models import DEFAULT_GRACE, DomainIdentity, StoredKey
+from relaygate.store.states import DomainStatus, KeyState
 
 log = logging.getLogger("relaygate.domains")
 
@@ -78,7 +78,7 @@ def _free_selector(store: Store, settings: Settings, domain: str, base: str) -> 
             ).exists()
             for a in ("rsa", "ed25519")
         )
-        if not on_disk and not db.selector_taken(store, domain, candidate):
+        if not on_disk and not store.dkim_keys.selector_taken(domain, candidate):
             return candidate
     raise RequestError(409, f"no free DKIM selector based on {base!r}")
 
@@ -96,7 +96,16 @@ def _new_key(
 ) -> StoredKey:
     selector = _free_selector(store, settings, domain, base)
     key = generate_key(settings.dkim_dir, domain=domain, selector=selector, algorithm=algorithm)
-    stored = db.insert_key(store, key, state=state, now=now, grace=grace)
+    stored = store.dkim_keys.insert(
+        domain=key.domain,
+        selector=key.selector,
+        algorithm=key.algorithm,
+        private_path=key.private_path,
+        public_key=key.public_key_b64,
+        state=state,
+        now=now,
+        grace=grace,
+    )
     log.info(
         "dkim key created",
         extra={"domain": domain, "selector": selector, "algorithm": algorithm, "state": state},
@@ -136,14 +145,14 @@ def add_domain(
         base = check_selector(selector) if selector else default_selector(now)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    for other in db.domain_identities(store, domain):
+    for other in store.identities.domains(domain):
         if other.identity.account_id != account_id:
             raise RequestError(
                 409, f"domain {domain} already belongs to account {other.identity.account_id}"
             )
-    store.add_identity(account_id, domain)
-    ident = db.domain_identities(store, domain)[0]
-    live = db.keys_of(store, domain, states=(KeyState.PENDING, KeyState.ACTIVE))
+    store.identities.add(account_id, domain)
+    ident = store.identities.domains(domain)[0]
+    live = store.dkim_keys.of_domain(domain, states=(KeyState.PENDING, KeyState.ACTIVE))
     state = KeyState.ACTIVE if verified else KeyState.PENDING
     wanted: list[tuple[Algorithm, str]] = [("rsa", base)]
     if ed25519:
@@ -155,8 +164,7 @@ def add_domain(
                 _new_key(store, settings, domain, algorithm, base=sel, state=state, now=now)
             )
     if verified:
-        db.activate_now(
-            store,
+        store.dkim_keys.activate_now(
             [
                 k.id
                 for k in live
@@ -166,16 +174,15 @@ def add_domain(
             now=now,
         )
         if ident.status is not DomainStatus.VERIFIED:
-            db.set_status(
-                store,
+            store.identities.move(
                 ident.identity.id,
                 src=ident.status,
                 dst=DomainStatus.VERIFIED,
                 reason="asserted by the operator",
                 now=now,
             )
-            ident = db.domain_identities(store, domain)[0]
-    keys = db.keys_of(store, domain, states=LIVE_KEY_STATES)
+            ident = store.identities.domains(domain)[0]
+    keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
     return DomainSetup(
         identity=ident,
         keys=tuple(keys),
@@ -187,11 +194,13 @@ def add_domain(
 def domain_records(store: Store, settings: Settings, domain: str) -> list[Record]:
     domain = normalise_domain(domain)
     ident = identity_of(store, domain)
-    return records_for(domain, ident, db.keys_of(store, domain, states=LIVE_KEY_STATES), settings)
+    return records_for(
+        domain, ident, store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES), settings
+    )
 
 
 def identity_of(store: Store, domain: str) -> DomainIdentity:
-    found = db.domain_identities(store, domain)
+    found = store.identities.domains(domain)
     if not found:
         raise RequestError(
             404, f"no domain {domain} (add it with `relaygate identity add --account ID {domain}`)"
@@ -223,7 +232,7 @@ def rotate_keys(
         base = check_selector(selector) if selector else default_selector(now)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    keys = db.keys_of(store, domain, states=(KeyState.PENDING, KeyState.ACTIVE))
+    keys = store.dkim_keys.of_domain(domain, states=(KeyState.PENDING, KeyState.ACTIVE))
     active = [k for k in keys if k.state is KeyState.ACTIVE]
     if not active:
         raise RequestError(

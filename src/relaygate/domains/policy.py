@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from relaygate.clock import iso
 from relaygate.domains.records import VERIFY_PREFIX
-from relaygate.store import domains as db
-from relaygate.store.domains import DomainStatus
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.states import DomainStatus
 
 
 def sender_refusal(store: Store, account_id: int, address: str) -> str | None:
@@ -15,11 +14,11 @@ def sender_refusal(store: Store, account_id: int, address: str) -> str | None:
     Agrees with ``Store.sender_allowed``: a verified address identity, or an address at a
     verified domain identity, may send.
     """
-    if store.sender_allowed(account_id, address):
+    if store.identities.sender_allowed(account_id, address):
         return None
     addr = address.strip().lower()
     domain = addr.rpartition("@")[2]
-    mine = db.account_identities(store, account_id)
+    mine = store.identities.details(account_id)
     for ident in mine:
         if ident.identity.kind == "address" and ident.identity.value == addr:
             return f"address {addr} is {ident.identity.status}, not verified"

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from relaygate.clock import iso
+from relaygate.dkim.keys import from_stored
 from relaygate.dkim.records import dkim_txt_value, split_txt
 from relaygate.settings import Settings
-from relaygate.store.domains import DomainIdentity, KeyState, StoredKey
+from relaygate.store.models import DomainIdentity, StoredKey
+from relaygate.store.states import KeyState
 
 VERIFY_PREFIX = "_relaygate"
 LIVE_KEY_STATES = (KeyState.PENDING, KeyState.ACTIVE, KeyState.RETIRING)
@@ -63,7 +65,7 @@ def key_dict(key: StoredKey) -> dict[str, Any]:
         "algorithm": key.algorithm,
         "state": key.state.value,
         "name": f"{key.selector}._domainkey.{key.domain}",
-        "value": dkim_txt_value(key.dkim_key()),
+        "value": dkim_txt_value(from_stored(key)),
         "published": key.published,
         "created_at": iso(key.created_at),
         "activated_at": iso(key.activated_at) if key.activated_at is not None else None,
@@ -129,7 +131,7 @@ def records_for(
             Record(
                 type="TXT",
                 name=f"{key.selector}._domainkey.{domain}",
-                value=dkim_txt_value(key.dkim_key()),
+                value=dkim_txt_value(from_stored(key)),
                 purpose="dkim",
                 required=key.state is not KeyState.RETIRING,
                 note=_key_note(key, live),

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from relaygate.clock import Clock, iso
+from relaygate.dkim.keys import from_stored
 from relaygate.dkim.records import record_matches
 from relaygate.domains import advice, lookups
 from relaygate.domains.lifecycle import identity_of, normalise_domain
@@ -32,9 +33,9 @@ from relaygate.domains.records import (
     verification_value,
 )
 from relaygate.settings import Settings
-from relaygate.store import domains as db
-from relaygate.store.domains import CheckResult, DomainStatus, KeyState, StoredKey
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.models import CheckResult, StoredKey
+from relaygate.store.states import DomainStatus, KeyState
 
 log = logging.getLogger("relaygate.domains")
 
@@ -117,7 +118,7 @@ def _judge(
         relevant = values
         ok = any(v.strip() == record.value for v in values)
     elif record.purpose == "dkim":
-        key = keys[record.selector].dkim_key()
+        key = from_stored(keys[record.selector])
         relevant = values
         ok = any(record_matches(v, key) for v in values)
     elif record.type == "MX":
@@ -168,8 +169,8 @@ async def verify_domain(
     now = (clock or store.clock).now()
     domain = normalise_domain(domain)
     primary = identity_of(store, domain)
-    idents = db.domain_identities(store, domain)
-    keys = db.keys_of(store, domain, states=LIVE_KEY_STATES)
+    idents = store.identities.domains(domain)
+    keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
     planned = records_for(domain, primary, keys, settings)
     seen: Observed = {}
     await asyncio.gather(*(_observe(resolver, r.type, r.name, seen) for r in planned))
@@ -186,8 +187,7 @@ async def verify_domain(
     warnings = await _advice(domain, settings, resolver, seen)
     previous = primary.status
     if temporary:
-        db.record_check_time(
-            store,
+        store.identities.record_check_time(
             [i.identity.id for i in idents],
             now=now,
             summary={"status": previous.value, "reason": TEMPORARY},
@@ -285,8 +285,7 @@ async def verify_domain(
         if ident.identity.id == primary.identity.id:
             primary_reason = reason
     new_status = statuses[primary.identity.id][0]
-    applied = db.apply_check(
-        store,
+    applied = store.identities.apply_check(
         CheckResult(
             domain=domain,
             now=now,
@@ -312,7 +311,7 @@ async def verify_domain(
     if new_status != previous:
         log.info("domain %s", new_status.value, extra={"domain": domain, "reason": primary_reason})
     # Report against the keys as they are now (an activated key shows as active).
-    fresh_keys = db.keys_of(store, domain, states=LIVE_KEY_STATES)
+    fresh_keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
     records = []
     for r in records_for(domain, primary, fresh_keys, settings):
         old = judged.get((r.purpose, r.name))

@@ -42,8 +42,10 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from relaygate.store.models import HitFlags, TrackingHit
 
 __all__ = [
     "APPLE_NETWORKS",
@@ -220,16 +222,6 @@ class BotPolicy:
 DEFAULT_POLICY = BotPolicy()
 
 
-@dataclass(frozen=True, kw_only=True)
-class HitFlags:
-    is_proxy: bool
-    is_scanner: bool
-
-    @property
-    def is_human(self) -> bool:
-        return not (self.is_proxy or self.is_scanner)
-
-
 def classify_hit(
     *,
     kind: Literal["o", "c"],
@@ -264,6 +256,20 @@ def classify_hit(
     if kind == "c" and bare_mozilla:
         is_proxy = False  # Apple's prefetch fetches images, not links: this is some script
     return HitFlags(is_proxy=is_proxy, is_scanner=is_scanner)
+
+
+def classify_tracking_hit(
+    hit: TrackingHit, seconds_since_delivery: float | None, previous_human_hits: int
+) -> HitFlags:
+    """The classifier the store's ``Tracking.record_hits`` applies to each hit it writes."""
+    flags = classify_hit(
+        kind=hit.kind,
+        method=hit.method,
+        ip=hit.ip,
+        user_agent=hit.user_agent,
+        seconds_since_delivery=seconds_since_delivery,
+    )
+    return replace(flags, first=is_first_human(previous_human_hits, flags))
 
 
 def is_first_human(previous_human_hits: int, flags: HitFlags) -> bool:

@@ -1,6 +1,6 @@
 """The webhook dispatcher: events outbox → one signed POST per event and endpoint, retried.
 
-Each round: fan the new events out into deliveries (``WebhookStore.fan_out``, exactly once),
+Each round: fan the new events out into deliveries (``Webhooks.fan_out``, exactly once),
 claim due deliveries with a lease, build each body from the event and its message
 (``payloads.build_payload``), sign it (``signing.signature_headers``: the current secret, plus
 the previous one during a rotation's grace period), POST it (``sender.post_event``: SSRF checks
@@ -55,8 +55,9 @@ from relaygate.events.signing import signature_headers
 from relaygate.metrics import Metrics
 from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.settings import Settings
-from relaygate.store.spool import Store
-from relaygate.store.webhooks import AttemptResult, ClaimedDelivery, WebhookStore, delivery_ref
+from relaygate.store import Store
+from relaygate.store.ids import delivery_ref
+from relaygate.store.models import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger("relaygate.webhooks")
 
@@ -147,7 +148,7 @@ class WebhookDispatcher:
         owner: str | None = None,
     ) -> None:
         self.store = store
-        self.hooks = WebhookStore(store)
+        self.hooks = store.webhooks
         self.settings = settings
         self.clock = clock
         self.resolver = resolver

@@ -22,7 +22,9 @@ from relaygate.errors import DeliveryDeferred, RequestError
 from relaygate.events.signing import new_secret
 from relaygate.events.ssrf import UnsafeTarget, resolve_and_check, validate_url
 from relaygate.settings import Settings
-from relaygate.store.webhooks import Webhook, WebhookStore, delivery_ref
+from relaygate.store import Store
+from relaygate.store.ids import delivery_ref
+from relaygate.store.models import Webhook
 
 #: How long a rotated-out secret keeps signing unless the caller says otherwise (seconds).
 DEFAULT_GRACE = 24 * 3600.0
@@ -59,45 +61,47 @@ def check_target(url: str, settings: Settings) -> tuple[str, list[str]]:
     return target.url, warnings
 
 
-def get(hooks: WebhookStore, webhook_id: str) -> Webhook:
-    found = hooks.get(webhook_id)
+def get(store: Store, webhook_id: str) -> Webhook:
+    found = store.webhooks.get(webhook_id)
     if found is None:
         raise RequestError(404, f"no webhook {webhook_id}")
     return found
 
 
 def register(
-    hooks: WebhookStore, settings: Settings, *, account_id: int, url: str, events: Sequence[str]
+    store: Store, settings: Settings, *, account_id: int, url: str, events: Sequence[str]
 ) -> Registered:
     """Check ``url`` and register it for ``events`` (all when empty) with a new secret."""
-    if hooks.store.get_account(account_id) is None:
+    if store.accounts.get(account_id) is None:
         raise RequestError(404, f"no account {account_id}")
     checked, warnings = check_target(url, settings)
     secret = new_secret()
-    webhook = hooks.create(account_id=account_id, url=checked, events=events, secret=secret)
+    webhook = store.webhooks.create(
+        account_id=account_id, url=checked, events=events, secret=secret
+    )
     return Registered(webhook=webhook, secret=secret, warnings=tuple(warnings))
 
 
 def rotate_secret(
-    hooks: WebhookStore, webhook_id: str, *, grace: float = DEFAULT_GRACE
+    store: Store, webhook_id: str, *, grace: float = DEFAULT_GRACE
 ) -> tuple[Webhook, str]:
     """A new secret for the endpoint; the previous one keeps signing for ``grace`` seconds."""
-    get(hooks, webhook_id)
+    get(store, webhook_id)
     if grace < 0:
         raise RequestError(400, "grace must be 0 or more seconds")
     secret = new_secret()
-    webhook = hooks.rotate_secret(webhook_id, new_secret=secret, grace=grace)
+    webhook = store.webhooks.rotate_secret(webhook_id, new_secret=secret, grace=grace)
     if webhook is None:
         raise RequestError(409, f"webhook {webhook_id} is removed")
     return webhook, secret
 
 
-def replay(hooks: WebhookStore, delivery_id: int) -> None:
+def replay(store: Store, delivery_id: int) -> None:
     """Make a finished delivery due again; 404 unknown, 409 not finished or webhook removed."""
-    d = hooks.delivery(delivery_id)
+    d = store.webhooks.delivery(delivery_id)
     if d is None:
         raise RequestError(404, f"no webhook delivery {delivery_ref(delivery_id)}")
-    if not hooks.replay(delivery_id):
+    if not store.webhooks.replay(delivery_id):
         raise RequestError(
             409,
             f"delivery {delivery_ref(delivery_id)} is {d.state}"
@@ -106,8 +110,8 @@ def replay(hooks: WebhookStore, delivery_id: int) -> None:
         )
 
 
-def replay_abandoned(hooks: WebhookStore, *, webhook_id: str | None = None) -> int:
+def replay_abandoned(store: Store, *, webhook_id: str | None = None) -> int:
     """Every abandoned delivery (of one webhook, or all) is due again; how many."""
     if webhook_id is not None:
-        get(hooks, webhook_id)
-    return hooks.replay_abandoned(webhook_id=webhook_id)
+        get(store, webhook_id)
+    return store.webhooks.replay_abandoned(webhook_id=webhook_id)

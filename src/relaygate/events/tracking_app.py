@@ -29,7 +29,6 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from relaygate.clock import Clock
 from relaygate.events.tracking import TrackingRef, read_token, trackable_url
+from relaygate.store.models import TrackingHit
 
 __all__ = [
     "PIXEL_GIF",
@@ -83,25 +83,6 @@ NOT_FOUND_HTML = (
 MAX_USER_AGENT = 512
 # Everything printable in ASCII stays; spaces and non-ASCII become %XX (UTF-8).
 _LOCATION_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrackingHit:
-    """One verified open or click, as the endpoint saw it. ``at`` is the clock's ``now()``."""
-
-    kind: Literal["o", "c"]
-    account_id: int
-    message_id: str
-    recipient_id: int
-    url: str | None
-    ip: str
-    user_agent: str
-    method: str
-    at: float
-
-    @property
-    def event_type(self) -> Literal["open", "click"]:
-        return "open" if self.kind == "o" else "click"
 
 
 HitSink = Callable[[Sequence[TrackingHit]], Awaitable[None] | None]

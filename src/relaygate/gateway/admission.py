@@ -30,9 +30,11 @@ from relaygate.errors import RequestError
 from relaygate.events.tracking import track_html
 from relaygate.gateway import rawmail
 from relaygate.metrics import Metrics
+from relaygate.policy import Limits, check_can_send, check_scope
 from relaygate.settings import Settings
-from relaygate.store.models import Account, ApiKey, Limits, NewMessage, NewRecipient
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store import Store
+from relaygate.store.ids import new_message_id
+from relaygate.store.models import Account, ApiKey, NewMessage, NewRecipient
 
 log = logging.getLogger("relaygate.admission")
 
@@ -66,10 +68,9 @@ class Accepted:
 
 def check_key(key: ApiKey, account: Account, scope: str) -> None:
     """Scope (403) and plan (402) checks for an authenticated key."""
-    if scope not in key.scopes:
-        raise RequestError(403, f"this API key lacks the {scope} scope")
-    if scope == "email:send" and account.plan == "free":
-        raise RequestError(402, "accounts on the free plan cannot send; upgrade to trial or paid")
+    check_scope(key.scopes, scope)
+    if scope == "email:send":
+        check_can_send(account.plan)
 
 
 def _string(body: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -168,7 +169,7 @@ class Admission:
             raise RequestError(400, f"headers: {exc.detail}") from None
         tags = self._tags(body.get("tags"))
         attachments = self._attachments(body.get("attachments"))
-        if not self.store.sender_allowed(account.id, sender.addr_spec):
+        if not self.store.identities.sender_allowed(account.id, sender.addr_spec):
             reason = sender_refusal(self.store, account.id, sender.addr_spec)
             raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
         opens, clicks = self._tracking(account, body)
@@ -200,7 +201,7 @@ class Admission:
         # otherwise the admission transaction looks the list up (no read on this thread).
         tracked = bool(html and (opens or clicks) and self.tracking_key is not None)
         suppressed = (
-            self.store.suppressed(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
+            self.store.suppressions.lookup(account.id, [b.addr_spec for b in (*to, *cc, *bcc)])
             if tracked
             else {}
         )
@@ -225,7 +226,7 @@ class Admission:
                 )
                 for i, r in enumerate(recipients)
             )
-        limits = await self.store.admit(
+        limits = await self.store.admission.admit(
             NewMessage(
                 id=msg_id,
                 account_id=account.id,
@@ -265,15 +266,13 @@ class Admission:
         """
         if key is not None:
             check_key(key, account, "email:send")
-        elif account.plan == "free":
-            raise RequestError(
-                402, "accounts on the free plan cannot send; upgrade to trial or paid"
-            )
+        else:
+            check_can_send(account.plan)
         if not mail_from:
             raise RequestError(
                 403, "the null sender <> is only accepted for bounce and feedback addresses"
             )
-        if not self.store.sender_allowed(account.id, mail_from):
+        if not self.store.identities.sender_allowed(account.id, mail_from):
             raise RequestError(
                 403, f"MAIL FROM {mail_from} is not a verified identity of this account"
             )
@@ -309,7 +308,9 @@ class Admission:
             raise RequestError(400, "the message needs exactly one From header with an address")
         checked = mail_from.lower()  # allowed a moment ago by check_smtp_sender
         for addr in froms:
-            if addr.lower() != checked and not self.store.sender_allowed(account.id, addr):
+            if addr.lower() != checked and not self.store.identities.sender_allowed(
+                account.id, addr
+            ):
                 raise RequestError(
                     403, f"header From {addr} is not a verified identity of this account"
                 )
@@ -332,7 +333,7 @@ class Admission:
             added += f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
         subject = rawmail.header_text(block.headers, "Subject")
         recipients = self._smtp_recipients(account.id, rcpts, block)
-        limits = await self.store.admit(
+        limits = await self.store.admission.admit(
             NewMessage(
                 id=msg_id,
                 account_id=account.id,
@@ -471,7 +472,7 @@ class Admission:
             if "\r" in subject or "\n" in subject:
                 raise RequestError(400, "subject must not contain line breaks")
             return subject, html or None, text or None
-        template = self.store.get_template(account.id, slug) or system_catalog().get(slug)
+        template = self.store.templates.get(account.id, slug) or system_catalog().get(slug)
         if template is None:
             raise RequestError(
                 404,

@@ -28,13 +28,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from relaygate.clock import SystemClock, iso
-from relaygate.errors import IdempotentReplay, RequestError, StoreUnavailable
+from relaygate.errors import IdempotentReplay, LimitExceeded, RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.authlimit import FailedAuthThrottle
 from relaygate.gateway.openapi import openapi_document
 from relaygate.metrics import Metrics
+from relaygate.policy import Limits
+from relaygate.store import Store
 from relaygate.store.models import Account, ApiKey, Outcome
-from relaygate.store.spool import Store, limit_headers
 from relaygate.store.states import message_state
 
 log = logging.getLogger("relaygate.http")
@@ -56,12 +57,37 @@ def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JS
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def limit_headers(limits: Limits) -> dict[str, str]:
+    """``X-RateLimit-*`` for an answer, from the limits its admission saw."""
+    return _rate_headers(limits.rate_limit, limits.rate_remaining, limits.rate_reset)
+
+
+def refusal_headers(exc: LimitExceeded) -> dict[str, str]:
+    """``X-RateLimit-*`` and ``Retry-After`` for a 429."""
+    return _rate_headers(exc.limit, exc.remaining, 1, retry_after=exc.retry_after)
+
+
+def _rate_headers(
+    limit: int, remaining: int, reset: int, *, retry_after: int | None = None
+) -> dict[str, str]:
+    headers = {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(reset),
+    }
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers
+
+
 def guarded(handler: Handler) -> Handler:
     """Map every failure to the contract: RequestError → its status; store trouble or a bug → 503."""
 
     async def wrapper(request: Request) -> Response:
         try:
             return await handler(request)
+        except LimitExceeded as exc:
+            return error(exc.status, exc.detail, {**refusal_headers(exc), **exc.headers})
         except RequestError as exc:
             return error(exc.status, exc.detail, exc.headers or None)
         except StoreUnavailable:
@@ -128,7 +154,7 @@ class HttpApi:
         secret = request.headers.get("x-api-key", "")
         if not secret:
             raise RequestError(401, "missing X-API-Key header")
-        found = self.store.authenticate(secret.strip())
+        found = self.store.keys.authenticate(secret.strip())
         if found is None:
             # Counted per client address; a correct key is never refused (see authlimit).
             wait = self.auth_throttle.failed(request.client.host if request.client else "")
@@ -156,7 +182,7 @@ class HttpApi:
             try:
                 accepted = await self.admission.send(key, account, body, idempotency=idempotency)
             except IdempotentReplay as replay:
-                limits = await run_in_threadpool(self.store.current_limits, account)
+                limits = await run_in_threadpool(self.store.usage.current_limits, account)
                 return JSONResponse(
                     {"id": replay.message_id, "status": "queued"},
                     headers={
@@ -165,8 +191,8 @@ class HttpApi:
                     },
                 )
         except RequestError as exc:
-            if exc.status != 429:
-                limits = await run_in_threadpool(self.store.current_limits, account)
+            if not isinstance(exc, LimitExceeded):
+                limits = await run_in_threadpool(self.store.usage.current_limits, account)
                 exc.headers = {**limit_headers(limits), **exc.headers}
             raise
         if self.sync_deliver is not None:
@@ -189,7 +215,7 @@ class HttpApi:
         key, account = self.authenticate(request)
         check_key(key, account, "email:read")
         found = await run_in_threadpool(
-            self.store.message, request.path_params["id"], account_id=account.id
+            self.store.messages.get, request.path_params["id"], account_id=account.id
         )
         if found is None:
             raise RequestError(404, "message not found")
@@ -224,7 +250,7 @@ class HttpApi:
                 raise RequestError(400, "cursor is not valid") from None
         limit = int(limit_text)
         rows = await run_in_threadpool(
-            self.store.list_messages,
+            self.store.messages.search,
             account.id,
             tag=q.get("tag") or None,
             status=status,
@@ -235,12 +261,12 @@ class HttpApi:
         )
         items = [
             {
-                "id": r["id"],
-                "from": r["from"],
-                "subject": r["subject"],
-                "tags": r["tags"],
-                "created_at": iso(r["created_at"]),
-                "status": message_state(r["states"]),
+                "id": r.id,
+                "from": r.from_addr,
+                "subject": r.subject,
+                "tags": list(r.tags),
+                "created_at": iso(r.created_at),
+                "status": message_state(r.states),
             }
             for r in rows
         ]
@@ -248,7 +274,7 @@ class HttpApi:
         if len(rows) == limit:
             last = rows[-1]
             cursor = (
-                base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode())
+                base64.urlsafe_b64encode(f"{last.created_at!r}|{last.id}".encode())
                 .decode()
                 .rstrip("=")
             )
@@ -262,15 +288,15 @@ class HttpApi:
             raise RequestError(400, "limit must be an integer from 1 to 1000")
         after = request.query_params.get("cursor", "")
         rows = await run_in_threadpool(
-            self.store.list_suppressions, account.id, limit=int(limit_text), after=after
+            self.store.suppressions.all, account.id, limit=int(limit_text), after=after
         )
         items = [
             {
-                "address": r["address"],
-                "reason": r["reason"],
-                "bounce_type": r["bounce_type"],
-                "source": r["source"],
-                "created_at": iso(r["created_at"]),
+                "address": r.address,
+                "reason": r.reason,
+                "bounce_type": r.bounce_type,
+                "source": r.source,
+                "created_at": iso(r.created_at),
             }
             for r in rows
         ]
@@ -281,7 +307,7 @@ class HttpApi:
         key, account = self.authenticate(request)
         check_key(key, account, "email:send")
         address = request.path_params["address"].strip().lower()
-        if not await run_in_threadpool(self.store.unsuppress, account.id, address):
+        if not await run_in_threadpool(self.store.suppressions.remove, account.id, address):
             raise RequestError(404, f"{address} is not on the suppression list")
         return JSONResponse({"address": address, "deleted": True})
 

@@ -51,9 +51,8 @@ from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.smtpdata import DataState, read_message
 from relaygate.settings import Settings
-from relaygate.store.inbound import save_inbound
+from relaygate.store import Store
 from relaygate.store.models import Account, ApiKey
-from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.smtp")
 aiosmtpd_log = logging.getLogger("mail.log")
@@ -152,9 +151,7 @@ class StoreInbound:
         self.store = store
 
     async def accept(self, *, mail_from: str, rcpts: list[str], data: bytes, peer: str) -> str:
-        return await save_inbound(
-            self.store, mail_from=mail_from, rcpts=rcpts, data=data, peer=peer
-        )
+        return await self.store.inbound.save(mail_from=mail_from, rcpts=rcpts, data=data, peer=peer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,7 +319,7 @@ class SubmissionHandler:
             return AuthResult(success=False, handled=False)
         ip = peer_ip(session)
         secret = auth_data.password.decode("utf-8", "replace").strip()
-        found = self.store.authenticate(secret)
+        found = self.store.keys.authenticate(secret)
         if found is None:
             throttled = self.throttle.failed(ip) > 0
             log.info(
@@ -415,7 +412,7 @@ class SubmissionHandler:
         mail_from = "" if address == "<>" else address
         account = None
         if principal is not None:
-            account = self.store.get_account(principal.account_id)
+            account = self.store.accounts.get(principal.account_id)
             if account is None:
                 return reply_for(RequestError(401, "the account of this session no longer exists"))
             if mail_from:

@@ -3,7 +3,7 @@
 Queue by state and by destination domain, outcomes in the last 5 minutes / hour / day, the
 oldest pending recipient, failing webhook endpoints and sending domains that are not verified,
 plus whether a ``relaygate serve`` is running on this state directory (its ready file). It only
-reads (``relaygate.store.status``), so it is safe against a live, busy store.
+reads (``Store.status``), so it is safe against a live, busy store.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from relaygate.clock import iso
-from relaygate.store import status as q
-from relaygate.store.spool import Store
+from relaygate.store import Store
+from relaygate.store.states import PENDING_STATES
 
 #: The outcome windows: name and length in seconds.
 WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
@@ -24,10 +24,10 @@ WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("24h", 86400.0))
 
 def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (times as ISO strings, ages in seconds)."""
-    by_state = q.queue_by_state(store)
-    pending = {s: by_state.get(s, 0) for s in q.PENDING_STATES}
-    outcomes = {name: q.outcome_counts(store, since=now - span) for name, span in WINDOWS}
-    oldest = q.oldest_pending(store)
+    by_state = store.status.queue_by_state()
+    pending = {s: by_state.get(s, 0) for s in PENDING_STATES}
+    outcomes = {name: store.status.outcome_counts(since=now - span) for name, span in WINDOWS}
+    oldest = store.status.oldest_pending()
     return {
         "at": iso(now),
         "queue": {
@@ -36,7 +36,7 @@ def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
             "pending_by_state": pending,
             "by_domain": [
                 {**asdict(d), "oldest_age_seconds": round(now - d.oldest_queued_at, 1)}
-                for d in q.queue_by_domain(store, limit=top)
+                for d in store.status.queue_by_domain(limit=top)
             ],
         },
         "oldest_pending": None
@@ -51,8 +51,8 @@ def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
         "rates_per_second": {
             name: round(outcomes["5m"][name] / 300.0, 2) for name in ("accepted", "delivered")
         },
-        "failing_webhooks": [asdict(w) for w in q.failing_webhooks(store, since=now - 86400.0)],
-        "unverified_domains": [asdict(d) for d in q.unverified_domains(store)],
+        "failing_webhooks": [asdict(w) for w in store.status.failing_webhooks(since=now - 86400.0)],
+        "unverified_domains": [asdict(d) for d in store.status.unverified_domains()],
     }
 
 

@@ -3,12 +3,12 @@ replace the stored body, so every attempt and every retry (by any worker) sends 
 
 The signed bytes are stored in the transaction that records the first attempt's outcome (one
 commit per message, not two): ``prepare`` returns them with a ``PreparedBody`` for the worker to
-pass to ``Store.record``, and until that commit the signer keeps them in memory, so a second
+pass to ``Queue.record``, and until that commit the signer keeps them in memory, so a second
 transaction of the same message (another destination domain) sends the very same bytes. The
 first stored version wins; an attempt cut short by a crash before its outcome was recorded is
 signed again on the next one (its outcome was never recorded, so no retry of it exists).
 
-Keys come from the domain's active keys (``store.domains.active_keys``): none (a domain without
+Keys come from the domain's active keys (``DkimKeys.signing``): none (a domain without
 keys, or whose key was found unpublished) means the message goes out unsigned, and that choice
 is made final just the same. The RSA operation runs in a signing thread so the event loop never stalls;
 each key set is loaded once (PEM parsing is slow) and cached. A domain's active key set is read
@@ -27,15 +27,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from relaygate.dkim.keys import DkimKey
+from relaygate.dkim.keys import DkimKey, from_stored
 from relaygate.dkim.signer import DkimError, DkimSigner, to_crlf
-from relaygate.store.domains import active_keys
+from relaygate.store import Store
 from relaygate.store.models import Claimed, PreparedBody
-from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.relay")
 
 KeySource = Callable[[Store, str], list[DkimKey]]
+
+
+def active_keys(store: Store, domain: str) -> list[DkimKey]:
+    """The keys the store says sign mail from ``domain`` now (``DkimKeys.signing``)."""
+    return [from_stored(k) for k in store.dkim_keys.signing(domain)]
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -117,7 +121,7 @@ class MessageSigner:
         unsaved = self._unsaved.get(variant)
         if unsaved is not None:
             return unsaved.data, Body(data=unsaved.data, save=unsaved)
-        data, final = self.store.body_for_delivery(message_id, ordinal)
+        data, final = self.store.messages.body_for_delivery(message_id, ordinal)
         return data, (Body(data=data) if final else None)
 
     def saved(self, prepared: PreparedBody) -> None:

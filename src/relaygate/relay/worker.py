@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from relaygate.bounces import verp
+from relaygate.bounces.changes import outcome_suppression
 from relaygate.bounces.classify import classify, classify_expired
 from relaygate.clock import Clock
 from relaygate.metrics import Metrics
@@ -24,8 +25,8 @@ from relaygate.relay.backoff import RetryPolicy
 from relaygate.relay.signing import Body, BodySource
 from relaygate.relay.transport import Batch, RecipientResult, Transport
 from relaygate.settings import Settings
+from relaygate.store import Store
 from relaygate.store.models import Claimed, Outcome
-from relaygate.store.spool import Store
 
 log = logging.getLogger("relaygate.relay")
 
@@ -78,7 +79,7 @@ class DeliveryWorker:
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
-        count = self.store.release_dead_owners(is_dead_local_owner)
+        count = self.store.queue.release_dead_owners(is_dead_local_owner)
         if count:
             log.info("released leases of dead processes", extra={"count": count})
         return count
@@ -118,7 +119,7 @@ class DeliveryWorker:
 
     async def _claim_and_start(self, limit: int, inflight: set[asyncio.Task[list[Outcome]]]) -> int:
         d = self.settings.delivery
-        claimed = await self.store.claim(
+        claimed = await self.store.queue.claim(
             self.owner,
             limit=limit,
             lease_seconds=d.lease_seconds,
@@ -149,7 +150,7 @@ class DeliveryWorker:
             await asyncio.wait(pending, timeout=5)
 
     def _idle_wait(self) -> float:
-        due = self.store.next_due()
+        due = self.store.queue.next_due()
         if due is None:
             return 1.0
         return max(0.02, min(1.0, due - self.clock.now()))
@@ -161,7 +162,7 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """One claim-deliver-record round. Returns how many recipients were handled."""
         d = self.settings.delivery
-        claimed = await self.store.claim(
+        claimed = await self.store.queue.claim(
             self.owner,
             limit=d.batch_size,
             lease_seconds=d.lease_seconds,
@@ -178,7 +179,7 @@ class DeliveryWorker:
         Nothing is retried: a recipient the upstream did not take is recorded as bounced
         (reason ``rejected``; the client owns the retry), so the 502 and the store agree.
         """
-        claimed = await self.store.claim_message(
+        claimed = await self.store.queue.claim_message(
             self.owner, message_id, lease_seconds=self.settings.delivery.lease_seconds
         )
         results = await asyncio.gather(
@@ -193,7 +194,7 @@ class DeliveryWorker:
             # Shutting down mid-transaction: give the leases back (a no-op for any recipient
             # whose outcome was recorded already) so a restart or another worker sends at once.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release(self.owner, [r.id for r in rcpts]))
+                await asyncio.shield(self.store.queue.release(self.owner, [r.id for r in rcpts]))
             raise
         except Exception:
             log.exception("delivery error", extra={"msg_id": rcpts[0].message_id})
@@ -210,7 +211,7 @@ class DeliveryWorker:
                     body = await self._bodies.prepare(first)
                 else:
                     body = Body(
-                        data=self.store.body_for_delivery(
+                        data=self.store.messages.body_for_delivery(
                             first.message_id, first.ordinal if first.tracked else None
                         )[0]
                     )
@@ -240,7 +241,7 @@ class DeliveryWorker:
         if sync:
             outcomes = [self._not_retried(o) for o in outcomes]
         save = body.save if body is not None else None
-        lost = await self.store.record(self.owner, outcomes, prepared=save)
+        lost = await self.store.queue.record(self.owner, outcomes, prepared=save)
         if save is not None and self._bodies is not None:
             self._bodies.saved(save)
         if self.on_record is not None:
@@ -316,11 +317,13 @@ class DeliveryWorker:
         if res.outcome == "delivered":
             return Outcome(recipient_id=c.id, state="delivered", response=response, data=data)
         if res.outcome == "bounced":
+            verdict = self._classify(res)
             return Outcome(
                 recipient_id=c.id,
                 state="bounced",
                 response=response,
-                data={**data, **self._classify(res)},
+                data={**data, **verdict},
+                suppress=outcome_suppression("bounced", verdict["bounce_type"], verdict["reason"]),
             )
         now = self.clock.now()
         nxt = self.policy.next_attempt(queued_at=c.queued_at, now=now, rng=self.rng)

@@ -1,11 +1,61 @@
-"""Values the store hands in and out (frozen, keyword-only)."""
+"""Every value the store hands in and out (frozen, keyword-only), for every backend.
+
+Grouped as the interface is (``relaygate.store.api``): accounts and keys, identities and DKIM
+keys, templates, suppressions, admission, the queue, messages, webhooks, inbound reports,
+tracking, status. Times are POSIX seconds (UTC); the JSON outputs format them (API.md §14).
+Nothing here knows a database: a backend turns its rows into these.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+
+from relaygate.policy import Limits
+from relaygate.store.states import DeliveryState, DomainStatus, KeyState
+
+__all__ = [
+    "Account",
+    "Algorithm",
+    "ApiKey",
+    "Applied",
+    "Attempt",
+    "AttemptResult",
+    "CheckResult",
+    "Claimed",
+    "ClaimedDelivery",
+    "Delivery",
+    "DeliveryState",
+    "DomainIdentity",
+    "DomainQueue",
+    "Event",
+    "FailingWebhook",
+    "HitFlags",
+    "Identity",
+    "InboundMessage",
+    "Limits",
+    "MessageView",
+    "NewMessage",
+    "NewRecipient",
+    "Outcome",
+    "PreparedBody",
+    "QueueEntry",
+    "Recipient",
+    "ReportChange",
+    "StoredKey",
+    "Suppression",
+    "Template",
+    "TemplateInfo",
+    "TrackingHit",
+    "UnverifiedDomain",
+    "Webhook",
+]
+
+Algorithm = Literal["rsa", "ed25519"]
 
 
+# -- accounts and keys ----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Account:
     id: int
@@ -29,11 +79,12 @@ class ApiKey:
     revoked_at: float | None = None
 
 
+# -- identities and DKIM keys ---------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Identity:
     id: int
     account_id: int
-    kind: str
+    kind: str  # domain | address
     value: str
     status: str
     token: str
@@ -41,6 +92,110 @@ class Identity:
     verified_at: float | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DomainIdentity:
+    """An identity with its DNS check state."""
+
+    identity: Identity
+    status_reason: str = ""
+    failing_since: float | None = None
+    last_checked_at: float | None = None
+    last_check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> DomainStatus:
+        return DomainStatus(self.identity.status)
+
+
+DEFAULT_GRACE = 7 * 86400.0
+"""How long a replaced DKIM key stays published (signatures made with it still verify)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredKey:
+    """A DKIM key row: public material, where the private key file is, and its lifecycle.
+
+    ``published`` is what the last DNS check saw: None never checked, True found, False missing
+    or different."""
+
+    id: int
+    domain: str
+    selector: str
+    algorithm: Algorithm
+    private_path: Path
+    public_key: str
+    state: KeyState
+    created_at: float
+    activated_at: float | None = None
+    retire_after: float | None = None
+    grace: float = DEFAULT_GRACE
+    published: bool | None = None
+    checked_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """What one DNS check decided, applied atomically by ``Identities.apply_check``.
+
+    ``published``: key id → whether its record was found (keys absent were not looked at).
+    ``activate``: pending key ids to make active; any active key of the same algorithm becomes
+    ``retiring`` with ``retire_after = now + the new key's grace``. ``retire``: retiring key ids
+    whose grace has passed. ``statuses``: identity id → (new status, reason).
+    """
+
+    domain: str
+    now: float
+    published: dict[int, bool] = field(default_factory=dict)
+    activate: tuple[int, ...] = ()
+    retire: tuple[int, ...] = ()
+    statuses: dict[int, tuple[DomainStatus, str]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Applied:
+    """What ``apply_check`` changed: status moves (identity id → (from, to)) and key moves."""
+
+    moved: dict[int, tuple[str, str]] = field(default_factory=dict)
+    activated: tuple[StoredKey, ...] = ()
+    retiring: tuple[StoredKey, ...] = ()
+    retired: tuple[StoredKey, ...] = ()
+
+
+# -- templates and suppressions -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Template:
+    """A template's three sources (Jinja2). ``text`` may be empty (derived from ``html``)."""
+
+    slug: str
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateInfo:
+    """An account template as listed (without its sources)."""
+
+    slug: str
+    source: str  # created | cloned
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suppression:
+    account_id: int
+    address: str
+    reason: str
+    bounce_type: str
+    source: str
+    event_id: int | None
+    created_at: float
+    expires_at: float | None = None
+
+
+# -- admission ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class NewRecipient:
     address: str
@@ -70,17 +225,7 @@ class NewMessage:
     check_suppressions: bool
 
 
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """What the admission transaction saw of the account's limits (for X-RateLimit-* headers)."""
-
-    rate_limit: int
-    rate_remaining: int
-    rate_reset: int
-    quota: int
-    quota_remaining: int
-
-
+# -- the queue ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Claimed:
     """A recipient leased to one delivery worker."""
@@ -109,15 +254,36 @@ class PreparedBody:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """The result of one delivery attempt for one recipient."""
+    """The result of one delivery attempt for one recipient.
+
+    ``suppress``: put the address on the account's suppression list with this reason, in the
+    same transaction (the caller decides: ``bounces.suppressions``)."""
 
     recipient_id: int
     state: str  # delivered | deferred | bounced | expired
     response: str
     next_attempt_at: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    suppress: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class QueueEntry:
+    """A pending recipient as the operator's queue listing shows it."""
+
+    id: int
+    message_id: str
+    address: str
+    domain: str
+    state: str
+    attempts: int
+    queued_at: float
+    next_attempt_at: float
+    last_response: str
+    from_addr: str
+
+
+# -- messages (the read side) ---------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Event:
     id: int
@@ -129,3 +295,220 @@ class Event:
     state_to: str | None
     created_at: float
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipient:
+    """One recipient of a stored message, as it is now."""
+
+    id: int
+    message_id: str
+    account_id: int
+    address: str
+    domain: str
+    kind: str
+    state: str
+    attempts: int
+    queued_at: float
+    next_attempt_at: float
+    last_response: str
+    lease_owner: str | None
+    lease_expires_at: float | None
+    lease_losses: int
+    updated_at: float
+    ordinal: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageView:
+    """A message as listed: its header fields and its recipients' states (in recipient order)."""
+
+    id: str
+    from_addr: str
+    subject: str
+    tags: tuple[str, ...]
+    created_at: float
+    states: tuple[str, ...]
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """A registered endpoint (never its secret)."""
+
+    id: str
+    account_id: int
+    url: str
+    events: tuple[str, ...]
+    """Event types it receives; empty means all of them."""
+    created_at: float
+    removed_at: float | None = None
+    previous_secret_expires_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    event_id: int
+    account_id: int
+    message_id: str | None
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str
+    replays: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    delivery_id: int
+    attempt: int
+    at: float
+    status: int | None
+    outcome: str
+    error: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedDelivery:
+    """A leased delivery with everything needed to build, sign and send it."""
+
+    id: int
+    webhook_id: str
+    url: str
+    secrets: tuple[str, ...] = field(repr=False)
+    """Current secret first, then the previous one while its grace period lasts."""
+    attempts: int
+    """Attempts already made in this round of the schedule (0 on the first try)."""
+    event_id: int
+    event_type: str
+    event_created_at: float
+    event_data: dict[str, Any]
+    account_id: int
+    message_id: str | None
+    header_message_id: str
+    tags: tuple[str, ...]
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    """What one attempt did and what happens next (computed by the dispatcher)."""
+
+    delivery_id: int
+    ok: bool
+    status: int | None
+    outcome: str
+    error: str
+    duration_ms: int
+    next_attempt_at: float | None
+    """When to try again after a failure; None abandons the delivery. Ignored when ``ok``."""
+
+
+# -- inbound reports ------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class InboundMessage:
+    id: str
+    received_at: float
+    mail_from: str
+    rcpts: tuple[str, ...]
+    peer: str
+    data: bytes
+    processed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportChange:
+    """What one parsed report says about one recipient of a message (``bounces`` decides it).
+
+    The store finds the recipient (by ``recipient_id`` when given, else by ``address``, else the
+    message's only recipient when ``only_fallback``), moves it ``delivered → to_state`` when it
+    is delivered, otherwise records ``event_type`` without a state change, and puts the address
+    on the suppression list when ``suppress`` is ``(reason, bounce_type)``."""
+
+    event_type: str  # bounce | complaint
+    to_state: str  # bounced | complained
+    address: str
+    recipient_id: int = 0
+    only_fallback: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    suppress: tuple[str, str] | None = None
+
+
+# -- tracking -------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TrackingHit:
+    """One verified open or click, as the endpoint saw it. ``at`` is the clock's ``now()``."""
+
+    kind: Literal["o", "c"]
+    account_id: int
+    message_id: str
+    recipient_id: int
+    url: str | None
+    ip: str
+    user_agent: str
+    method: str
+    at: float
+
+    @property
+    def event_type(self) -> Literal["open", "click"]:
+        return "open" if self.kind == "o" else "click"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HitFlags:
+    """What the tracking classifier says of one hit (``events.bots``); ``first``: the
+    recipient's first human hit of that kind."""
+
+    is_proxy: bool
+    is_scanner: bool
+    first: bool = False
+
+    @property
+    def is_human(self) -> bool:
+        return not (self.is_proxy or self.is_scanner)
+
+
+# -- status ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class DomainQueue:
+    """Pending recipients for one destination domain, by state, with the oldest one's age."""
+
+    domain: str
+    total: int
+    by_state: dict[str, int]
+    oldest_queued_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailingWebhook:
+    """An endpoint whose recent attempts failed or that has abandoned deliveries."""
+
+    id: str
+    account_id: int
+    url: str
+    failed_attempts: int
+    ok_attempts: int
+    abandoned: int
+    pending: int
+    last_failure_at: float | None
+    last_error: str
+    last_success_at: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnverifiedDomain:
+    """A domain identity that is pending or failing its DNS checks."""
+
+    account_id: int
+    domain: str
+    status: str
+    reason: str
+    failing_since: float | None
+    last_checked_at: float | None

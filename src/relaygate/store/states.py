@@ -1,10 +1,12 @@
-"""Per-recipient states and the one table of allowed transitions (ARCHITECTURE.md).
+"""The state tables: recipients (with the one table of allowed transitions, ARCHITECTURE.md),
+sending domains, DKIM keys and webhook deliveries. Every backend enforces these.
 
 A message's state is derived from its recipients' states; it is never stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -18,6 +20,7 @@ class State(StrEnum):
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
     HELD = "held"
+    CANCELLED = "cancelled"  # API.md §14: terminal; an event records it
 
 
 #: (from, to) pairs that a guarded update may perform.
@@ -40,18 +43,36 @@ ALLOWED: frozenset[tuple[State, State]] = frozenset(
         (State.QUEUED, State.BOUNCED),  # operator delete / suppressed after admission
         (State.DEFERRED, State.BOUNCED),
         (State.HELD, State.BOUNCED),
+        (State.QUEUED, State.CANCELLED),  # API.md §14: not yet delivered, not in flight
+        (State.DEFERRED, State.CANCELLED),
+        (State.HELD, State.CANCELLED),
     }
 )
 
 #: States from which nothing more will be attempted.
-FINAL = (State.DELIVERED, State.BOUNCED, State.COMPLAINED, State.SUPPRESSED, State.EXPIRED)
+FINAL = (
+    State.DELIVERED,
+    State.BOUNCED,
+    State.COMPLAINED,
+    State.SUPPRESSED,
+    State.EXPIRED,
+    State.CANCELLED,
+)
+
+#: States a recipient waits in for its next attempt, and the ones not yet final.
+WAITING = (State.QUEUED, State.DEFERRED)
+PENDING = (State.QUEUED, State.ACTIVE, State.DEFERRED, State.HELD)
+PENDING_STATES: tuple[str, ...] = tuple(s.value for s in PENDING)
+
+#: Outcome names ``relaygate status`` counts over a window.
+OUTCOMES = ("accepted", "delivered", "deferred", "bounced", "expired", "suppressed", "complained")
 
 
 def allowed(src: State, dst: State) -> bool:
     return (src, dst) in ALLOWED
 
 
-def message_state(states: list[str]) -> str:
+def message_state(states: Sequence[str]) -> str:
     """Summarise recipient states into the message's state (most pending first)."""
     for candidate in ("active", "queued", "deferred", "held"):
         if candidate in states:
@@ -63,3 +84,53 @@ def message_state(states: list[str]) -> str:
     if "delivered" in states:
         return "delivered"
     return states[0]
+
+
+class DomainStatus(StrEnum):
+    """A sending domain's verification state (API.md §5, §14).
+
+    Today's schema and checker know ``pending``, ``verified`` and ``failing``; ``at_risk``,
+    ``failed`` and ``asserted`` are the drift states of API.md §5 that replace ``failing``
+    (issue 20 widens the column's CHECK and moves the checker onto them)."""
+
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILING = "failing"
+    AT_RISK = "at_risk"
+    FAILED = "failed"
+    ASSERTED = "asserted"
+
+
+#: The event type a domain's move into a status writes.
+EVENT_FOR_DOMAIN_STATUS = {
+    DomainStatus.VERIFIED: "domain_verified",
+    DomainStatus.FAILING: "domain_failing",
+    DomainStatus.PENDING: "domain_pending",
+    DomainStatus.AT_RISK: "domain_at_risk",
+    DomainStatus.FAILED: "domain_failed",
+    DomainStatus.ASSERTED: "domain_asserted",
+}
+
+
+class KeyState(StrEnum):
+    """A DKIM key: ``pending`` (made, not yet seen in DNS) → ``active`` (signing) →
+    ``retiring`` (replaced; still published for a grace period) → ``retired`` (its record may
+    be removed from DNS)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery: pending → active (leased) → succeeded | pending (retry) | abandoned."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    ABANDONED = "abandoned"
+
+
+#: The event types a webhook can receive (API.md §8).
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = ("delivery", "bounce", "open", "click", "complaint")

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 
@@ -154,22 +154,22 @@ def test_dsn_and_arf_over_smtp(tmp_path: Path) -> None:
         try:
             wait_for(
                 lambda: (
-                    [r["state"] for r in store.recipients_of(sent["id"])] == ["bounced"]
-                    and [r["state"] for r in store.recipients_of(sent2["id"])] == ["complained"]
+                    [r.state for r in store.messages.recipients(sent["id"])] == ["bounced"]
+                    and [r.state for r in store.messages.recipients(sent2["id"])] == ["complained"]
                 )
             )
             bounce = next(
                 e
-                for e in store.events_after(0)
+                for e in store.messages.events_after(0)
                 if e.type == "bounce" and e.message_id == sent["id"]
             )
             assert bounce.data["bounce_type"] == "hard" and bounce.data["reason"] == "userunknown"
             assert bounce.data["status"] == "5.1.1" and bounce.state_from == "delivered"
-            complaint = next(e for e in store.events_after(0) if e.type == "complaint")
+            complaint = next(e for e in store.messages.events_after(0) if e.type == "complaint")
             assert (
                 complaint.message_id == sent2["id"] and complaint.data["feedback_type"] == "abuse"
             )
-            assert store.suppressed(1, ["gone@dest.test", "angry@dest.test"]) == {
+            assert store.suppressions.lookup(1, ["gone@dest.test", "angry@dest.test"]) == {
                 "gone@dest.test": "userunknown",
                 "angry@dest.test": "complaint",
             }

@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from relaygate.bounces import inbound as inbound_mod
 from relaygate.bounces.inbound import InboundProcessor
-from relaygate.store.inbound import pending_inbound, save_inbound
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 from ...conftest import make_settings  # type: ignore[import-not-found]
 
@@ -23,25 +21,25 @@ async def test_failing_report_is_set_aside_and_unmatched_is_recorded(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(tmp_path)
-    first = await save_inbound(
-        store, mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
+    first = await store.inbound.save(
+        mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
     )
-    second = await save_inbound(
-        store, mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
+    second = await store.inbound.save(
+        mail_from="", rcpts=["someone@bounces.relay.test"], peer="127.0.0.1", data=REPORT
     )
-    real = inbound_mod.apply_report
+    real = store.inbound.apply
     calls: list[str] = []
 
-    async def flaky(store: Store, **kw: Any) -> dict[str, Any]:
+    async def flaky(**kw: Any) -> dict[str, Any]:
         calls.append(kw["inbound_id"])
         if kw["inbound_id"] == first:
             raise ValueError("boom")
-        return await real(store, **kw)
+        return await real(**kw)
 
-    monkeypatch.setattr(inbound_mod, "apply_report", flaky)
+    monkeypatch.setattr(store.inbound, "apply", flaky)
     processor = InboundProcessor(store, settings, secret=b"s" * 32)
     assert await processor.run_once() == 2
-    assert pending_inbound(store) == []
+    assert store.inbound.pending() == []
     assert await processor.run_once() == 0 and sorted(calls) == sorted([first, second])  # each once
-    unmatched = [e for e in store.events_after(0) if e.type == "inbound_unmatched"]
+    unmatched = [e for e in store.messages.events_after(0) if e.type == "inbound_unmatched"]
     assert [e.data["inbound_id"] for e in unmatched] == [second]

@@ -13,7 +13,7 @@ from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.worker import DeliveryWorker
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.process import RelaygateProcess
 from relaygate.testing.smtp_sink import SmtpSink
@@ -65,26 +65,26 @@ async def test_hard_bounce_suppresses_and_policy_block_does_not(
                 await worker.run_once()
                 bounces = {
                     e.data["smtp_response"].split()[2]: e.data
-                    for e in store.events_after(0)
+                    for e in store.messages.events_after(0)
                     if e.type == "bounce"
                 }
                 assert bounces["<gone@dest.test>:"]["bounce_type"] == "hard"
                 assert bounces["<gone@dest.test>:"]["reason"] == "userunknown"
                 spam = next(d for k, d in bounces.items() if "spam" in d["smtp_response"])
                 assert spam["bounce_type"] == "soft"  # a policy/spam block never suppresses
-                assert store.suppressed(
+                assert store.suppressions.lookup(
                     sender["account"].id, ["gone@dest.test", "blocked@dest.test"]
                 ) == {"gone@dest.test": "userunknown"}
                 assert sink.messages == []
                 second = (await client.post("/v1/send", headers=headers, json=send)).json()["id"]
                 assert second != first
                 await worker.run_once()
-                states = {r["address"]: r["state"] for r in store.recipients_of(second)}
+                states = {r.address: r.state for r in store.messages.recipients(second)}
                 assert states == {"gone@dest.test": "suppressed", "blocked@dest.test": "bounced"}
                 assert sum("gone@dest.test" in m.rcpt_tos for m in sink.messages) == 0
                 sup_event = next(
                     e
-                    for e in store.events_after(0)
+                    for e in store.messages.events_after(0)
                     if e.message_id == second and e.state_to == "suppressed"
                 )
                 assert sup_event.type == "bounce" and sup_event.data["reason"] == "suppressed"
@@ -96,7 +96,7 @@ async def test_hard_bounce_suppresses_and_policy_block_does_not(
                 assert (
                     await client.delete("/v1/suppressions/gone@dest.test", headers=headers)
                 ).status_code == 404
-                assert store.suppressed(sender["account"].id, ["gone@dest.test"]) == {}
+                assert store.suppressions.lookup(sender["account"].id, ["gone@dest.test"]) == {}
             await worker.transport.aclose()
 
 

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from relaygate.settings import Settings
-from relaygate.store.spool import Store, insert_event
+from relaygate.store.sqlite import SqliteStore as Store
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +178,19 @@ def seed_message(
             )
         return ids
 
-    return store._write(fn)
+    return _sql(store, fn)
+
+
+def _sql(store: Store, fn: Any) -> Any:
+    """``fn(conn)`` in one transaction on a connection of its own to the store's file."""
+    conn = sqlite3.connect(str(store.path), isolation_level=None, timeout=10)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(conn)
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()
 
 
 def add_event(
@@ -190,15 +203,17 @@ def add_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     now = store.clock.now()
-    return store._write(
-        lambda c: insert_event(
-            c,
-            account_id=account_id,
-            message_id=message_id,
-            recipient_id=recipient_id,
-            type_=type_,
-            now=now,
-            data=data if data is not None else {"smtp_response": "250 2.0.0 ok"},
+    payload = json.dumps(data if data is not None else {"smtp_response": "250 2.0.0 ok"})
+    return int(
+        _sql(
+            store,
+            lambda c: (
+                c.execute(
+                    "INSERT INTO events (account_id, message_id, recipient_id, type, created_at, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (account_id, message_id, recipient_id, type_, now, payload),
+                ).lastrowid
+            ),
         )
     )
 

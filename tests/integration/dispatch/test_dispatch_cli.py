@@ -4,6 +4,7 @@ DNS server on loopback for the registration-time SSRF checks."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,24 @@ from typing import Any
 import pytest
 
 from relaygate import cli
-from relaygate.store.spool import Store
-from relaygate.store.webhooks import AttemptResult, WebhookStore
+from relaygate.store.models import AttemptResult
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.process import write_config
+
+
+def _sql(store: Store, fn: Any) -> Any:
+    """``fn(conn)`` in one transaction on a connection of its own to the store's file (as the
+    sqlite3 shell would: these rows have no interface call)."""
+    conn = sqlite3.connect(str(store.path), isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(conn)
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()
 
 
 @pytest.fixture
@@ -88,7 +103,7 @@ def test_add_list_show_rotate_remove(
     assert code == 0 and rotated["secret"] != secret and rotated["previous_secret_expires_at"]
     assert rg("webhook", "show", added["id"], "--reveal")[1]["secret"] == rotated["secret"]
     store = Store(tmp_path / "state" / "relaygate.sqlite3").open()
-    assert WebhookStore(store).live_secrets(added["id"]) == (rotated["secret"], secret)
+    assert store.webhooks.live_secrets(added["id"]) == (rotated["secret"], secret)
     assert rg("webhook", "remove", added["id"]) == (0, {"id": added["id"], "removed": True})
     assert rg("webhook", "list")[1] == []
     assert len(rg("webhook", "list", "--all")[1]) == 1
@@ -144,37 +159,34 @@ def test_attempts_and_replay(run, tmp_path: Path) -> None:
     hook = rg("webhook", "add", "--account", "1", "http://127.0.0.1:9/in")[1]
     store = Store(tmp_path / "state" / "relaygate.sqlite3").open()
     store.start_writer()
-    hooks = WebhookStore(store)
-    store._write(
+    hooks = store.webhooks
+    _sql(
+        store,
         lambda c: c.execute(
             "INSERT INTO events (account_id, message_id, type, created_at, data) VALUES (1, NULL, 'complaint', 0, '{}')"
-        )
+        ),
     )
     hooks.fan_out_sync(now=0)
     [d] = hooks.deliveries()
-    store._write(
+    _sql(
+        store,
         lambda c: c.execute(
             "UPDATE webhook_deliveries SET state = 'active', lease_owner = 'cli-test' WHERE id = ?",
             (d.id,),
-        )
+        ),
     )
-    from relaygate.store.webhooks import record
-
-    store._write(
-        lambda c: record(
-            c,
-            "cli-test",
-            AttemptResult(
-                delivery_id=d.id,
-                ok=False,
-                status=503,
-                outcome="http_status",
-                error="HTTP 503",
-                duration_ms=12,
-                next_attempt_at=None,
-            ),
-            now=100.0,
-        )
+    hooks.record_sync(
+        "cli-test",
+        AttemptResult(
+            delivery_id=d.id,
+            ok=False,
+            status=503,
+            outcome="http_status",
+            error="HTTP 503",
+            duration_ms=12,
+            next_attempt_at=None,
+        ),
+        now=100.0,
     )
     code, shown = rg("webhook", "attempts", f"whd_{d.id}")
     assert code == 0 and shown["delivery"]["state"] == "abandoned"

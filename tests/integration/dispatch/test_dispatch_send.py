@@ -5,34 +5,50 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from relaygate.clock import FakeClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.signing import verify, verify_v2
 from relaygate.settings import Settings
-from relaygate.store.spool import Store
-from relaygate.store.webhooks import WebhookStore
+from relaygate.store.api import Webhooks
+from relaygate.store.sqlite import SqliteStore as Store
 
 T0 = 1_790_000_000.0
+
+
+def _sql(store: Store, fn: Any) -> Any:
+    """``fn(conn)`` in one transaction on a connection of its own to the store's file (as the
+    sqlite3 shell would: these rows have no interface call)."""
+    conn = sqlite3.connect(str(store.path), isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(conn)
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()
 
 
 def _dispatcher(store: Store, settings: Settings, clock: FakeClock, **kw) -> WebhookDispatcher:
     return WebhookDispatcher(store, settings, clock, make_resolver(settings), **kw)
 
 
-def _attempt_times(hooks: WebhookStore, delivery_id: int) -> list[float]:
+def _attempt_times(hooks: Webhooks, delivery_id: int) -> list[float]:
     return [a.at - T0 for a in hooks.attempts(delivery_id)]
 
 
 async def test_success_is_signed_and_shaped_like_the_reference(
     store: Store, clock: FakeClock, seed, receiver, webhook_settings: Callable[..., Settings]
 ) -> None:
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     w = hooks.create(account_id=account, url=receiver.url("/ok"), events=(), secret="whsec_current")
     hooks.rotate_secret(w.id, new_secret="whsec_next", grace=3600)
     [r] = seed.message(account_id=account, message_id="msg_1", tags=("welcome", "ü"))
@@ -89,8 +105,8 @@ async def test_retry_schedule_exact_times_then_abandoned_and_restart_changes_not
     settings = webhook_settings()
     store = Store(path, clock=clock).open()
     store.start_writer()
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     hooks.create(account_id=account, url=receiver.url("/fail"), events=(), secret="whsec_x")
     [r] = seed_store_message(store, account)
     d = _dispatcher(store, settings, clock)
@@ -115,7 +131,7 @@ async def test_retry_schedule_exact_times_then_abandoned_and_restart_changes_not
     store.close()
     store = Store(path, clock=clock).open()
     store.start_writer()
-    hooks = WebhookStore(store)
+    hooks = store.webhooks
     d = _dispatcher(store, settings, clock)
     d.recover()
     assert hooks.delivery(delivery.id).state == "pending"  # type: ignore[union-attr]
@@ -142,8 +158,6 @@ async def test_retry_schedule_exact_times_then_abandoned_and_restart_changes_not
 
 
 def seed_store_message(store: Store, account: int) -> list[int]:
-    from relaygate.store.spool import insert_event
-
     now = store.clock.now()
 
     def fn(c):  # type: ignore[no-untyped-def]
@@ -159,25 +173,21 @@ def seed_store_message(store: Store, account: int) -> list[int]:
             " 'example.net', 'to', 'delivered', ?, ?, ?)",
             (account, now, now, now),
         ).lastrowid
-        insert_event(
-            c,
-            account_id=account,
-            message_id="msg_r",
-            recipient_id=rid,
-            type_="delivery",
-            now=now,
-            data={"smtp_response": "250 ok"},
+        c.execute(
+            "INSERT INTO events (account_id, message_id, recipient_id, type, created_at, data)"
+            " VALUES (?, 'msg_r', ?, 'delivery', ?, ?)",
+            (account, rid, now, json.dumps({"smtp_response": "250 ok"})),
         )
         return [rid]
 
-    return store._write(fn)
+    return _sql(store, fn)
 
 
 async def test_hanging_receiver_is_cut_at_the_timeout_and_retried(
     store: Store, clock: FakeClock, seed, receiver, webhook_settings: Callable[..., Settings]
 ) -> None:
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     hooks.create(account_id=account, url=receiver.url("/hang"), events=(), secret="whsec_x")
     [r] = seed.message(account_id=account, message_id="msg_1")
     seed.event(account_id=account, message_id="msg_1", recipient_id=r, type_="delivery")
@@ -201,8 +211,8 @@ async def test_a_hanging_endpoint_never_holds_up_another(
 ) -> None:
     """The loop keeps the hanging endpoint at its concurrency cap and serves the other one
     meanwhile: all of the fast endpoint's events succeed while the first hangs still hang."""
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     slow = hooks.create(account_id=account, url=receiver.url("/hang"), events=(), secret="whsec_a")
     fast = hooks.create(account_id=account, url=receiver.url("/ok"), events=(), secret="whsec_b")
     for i in range(30):
@@ -232,8 +242,8 @@ async def test_a_hanging_endpoint_never_holds_up_another(
 async def test_stop_gives_back_leases_and_a_new_dispatcher_sends_them(
     store: Store, clock: FakeClock, seed, receiver, webhook_settings: Callable[..., Settings]
 ) -> None:
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     hooks.create(account_id=account, url=receiver.url("/hang"), events=(), secret="whsec_a")
     [r] = seed.message(account_id=account, message_id="msg_1")
     seed.event(account_id=account, message_id="msg_1", recipient_id=r, type_="delivery")
@@ -247,11 +257,9 @@ async def test_stop_gives_back_leases_and_a_new_dispatcher_sends_them(
     assert delivery.state == "pending" and delivery.attempts == 0
     assert hooks.attempts(delivery.id) == []
     # the receiver heals; the next dispatcher sends it at once (at least once: twice in total)
-    hooks_store_url = store._read("SELECT id FROM webhooks")[0][0]
-    store._write(
-        lambda c: c.execute(
-            "UPDATE webhooks SET url = ? WHERE id = ?", (receiver.url("/ok"), hooks_store_url)
-        )
+    _sql(
+        store,
+        lambda c: c.execute("UPDATE webhooks SET url = ?", (receiver.url("/ok"),)),
     )
     assert await _dispatcher(store, webhook_settings(), clock).drain() == 1
     assert hooks.delivery(delivery.id).state == "succeeded"  # type: ignore[union-attr]
@@ -264,8 +272,8 @@ async def test_send_time_ssrf_check_refuses_private_targets(
 ) -> None:
     """A webhook stored while private targets were allowed is refused at send time once they
     are not (nothing is sent), and retried on the schedule like any failure."""
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     hooks.create(account_id=account, url=receiver.url("/ok"), events=(), secret="whsec_a")
     [r] = seed.message(account_id=account, message_id="msg_1")
     seed.event(account_id=account, message_id="msg_1", recipient_id=r, type_="delivery")
@@ -281,8 +289,8 @@ async def test_send_time_ssrf_check_refuses_private_targets(
 async def test_payload_of_each_type(
     store: Store, clock: FakeClock, seed, receiver, webhook_settings: Callable[..., Settings]
 ) -> None:
-    hooks = WebhookStore(store)
-    account = store.create_account("acme", plan="paid").id
+    hooks = store.webhooks
+    account = store.accounts.create("acme", plan="paid").id
     hooks.create(account_id=account, url=receiver.url("/ok"), events=(), secret="whsec_a")
     [r] = seed.message(account_id=account, message_id="msg_1", tags=())
     for type_, data in [

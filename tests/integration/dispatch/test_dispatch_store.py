@@ -2,39 +2,59 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relaygate.clock import FakeClock
-from relaygate.store.spool import Store
-from relaygate.store.webhooks import AttemptResult, WebhookStore
+from relaygate.store.api import Webhooks
+from relaygate.store.models import AttemptResult
+from relaygate.store.sqlite import SqliteStore as Store
+
+
+def _sql(store: Store, fn: Any) -> Any:
+    """``fn(conn)`` in one transaction on a connection of its own to the store's file (as the
+    sqlite3 shell would: these rows have no interface call)."""
+    conn = sqlite3.connect(str(store.path), isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(conn)
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()
 
 
 @pytest.fixture
-def hooks(store: Store) -> WebhookStore:
-    return WebhookStore(store)
+def hooks(store: Store) -> Webhooks:
+    return store.webhooks
 
 
-def _hook(hooks: WebhookStore, account_id: int, *events: str, url: str = "http://127.0.0.1:9/x"):
+def _hook(hooks: Webhooks, account_id: int, *events: str, url: str = "http://127.0.0.1:9/x"):
     return hooks.create(account_id=account_id, url=url, events=events, secret="whsec_test")
 
 
 def _deliveries(store: Store) -> list[tuple[str, int, str]]:
     return [
         (r[0], r[1], r[2])
-        for r in store._read(
-            "SELECT webhook_id, event_id, event_type FROM webhook_deliveries ORDER BY id"
+        for r in _sql(
+            store,
+            lambda c: c.execute(
+                "SELECT webhook_id, event_id, event_type FROM webhook_deliveries ORDER BY id"
+            ).fetchall(),
         )
     ]
 
 
 def test_fan_out_matches_account_filter_and_registration_time(
-    store: Store, hooks: WebhookStore, seed
+    store: Store, hooks: Webhooks, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
-    b = store.create_account("b", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
+    b = store.accounts.create("b", plan="paid").id
     [ra] = seed.message(account_id=a, message_id="msg_a")
     [rb] = seed.message(account_id=b, message_id="msg_b")
     before = seed.event(account_id=a, message_id="msg_a", recipient_id=ra, type_="delivery")
@@ -65,8 +85,8 @@ def test_fan_out_matches_account_filter_and_registration_time(
     assert len(_deliveries(store)) == 4
 
 
-def test_fan_out_goes_in_batches_and_reports_more(store: Store, hooks: WebhookStore, seed) -> None:
-    a = store.create_account("a", plan="paid").id
+def test_fan_out_goes_in_batches_and_reports_more(store: Store, hooks: Webhooks, seed) -> None:
+    a = store.accounts.create("a", plan="paid").id
     [r] = seed.message(account_id=a, message_id="msg_1")
     _hook(hooks, a)
     ids = [
@@ -84,10 +104,10 @@ def test_concurrent_fan_out_from_two_stores_is_exactly_once(tmp_path: Path, seed
     clock = FakeClock()
     path = tmp_path / "state" / "relaygate.sqlite3"
     first = Store(path, clock=clock).open()
-    a = first.create_account("a", plan="paid").id
+    a = first.accounts.create("a", plan="paid").id
     [r] = seed.on(first).message(account_id=a, message_id="msg_1")
-    h1 = _hook(WebhookStore(first), a)
-    h2 = _hook(WebhookStore(first), a, "delivery")
+    h1 = _hook(first.webhooks, a)
+    h2 = _hook(first.webhooks, a, "delivery")
     stop = threading.Event()
     added: list[int] = []
 
@@ -107,7 +127,7 @@ def test_concurrent_fan_out_from_two_stores_is_exactly_once(tmp_path: Path, seed
 
     def consume() -> None:
         s = Store(path, clock=clock).open()
-        hooks = WebhookStore(s)
+        hooks = s.webhooks
         while True:
             done = stop.is_set()
             while hooks.fan_out_sync(now=0, limit=7)[1]:
@@ -131,9 +151,9 @@ def test_concurrent_fan_out_from_two_stores_is_exactly_once(tmp_path: Path, seed
 
 
 async def test_claim_caps_each_endpoint_across_dispatchers(
-    store: Store, hooks: WebhookStore, seed
+    store: Store, hooks: Webhooks, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     busy = _hook(hooks, a, url="http://127.0.0.1:9/busy")
     other = _hook(hooks, a, url="http://127.0.0.1:9/other")
     for i in range(6):
@@ -162,9 +182,9 @@ async def test_claim_caps_each_endpoint_across_dispatchers(
 
 
 async def test_claim_holds_later_events_of_a_message_until_the_earlier_was_tried(
-    store: Store, hooks: WebhookStore, seed
+    store: Store, hooks: Webhooks, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     first_hook = _hook(hooks, a, url="http://127.0.0.1:9/one")
     second_hook = _hook(hooks, a, url="http://127.0.0.1:9/two")
     [r] = seed.message(account_id=a, message_id="msg_0")
@@ -208,9 +228,9 @@ async def test_claim_holds_later_events_of_a_message_until_the_earlier_was_tried
 
 
 async def test_expired_lease_is_claimed_again_without_counting_an_attempt(
-    store: Store, hooks: WebhookStore, clock: FakeClock, seed
+    store: Store, hooks: Webhooks, clock: FakeClock, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     [r] = seed.message(account_id=a, message_id="msg_1")
     _hook(hooks, a)
     seed.event(account_id=a, message_id="msg_1", recipient_id=r, type_="delivery")
@@ -237,9 +257,9 @@ async def test_expired_lease_is_claimed_again_without_counting_an_attempt(
 
 
 async def test_rotation_signs_with_both_secrets_until_the_grace_ends(
-    store: Store, hooks: WebhookStore, clock: FakeClock
+    store: Store, hooks: Webhooks, clock: FakeClock
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     w = _hook(hooks, a)
     assert hooks.live_secrets(w.id) == ("whsec_test",)
     hooks.rotate_secret(w.id, new_secret="whsec_new", grace=100)
@@ -250,9 +270,9 @@ async def test_rotation_signs_with_both_secrets_until_the_grace_ends(
 
 
 def test_remove_abandons_pending_and_replay_needs_a_live_webhook(
-    store: Store, hooks: WebhookStore, seed
+    store: Store, hooks: Webhooks, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     [r] = seed.message(account_id=a, message_id="msg_1")
     w = _hook(hooks, a)
     seed.event(account_id=a, message_id="msg_1", recipient_id=r, type_="delivery")
@@ -266,7 +286,7 @@ def test_remove_abandons_pending_and_replay_needs_a_live_webhook(
 
 def test_migration_starts_the_cursor_after_existing_events(tmp_path: Path) -> None:
     """A store upgraded from schema 1 does not send its history to new webhooks."""
-    from relaygate.store import db
+    from relaygate.store.sqlite import db
 
     path = tmp_path / "old.sqlite3"
     conn = db.connect(path)
@@ -279,14 +299,14 @@ def test_migration_starts_the_cursor_after_existing_events(tmp_path: Path) -> No
         conn.execute("INSERT INTO events (account_id, type, created_at) VALUES (1, 'delivery', 0)")
     conn.close()
     s = Store(path).open()
-    assert WebhookStore(s).cursor() == 5
+    assert s.webhooks.cursor() == 5
     s.close()
 
 
 async def test_many_events_of_one_message_still_drain_in_order(
-    store: Store, hooks: WebhookStore, seed
+    store: Store, hooks: Webhooks, seed
 ) -> None:
-    a = store.create_account("a", plan="paid").id
+    a = store.accounts.create("a", plan="paid").id
     [r] = seed.message(account_id=a, message_id="msg_1")
     _hook(hooks, a)
     ids = [

@@ -14,7 +14,7 @@ from relaygate.clock import FakeClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains.lookups import Resolver
 from relaygate.settings import Settings, from_mapping
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 
 
@@ -75,14 +75,14 @@ class Domain:
         return await domains.verify_domain(self.store, self.settings, self.name, self.resolver)
 
     def events(self) -> list[Any]:
-        return [e for e in self.store.events_after(0) if e.message_id is None]
+        return [e for e in self.store.messages.events_after(0) if e.message_id is None]
 
 
 @pytest.fixture
 def make_domain(
     store: Store, dsettings: Settings, dns_server: DNSServer, resolver: Resolver, clock: FakeClock
 ) -> Any:
-    account = store.create_account("acme", plan="paid")
+    account = store.accounts.create("acme", plan="paid")
 
     def make(name: str = "example.com", **kwargs: Any) -> Domain:
         setup = domains.add_domain(store, dsettings, account.id, name, **kwargs)

@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from relaygate import domains
-from relaygate.store import domains as db
-from relaygate.store.domains import DomainStatus
+from relaygate.store.states import DomainStatus
 
 
 async def test_recheck_moves_verified_failing_verified_with_events(make_domain: Any) -> None:
@@ -23,12 +22,12 @@ async def test_recheck_moves_verified_failing_verified_with_events(make_domain: 
     d.clock.advance(1)
     [report] = await checker.run_once()
     assert report.status is DomainStatus.FAILING
-    assert db.active_keys(d.store, "example.com") == []
+    assert d.store.dkim_keys.signing("example.com") == []
     d.publish_required()
     d.clock.advance(3600)
     [report] = await checker.run_once()
     assert report.status is DomainStatus.VERIFIED
-    assert len(db.active_keys(d.store, "example.com")) == 1
+    assert len(d.store.dkim_keys.signing("example.com")) == 1
     moves = [(e.type, e.state_from, e.state_to) for e in d.events() if e.type.startswith("domain_")]
     assert moves == [
         ("domain_verified", "pending", "verified"),
@@ -41,13 +40,13 @@ async def test_recheck_moves_verified_failing_verified_with_events(make_domain: 
 async def test_domains_without_dkim_keys_are_not_rechecked(
     make_domain: Any, store: Any, dsettings: Any, clock: Any, resolver: Any
 ) -> None:
-    account = store.create_account("legacy", plan="paid")
-    store.add_identity(account.id, "legacy.example", verified=True)  # added without keys
+    account = store.accounts.create("legacy", plan="paid")
+    store.identities.add(account.id, "legacy.example", verified=True)  # added without keys
     checker = domains.DomainChecker(store, dsettings, clock, resolver)
     assert checker.due(force=True) == []
     make_domain()
     assert checker.due() == ["example.com"]
-    assert db.domain_identities(store, "legacy.example")[0].status is DomainStatus.VERIFIED
+    assert store.identities.domains("legacy.example")[0].status is DomainStatus.VERIFIED
 
 
 async def test_run_loops_until_stopped(make_domain: Any) -> None:
@@ -59,17 +58,17 @@ async def test_run_loops_until_stopped(make_domain: Any) -> None:
     task = asyncio.create_task(checker.run())
     for _ in range(300):
         await asyncio.sleep(0.01)
-        if db.domain_identities(d.store, "example.com")[0].status is DomainStatus.VERIFIED:
+        if d.store.identities.domains("example.com")[0].status is DomainStatus.VERIFIED:
             break
     checker.stop()
     await asyncio.wait_for(task, 2)
-    assert db.domain_identities(d.store, "example.com")[0].status is DomainStatus.VERIFIED
+    assert d.store.identities.domains("example.com")[0].status is DomainStatus.VERIFIED
 
 
 async def test_operator_asserted_domain_is_rechecked_too(make_domain: Any) -> None:
     d = make_domain(verified=True)
     assert d.setup.identity.status is DomainStatus.VERIFIED
-    assert len(db.active_keys(d.store, "example.com")) == 1  # signs at once
+    assert len(d.store.dkim_keys.signing("example.com")) == 1  # signs at once
     [event] = [e for e in d.events() if e.type == "domain_verified"]
     assert event.data["reason"] == "asserted by the operator"
     checker = domains.DomainChecker(d.store, d.settings, d.clock, d.resolver)

@@ -11,7 +11,6 @@ import pytest
 
 from relaygate import domains
 from relaygate.errors import RequestError
-from relaygate.store import domains as db
 
 
 def _private_material(d: Any) -> list[str]:
@@ -21,7 +20,7 @@ def _private_material(d: Any) -> list[str]:
     base64 happens to line up with the public key's.
     """
     lines: list[str] = []
-    for key in db.keys_of(d.store, d.name):
+    for key in d.store.dkim_keys.of_domain(d.name):
         pem = key.private_path.read_text()
         lines += [
             line for line in pem.splitlines() if len(line) >= 40 and line not in key.public_key
@@ -64,7 +63,7 @@ def test_adding_again_is_idempotent_and_another_account_is_refused(make_domain: 
     again = make_domain()
     assert [k.selector for k in again.setup.keys] == [k.selector for k in d.setup.keys]
     assert again.setup.created == ()
-    other = d.store.create_account("other", plan="paid")
+    other = d.store.accounts.create("other", plan="paid")
     with pytest.raises(RequestError) as info:
         domains.add_domain(d.store, d.settings, other.id, "example.com")
     assert info.value.status == 409 and "belongs to account" in info.value.detail
@@ -99,13 +98,13 @@ async def test_sender_refusal_reasons(make_domain: Any) -> None:
     assert "DKIM record" in failing and "missing" in failing
     unknown = domains.sender_refusal(store, acct, "a@elsewhere.test")
     assert unknown is not None and "not a verified identity" in unknown
-    store.add_identity(acct, "solo@elsewhere.test")
+    store.identities.add(acct, "solo@elsewhere.test")
     assert "address solo@elsewhere.test is pending" in (
         domains.sender_refusal(store, acct, "solo@elsewhere.test") or ""
     )
-    store.add_identity(acct, "solo@elsewhere.test", verified=True)
+    store.identities.add(acct, "solo@elsewhere.test", verified=True)
     assert domains.sender_refusal(store, acct, "solo@elsewhere.test") is None
-    other = store.create_account("other", plan="paid")
+    other = store.accounts.create("other", plan="paid")
     assert "not a verified identity" in (
         domains.sender_refusal(store, other.id, "a@example.com") or ""
     )
@@ -119,7 +118,7 @@ async def test_key_files_are_0600_and_never_in_outputs_or_logs(
     d.publish_required()
     report = await d.verify()
     rotation = domains.rotate_keys(d.store, d.settings, "example.com")
-    for key in db.keys_of(d.store, "example.com"):
+    for key in d.store.dkim_keys.of_domain("example.com"):
         mode = stat.S_IMODE(key.private_path.stat().st_mode)
         assert mode == 0o600, oct(mode)
         assert stat.S_IMODE(key.private_path.parent.stat().st_mode) == 0o700

@@ -12,8 +12,7 @@ from relaygate import domains
 from relaygate.clock import FakeClock
 from relaygate.dkim.signer import DkimSigner, to_crlf
 from relaygate.errors import RequestError
-from relaygate.store import domains as db
-from relaygate.store.domains import DomainStatus, KeyState
+from relaygate.store.states import DomainStatus, KeyState
 from relaygate.testing.dns import DNSServer
 
 MESSAGE = (
@@ -34,7 +33,7 @@ def _dnsfunc(server: DNSServer) -> Callable[..., bytes]:
 
 def _sign(d: Any) -> bytes:
     signer = DkimSigner.from_keys(
-        db.active_keys(d.store, "example.com"), clock=FakeClock(d.clock.now())
+        d.store.dkim_keys.signing("example.com"), clock=FakeClock(d.clock.now())
     )
     return signer.sign(MESSAGE) + to_crlf(MESSAGE)
 
@@ -62,19 +61,19 @@ async def test_rotation_end_to_end(make_domain: Any, dns_server: DNSServer) -> N
     report = await d.verify()
     assert report.status is DomainStatus.VERIFIED
     assert any("not published yet; signing stays on" in w for w in report.warnings)
-    assert [k.selector for k in db.active_keys(d.store, "example.com")] == [old.selector]
+    assert [k.selector for k in d.store.dkim_keys.signing("example.com")] == [old.selector]
 
     d.publish([r for r in rotation.records if r.selector == "next"][0])
     d.clock.advance(10)
     report = await d.verify()
-    assert [k.selector for k in db.active_keys(d.store, "example.com")] == ["next"]
+    assert [k.selector for k in d.store.dkim_keys.signing("example.com")] == ["next"]
     assert any("now retires" in w and old.selector in w for w in report.warnings)
     after = _sign(d)
     assert "s=next;" in after.decode()
     dnsfunc = _dnsfunc(dns_server)
     assert dkim.verify(after, dnsfunc=dnsfunc)
     assert dkim.verify(before, dnsfunc=dnsfunc)  # the old key is still published during grace
-    [retiring] = db.keys_of(d.store, "example.com", states=(KeyState.RETIRING,))
+    [retiring] = d.store.dkim_keys.of_domain("example.com", states=(KeyState.RETIRING,))
     assert retiring.selector == old.selector and retiring.retire_after == d.clock.now() + 86400
     notes = {c.record.selector: c.record.note for c in report.records if c.record.purpose == "dkim"}
     assert "keep published until" in notes[old.selector]
@@ -84,7 +83,8 @@ async def test_rotation_end_to_end(make_domain: Any, dns_server: DNSServer) -> N
     report = await d.verify()
     assert any("grace period of the old key" in w and "remove" in w for w in report.warnings)
     assert (
-        db.keys_of(d.store, "example.com", states=(KeyState.RETIRED,))[0].selector == old.selector
+        d.store.dkim_keys.of_domain("example.com", states=(KeyState.RETIRED,))[0].selector
+        == old.selector
     )
     [event] = [e for e in d.events() if e.type == "dkim_key_retired"]
     assert "can be removed" in event.data["reason"]

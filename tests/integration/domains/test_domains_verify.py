@@ -7,8 +7,7 @@ from typing import Any
 from relaygate import domains
 from relaygate.dkim.keys import generate_key
 from relaygate.dkim.records import dkim_txt_value, split_txt
-from relaygate.store import domains as db
-from relaygate.store.domains import DomainStatus, KeyState
+from relaygate.store.states import DomainStatus, KeyState
 
 
 def _checks(report: domains.VerifyReport) -> dict[tuple[str, str], domains.CheckedRecord]:
@@ -18,7 +17,7 @@ def _checks(report: domains.VerifyReport) -> dict[tuple[str, str], domains.Check
 async def test_published_records_verify_the_domain_and_activate_its_key(make_domain: Any) -> None:
     d = make_domain()
     assert d.setup.identity.status is DomainStatus.PENDING
-    assert db.active_keys(d.store, "example.com") == []  # pending key: not signing yet
+    assert d.store.dkim_keys.signing("example.com") == []  # pending key: not signing yet
     d.publish_required()
     report = await d.verify()
     assert report.status is DomainStatus.VERIFIED and report.previous is DomainStatus.PENDING
@@ -27,7 +26,7 @@ async def test_published_records_verify_the_domain_and_activate_its_key(make_dom
     dkim = [c for c in report.records if c.record.purpose == "dkim"]
     assert [c.check for c in dkim] == [domains.Check.FOUND]
     assert "active" in dkim[0].record.note
-    [key] = db.active_keys(d.store, "example.com")
+    [key] = d.store.dkim_keys.signing("example.com")
     assert key.selector == d.setup.keys[0].selector and key.algorithm == "rsa"
     [event] = [e for e in d.events() if e.type == "domain_verified"]
     assert (event.state_from, event.state_to, event.data["domain"]) == (
@@ -105,8 +104,8 @@ async def test_servfail_leaves_the_state_unchanged(make_domain: Any) -> None:
     c = _checks(report)[("dkim", d.record("dkim").name)]
     assert c.check is domains.Check.ERROR and "SERVFAIL" in c.note
     assert len(d.events()) == events_before
-    assert db.domain_identities(d.store, "example.com")[0].status is DomainStatus.VERIFIED
-    assert len(db.active_keys(d.store, "example.com")) == 1  # still signing
+    assert d.store.identities.domains("example.com")[0].status is DomainStatus.VERIFIED
+    assert len(d.store.dkim_keys.signing("example.com")) == 1  # still signing
     assert report.as_dict()["temporary_failure"] is True
 
 
@@ -115,7 +114,7 @@ async def test_timeout_of_a_pending_domain_is_temporary_too(make_domain: Any) ->
     d.dns.set("_relaygate.example.com", "TXT", "TIMEOUT")
     report = await d.verify()
     assert report.reason == "temporary DNS failure" and report.status is DomainStatus.PENDING
-    assert db.keys_of(d.store, "example.com")[0].state is KeyState.PENDING
+    assert d.store.dkim_keys.of_domain("example.com")[0].state is KeyState.PENDING
 
 
 async def test_nxdomain_after_verification_makes_the_domain_failing_and_stops_signing(
@@ -128,10 +127,10 @@ async def test_nxdomain_after_verification_makes_the_domain_failing_and_stops_si
     report = await d.verify()
     assert report.status is DomainStatus.FAILING and report.previous is DomainStatus.VERIFIED
     assert "DKIM record" in report.reason and "missing" in report.reason
-    assert db.active_keys(d.store, "example.com") == []  # never sign with an unpublished key
+    assert d.store.dkim_keys.signing("example.com") == []  # never sign with an unpublished key
     [event] = [e for e in d.events() if e.type == "domain_failing"]
     assert event.state_from == "verified" and "missing" in event.data["reason"]
-    ident = db.domain_identities(d.store, "example.com")[0]
+    ident = d.store.identities.domains("example.com")[0]
     assert ident.failing_since == d.clock.now() and ident.status_reason == report.reason
 
 
@@ -144,10 +143,10 @@ async def test_missing_ed25519_key_only_warns_and_is_not_used(make_domain: Any) 
     d.publish(rsa)
     report = await d.verify()
     assert report.status is DomainStatus.VERIFIED
-    assert [k.algorithm for k in db.active_keys(d.store, "example.com")] == ["rsa"]
+    assert [k.algorithm for k in d.store.dkim_keys.signing("example.com")] == ["rsa"]
     d.publish(d.record("dkim", 1))
     await d.verify()
-    assert [k.algorithm for k in db.active_keys(d.store, "example.com")] == ["rsa", "ed25519"]
+    assert [k.algorithm for k in d.store.dkim_keys.signing("example.com")] == ["rsa", "ed25519"]
 
 
 async def test_spf_over_ten_lookups_and_dmarc_p_none_are_warnings(make_domain: Any) -> None:
@@ -219,4 +218,4 @@ async def test_failing_domain_recovers_when_records_return(make_domain: Any) -> 
         "domain_failing",
         "domain_verified",
     ]
-    assert db.domain_identities(d.store, "example.com")[0].failing_since is None
+    assert d.store.identities.domains("example.com")[0].failing_since is None

@@ -13,24 +13,28 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.gateway.admission import Admission
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 from ...conftest import make_settings  # type: ignore[import-not-found]
 
 
 def states(store: Store, msg_id: str) -> dict[str, str]:
-    return {r["address"]: r["state"] for r in store.recipients_of(msg_id)}
+    return {r.address: r.state for r in store.messages.recipients(msg_id)}
 
 
 def suppression_event(store: Store, msg_id: str) -> dict[str, Any]:
-    found = [e for e in store.events_after(0) if e.message_id == msg_id and e.type == "bounce"]
+    found = [
+        e for e in store.messages.events_after(0) if e.message_id == msg_id and e.type == "bounce"
+    ]
     assert len(found) == 1
     return found[0].data
 
 
 @pytest.fixture
 def listed(store: Store, sender: dict[str, Any]) -> dict[str, Any]:
-    store.suppress(sender["account"].id, "gone@dest.test", reason="userunknown", source="bounce")
+    store.suppressions.add(
+        sender["account"].id, "gone@dest.test", reason="userunknown", source="bounce"
+    )
     return sender
 
 
@@ -44,7 +48,7 @@ async def test_http_send(
         settings.secret_key_file.write_bytes(base64.b64encode(b"k" * 32))
     admission = Admission(store=store, settings=settings, clock=clock)
     assert (admission.tracking_key is not None) is tracked
-    before = store.current_limits(listed["account"])
+    before = store.usage.current_limits(listed["account"])
     accepted = await admission.send(
         listed["key"],
         listed["account"],
@@ -63,11 +67,11 @@ async def test_http_send(
     }
     event = suppression_event(store, accepted.id)
     assert event["reason"] == "suppressed" and "userunknown" in event["diagnostic"]
-    used = before.quota_remaining - store.current_limits(listed["account"]).quota_remaining
+    used = before.quota_remaining - store.usage.current_limits(listed["account"]).quota_remaining
     assert used == 1  # only the live recipient counts against the daily quota
     if tracked:
-        assert store.body_for_delivery(accepted.id, 0)[0] == b""  # nothing to send to it
-        assert b"t.relay.test" in store.body_for_delivery(accepted.id, 1)[0]
+        assert store.messages.body_for_delivery(accepted.id, 0)[0] == b""  # nothing to send to it
+        assert b"t.relay.test" in store.messages.body_for_delivery(accepted.id, 1)[0]
 
 
 async def test_smtp_submission(

@@ -16,7 +16,7 @@ from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.http import HttpApi
 from relaygate.settings import Settings
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 LIMIT = 5
 WINDOW = 60.0

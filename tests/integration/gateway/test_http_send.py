@@ -17,7 +17,7 @@ from relaygate.clock import FakeClock
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.settings import Settings
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def body(**overrides: Any) -> dict[str, Any]:
 
 
 def queued(store: Store) -> int:
-    return sum(store.count_by_state().values())
+    return sum(store.queue.count_by_state().values())
 
 
 async def test_reference_inline_example_is_queued_and_composed(
@@ -68,18 +68,18 @@ async def test_reference_inline_example_is_queued_and_composed(
     data = r.json()
     assert data["status"] == "queued" and data["id"].startswith("msg_") and len(data["id"]) == 36
     assert r.headers["X-RateLimit-Limit"] == "50" and r.headers["X-RateLimit-Remaining"] == "49"
-    m = store.message(data["id"])
+    m = store.messages.get(data["id"])
     assert m is not None and m["tags"] == ["welcome"]
     assert [(x["address"], x["kind"], x["state"]) for x in m["recipients"]] == [
         ("recipient@dest.test", "to", "queued"),
         ("c@dest.test", "cc", "queued"),
         ("hidden@dest.test", "bcc", "queued"),
     ]
-    parsed = message_from_bytes(store.body(data["id"]), policy=policy.default)
+    parsed = message_from_bytes(store.messages.body(data["id"]), policy=policy.default)
     assert parsed["Subject"] == "Welcome, Alex"
     assert parsed["Reply-To"] == "Support <help@example.com>"
     assert parsed["Message-ID"] == f"<{data['id']}@relay.test>"
-    assert parsed["Bcc"] is None and b"hidden@dest.test" not in store.body(data["id"])
+    assert parsed["Bcc"] is None and b"hidden@dest.test" not in store.messages.body(data["id"])
     assert parsed.get_content_type() == "multipart/alternative"
     parts = [p.get_content_type() for p in parsed.iter_parts()]
     assert parts == ["text/plain", "text/html"]
@@ -94,8 +94,8 @@ async def test_read_back_the_message(
     assert got.status_code == 200
     assert got.json()["recipients"][0]["state"] == "queued"
     assert [e["type"] for e in got.json()["recipients"][0]["events"]] == ["queued"]
-    other = store.create_account("other", plan="paid")
-    _, other_secret = store.create_key(other.id, scopes=["email:read"])
+    other = store.accounts.create("other", plan="paid")
+    _, other_secret = store.keys.create(other.id, scopes=["email:read"])
     assert (
         await client.get(f"/v1/messages/{mid}", headers={"X-API-Key": other_secret})
     ).status_code == 404
@@ -170,16 +170,16 @@ async def test_auth_statuses(
     assert (r.status_code, r.json()["detail"]) == (401, "missing X-API-Key header")
     r = await client.post("/v1/send", headers={"X-API-Key": "sk_live_" + "x" * 40}, json=body())
     assert (r.status_code, r.json()["detail"]) == (401, "unknown or revoked API key")
-    store.revoke_key(sender["key"].id)
+    store.keys.revoke(sender["key"].id)
     r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=body())
     assert r.status_code == 401
-    free = store.create_account("free", plan="free")
-    store.add_identity(free.id, "example.com", verified=True)
-    _, free_secret = store.create_key(free.id)
+    free = store.accounts.create("free", plan="free")
+    store.identities.add(free.id, "example.com", verified=True)
+    _, free_secret = store.keys.create(free.id)
     r = await client.post("/v1/send", headers={"X-API-Key": free_secret}, json=body())
     assert r.status_code == 402 and "free plan" in r.json()["detail"]
-    paid = store.create_account("readonly", plan="paid")
-    _, read_secret = store.create_key(paid.id, scopes=["email:read"])
+    paid = store.accounts.create("readonly", plan="paid")
+    _, read_secret = store.keys.create(paid.id, scopes=["email:read"])
     r = await client.post("/v1/send", headers={"X-API-Key": read_secret}, json=body())
     assert r.status_code == 403 and "email:send" in r.json()["detail"]
     assert queued(store) == 0
@@ -204,9 +204,9 @@ async def test_too_large_is_413_without_queueing(
 async def test_rate_limit_is_429_with_retry_after(
     client: httpx.AsyncClient, store: Store, clock: FakeClock
 ) -> None:
-    account = store.create_account("limited", plan="paid", rate_limit=2, daily_quota=100)
-    store.add_identity(account.id, "example.com", verified=True)
-    _, secret = store.create_key(account.id)
+    account = store.accounts.create("limited", plan="paid", rate_limit=2, daily_quota=100)
+    store.identities.add(account.id, "example.com", verified=True)
+    _, secret = store.keys.create(account.id)
     codes = [
         (await client.post("/v1/send", headers={"X-API-Key": secret}, json=body())).status_code
         for _ in range(2)
@@ -243,7 +243,7 @@ async def test_attachment_round_trips(
         ),
     )
     assert r.status_code == 200, r.text
-    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    parsed = message_from_bytes(store.messages.body(r.json()["id"]), policy=policy.default)
     atts = list(parsed.iter_attachments())
     assert [a.get_filename() for a in atts] == ["data.bin"]
     assert atts[0].get_content() == blob
@@ -259,7 +259,7 @@ async def test_unknown_paths_and_methods_are_json_errors(client: httpx.AsyncClie
 async def test_store_failure_is_503_never_500(
     client: httpx.AsyncClient, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.writer.stop()  # the spool cannot accept
+    store.stop_writer()  # the spool cannot accept
     r = await client.post("/v1/send", headers={"X-API-Key": sender["secret"]}, json=body())
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert "retry" in r.json()["detail"]
@@ -415,7 +415,7 @@ async def test_reference_template_example_verbatim(
         content=raw,
     )
     assert r.status_code == 200, r.text
-    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    parsed = message_from_bytes(store.messages.body(r.json()["id"]), policy=policy.default)
     html = next(p for p in parsed.walk() if p.get_content_type() == "text/html").get_content()
     text = next(p for p in parsed.walk() if p.get_content_type() == "text/plain").get_content()
     assert parsed["Subject"] == "Welcome, Alex!"
@@ -428,7 +428,7 @@ async def test_account_template_shadows_system_and_escapes_html(
 ) -> None:
     from relaygate.compose.templates import Template
 
-    store.save_template(
+    store.templates.save(
         sender["account"].id,
         Template(slug="welcome", subject="Hi {{ name }}", html="<p>{{ name }}</p>", text=""),
     )
@@ -443,7 +443,7 @@ async def test_account_template_shadows_system_and_escapes_html(
         },
     )
     assert r.status_code == 200, r.text
-    parsed = message_from_bytes(store.body(r.json()["id"]), policy=policy.default)
+    parsed = message_from_bytes(store.messages.body(r.json()["id"]), policy=policy.default)
     assert parsed["Subject"] == "Hi <script>x</script>"  # the subject is not HTML
     html = next(p for p in parsed.walk() if p.get_content_type() == "text/html").get_content()
     assert "&lt;script&gt;" in html and "<script>" not in html
@@ -470,17 +470,17 @@ async def test_account_template_updated_or_deleted_takes_effect_on_the_next_send
 
     subjects = []
     for subject in ("v1 {{ user.first_name }}", "v2 {{ user.first_name }}"):
-        store.save_template(
+        store.templates.save(
             sender["account"].id,
             Template(slug="welcome", subject=subject, html="<p>x</p>", text="x"),
         )
         r = await send()
         assert r.status_code == 200, r.text
-        subjects.append(message_from_bytes(store.body(r.json()["id"]))["Subject"])
-    assert store.delete_template(sender["account"].id, "welcome")
+        subjects.append(message_from_bytes(store.messages.body(r.json()["id"]))["Subject"])
+    assert store.templates.delete(sender["account"].id, "welcome")
     r = await send()
     assert r.status_code == 200, r.text
-    subjects.append(message_from_bytes(store.body(r.json()["id"]))["Subject"])
+    subjects.append(message_from_bytes(store.messages.body(r.json()["id"]))["Subject"])
     assert subjects == ["v1 Alex", "v2 Alex", "Welcome, Alex!"]  # then the system template
 
 
@@ -517,7 +517,7 @@ async def test_undefined_variable_is_a_400_naming_it(
 ) -> None:
     from relaygate.compose.templates import Template
 
-    store.save_template(
+    store.templates.save(
         sender["account"].id,
         Template(slug="t1", subject="Order {{ order.id }}", html="<p>x</p>", text="x"),
     )
@@ -571,9 +571,9 @@ async def test_openapi_describes_every_public_route(
 async def test_quota_holds_across_two_app_instances_on_one_store(
     tmp_path: Any, store: Store, settings: Settings, clock: FakeClock
 ) -> None:
-    account = store.create_account("shared", plan="paid", rate_limit=1000, daily_quota=3)
-    store.add_identity(account.id, "example.com", verified=True)
-    _, secret = store.create_key(account.id)
+    account = store.accounts.create("shared", plan="paid", rate_limit=1000, daily_quota=3)
+    store.identities.add(account.id, "example.com", verified=True)
+    _, secret = store.keys.create(account.id)
     other = Store(store.path, clock=clock).open()  # a second process's view of the same file
     other.start_writer()
     try:

@@ -11,16 +11,15 @@ from typing import Any
 from relaygate.clock import FakeClock
 from relaygate.commands.status import render
 from relaygate.ops.status import collect
-from relaygate.store import status as q
-from relaygate.store.models import NewMessage, NewRecipient, Outcome
-from relaygate.store.spool import Store, new_message_id
-from relaygate.store.webhooks import AttemptResult, WebhookStore
+from relaygate.store.ids import new_message_id
+from relaygate.store.models import AttemptResult, NewMessage, NewRecipient, Outcome
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 
 def admit(store: Store, account_id: int, *rcpts: str) -> str:
     mid = new_message_id()
-    store.admit_sync(
+    store.admission.admit_sync(
         NewMessage(
             id=mid,
             account_id=account_id,
@@ -45,8 +44,8 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
     acct = sender["account"].id
     # Two days ago: 3 accepted and delivered (outside the 24 h window).
     old = admit(store, acct, "a@old.test", "b@old.test", "c@old.test")
-    got = store.claim_sync("w", limit=10, lease_seconds=60)
-    store.record_sync(
+    got = store.queue.claim_sync("w", limit=10, lease_seconds=60)
+    store.queue.record_sync(
         "w", [Outcome(recipient_id=c.id, state="delivered", response="250 ok") for c in got]
     )
     clock.advance(2 * 86400 - 7200)  # now 2 h before "now"
@@ -54,13 +53,13 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
     two_hours = admit(store, acct, "1@big.test", "2@big.test", "3@big.test", "4@big.test")
     admit(store, acct, "x@small.test")
     # Webhooks registered now receive the outcomes below: one endpoint fails, one works.
-    hooks = WebhookStore(store)
+    hooks = store.webhooks
     bad = hooks.create(account_id=acct, url="https://hooks.example/bad", events=[], secret="s1")
     good = hooks.create(account_id=acct, url="https://hooks.example/ok", events=[], secret="s2")
-    got = store.claim_sync("w", limit=3, lease_seconds=600)
+    got = store.queue.claim_sync("w", limit=3, lease_seconds=600)
     assert [c.address for c in got] == ["1@big.test", "2@big.test", "3@big.test"]
     clock.advance(7000)  # now 200 s before "now": inside the 5 m window
-    store.record_sync(
+    store.queue.record_sync(
         "w",
         [
             Outcome(recipient_id=got[0].id, state="delivered", response="250 ok"),
@@ -73,8 +72,8 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
             ),
         ],
     )
-    deferred = store.claim_sync("w", limit=1, lease_seconds=600)
-    store.record_sync(
+    deferred = store.queue.claim_sync("w", limit=1, lease_seconds=600)
+    store.queue.record_sync(
         "w",
         [
             Outcome(
@@ -86,9 +85,9 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
         ],
     )
     # A pending and a failing domain.
-    store.add_identity(acct, "pending.example")
-    failing = store.add_identity(acct, "failing.example")
-    store.set_identity_status(failing.id, "failing")
+    store.identities.add(acct, "pending.example")
+    failing = store.identities.add(acct, "failing.example")
+    store.identities.set_status(failing.id, "failing")
     admit(store, acct, "y@small.test")
     hooks.fan_out_sync(now=clock.now())
     claimed = await hooks.claim("d", now=clock.now(), limit=10, per_endpoint=5, lease_seconds=60)
@@ -153,18 +152,18 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
 
 
 def test_first_event_since_finds_the_window_start(store: Store, clock: FakeClock) -> None:
-    acct = store.create_account("a").id
+    acct = store.accounts.create("a").id
     times = []
     for _ in range(37):
         admit(store, acct, "r@x.test")
         times.append(clock.now())
         clock.advance(10)
-    ids = [e.id for e in store.events_after(0)]
-    assert q.first_event_since(store, times[0] - 1) == ids[0]
-    assert q.first_event_since(store, times[20]) == ids[20]
-    assert q.first_event_since(store, times[20] - 5) == ids[20]
-    assert q.first_event_since(store, times[-1] + 1) == ids[-1] + 1
-    assert q.outcome_counts(store, since=times[30])["accepted"] == 7
+    ids = [e.id for e in store.messages.events_after(0)]
+    assert store.status.first_event_since(times[0] - 1) == ids[0]
+    assert store.status.first_event_since(times[20]) == ids[20]
+    assert store.status.first_event_since(times[20] - 5) == ids[20]
+    assert store.status.first_event_since(times[-1] + 1) == ids[-1] + 1
+    assert store.status.outcome_counts(since=times[30])["accepted"] == 7
 
 
 def test_status_cli_json_and_text(tmp_path: Path) -> None:

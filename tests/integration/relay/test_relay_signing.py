@@ -17,11 +17,11 @@ from relaygate.dkim.records import dkim_txt_value, dns_name, split_txt
 from relaygate.dkim.signer import DkimSigner
 from relaygate.domains import add_domain
 from relaygate.relay.outbound import make_network_transport
-from relaygate.relay.signing import MessageSigner
+from relaygate.relay.signing import MessageSigner, active_keys
 from relaygate.relay.worker import DeliveryWorker
-from relaygate.store.domains import active_keys
+from relaygate.store.ids import new_message_id
 from relaygate.store.models import NewMessage, NewRecipient, Outcome
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.smtp_sink import SmtpSink
 
@@ -74,7 +74,7 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
                 b"From: Shop <shop@signed.test>\r\nTo: grey@dest.test\r\nSubject: Your receipt\r\n"
                 b"Date: Fri, 27 Nov 2026 08:00:00 +0000\r\nMessage-ID: <x@relay.test>\r\n\r\nThank you.\r\n"
             )
-            store.admit_sync(
+            store.admission.admit_sync(
                 NewMessage(
                     id=mid,
                     account_id=sender["account"].id,
@@ -94,12 +94,12 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
             clock.advance(400)
             await worker.run_once()
             await worker.transport.aclose()
-            assert [r["state"] for r in store.recipients_of(mid)] == ["delivered"]
+            assert [r.state for r in store.messages.recipients(mid)] == ["delivered"]
             assert len(sink.messages) == 1 and signer.signed == 1
             delivered = sink.messages[0].data
             assert (
                 delivered.startswith(b"DKIM-Signature:")
-                and delivered == store.body_for_delivery(mid)[0]
+                and delivered == store.messages.body_for_delivery(mid)[0]
             )
 
             def txt(name: bytes, timeout: float = 5) -> bytes:
@@ -127,7 +127,7 @@ async def test_signed_once_verifies_and_retries_send_the_same_bytes(
 def admit_from(store: Store, account_id: int, domain: str, *rcpts: str) -> str:
     """A message from shop@``domain`` to ``rcpts``, admitted without limits; its id."""
     mid = new_message_id()
-    store.admit_sync(
+    store.admission.admit_sync(
         NewMessage(
             id=mid,
             account_id=account_id,
@@ -169,7 +169,7 @@ async def test_first_messages_of_a_domain_share_one_key_load(
     monkeypatch.setattr(DkimSigner, "from_keys", classmethod(counting))
     for _ in range(8):
         admit_from(store, sender["account"].id, "herd.test", "r@dest.test")
-    claimed = await store.claim("test-owner", limit=8, lease_seconds=60, max_lease_losses=5)
+    claimed = await store.queue.claim("test-owner", limit=8, lease_seconds=60, max_lease_losses=5)
     signer = MessageSigner(store)
     bodies = [b.data for b in await asyncio.gather(*(signer.prepare(c) for c in claimed))]
     assert loads == 1
@@ -190,7 +190,7 @@ async def test_key_set_is_read_at_most_once_per_ttl(
 
     for _ in range(6):
         admit_from(store, sender["account"].id, "ttl.test", "r@dest.test")
-    claimed = await store.claim("test-owner", limit=6, lease_seconds=60, max_lease_losses=5)
+    claimed = await store.queue.claim("test-owner", limit=6, lease_seconds=60, max_lease_losses=5)
     cached = MessageSigner(store, keys_for=counting, keys_ttl=60)
     for c in claimed[:3]:
         assert (await cached.prepare(c)).data.startswith(b"DKIM-Signature:")
@@ -207,14 +207,14 @@ async def test_two_transactions_of_one_message_send_the_same_signed_bytes(
     settings = make_settings(tmp_path)
     add_domain(store, settings, sender["account"].id, "two.test", verified=True)
     mid = admit_from(store, sender["account"].id, "two.test", "a@one.example", "b@two.example")
-    claimed = await store.claim("test-owner", limit=2, lease_seconds=60, max_lease_losses=5)
+    claimed = await store.queue.claim("test-owner", limit=2, lease_seconds=60, max_lease_losses=5)
     assert {c.domain for c in claimed} == {"one.example", "two.example"}
     signer = MessageSigner(store)
     first, second = await asyncio.gather(*(signer.prepare(c) for c in claimed))
     assert first.data == second.data and first.data.startswith(b"DKIM-Signature:")
     assert signer.signed == 1
     # stored with the first recorded outcome, not in a commit of its own
-    assert store.body_for_delivery(mid)[1] is False
+    assert store.messages.body_for_delivery(mid)[1] is False
     assert first.save is not None and first.save.data == first.data
     deferred = Outcome(
         recipient_id=claimed[0].id,
@@ -222,9 +222,9 @@ async def test_two_transactions_of_one_message_send_the_same_signed_bytes(
         response="451 4.3.0 later",
         next_attempt_at=store.clock.now() + 300,
     )
-    assert await store.record("test-owner", [deferred], prepared=first.save) == []
+    assert await store.queue.record("test-owner", [deferred], prepared=first.save) == []
     signer.saved(first.save)
-    assert store.body_for_delivery(mid) == (first.data, True)
+    assert store.messages.body_for_delivery(mid) == (first.data, True)
     # a later transaction (or another relay process) reads those bytes and stores nothing
     later = await MessageSigner(store).prepare(claimed[1])
     assert later.data == first.data and later.save is None

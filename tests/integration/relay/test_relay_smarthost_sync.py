@@ -15,7 +15,7 @@ from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.worker import DeliveryWorker
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.smtp_sink import SmtpSink
 
@@ -85,7 +85,7 @@ async def test_smarthost_starttls_auth_and_sync_502(
                 },
             )
             assert ok.status_code == 200, ok.text
-            assert [r["state"] for r in store.recipients_of(ok.json()["id"])] == ["delivered"]
+            assert [r.state for r in store.messages.recipients(ok.json()["id"])] == ["delivered"]
             got = sink.messages[-1]
             assert (
                 got.tls
@@ -109,7 +109,7 @@ async def test_smarthost_starttls_auth_and_sync_502(
                     and "not retried" in r.json()["detail"]
                 )
                 mid = r.json()["detail"].split("(")[1].split(",")[0]
-                assert [x["state"] for x in store.recipients_of(mid)] == ["bounced"]
+                assert [x.state for x in store.messages.recipients(mid)] == ["bounced"]
             assert await worker.run_once() == 0  # nothing left to retry: the client owns the retry
         await transport.aclose()
     dns_server.stop()

@@ -13,8 +13,9 @@ from relaygate.clock import FakeClock
 from relaygate.relay.outbound import make_network_transport
 from relaygate.relay.transport import Transport
 from relaygate.relay.worker import DeliveryWorker
+from relaygate.store.ids import new_message_id
 from relaygate.store.models import NewMessage, NewRecipient
-from relaygate.store.spool import Store, new_message_id
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.dns import DNSServer
 from relaygate.testing.smtp_sink import SmtpSink
 
@@ -72,7 +73,7 @@ def worker_for(
 
 def admit(store: Store, account_id: int, *rcpts: str) -> str:
     mid = new_message_id()
-    store.admit_sync(
+    store.admission.admit_sync(
         NewMessage(
             id=mid,
             account_id=account_id,
@@ -92,7 +93,7 @@ def admit(store: Store, account_id: int, *rcpts: str) -> str:
 
 
 def states(store: Store, mid: str) -> dict[str, str]:
-    return {r["address"]: r["state"] for r in store.recipients_of(mid)}
+    return {r.address: r.state for r in store.messages.recipients(mid)}
 
 
 async def test_mixed_results_in_one_transaction_then_greylist_retry(
@@ -116,7 +117,7 @@ async def test_mixed_results_in_one_transaction_then_greylist_retry(
         "grey@dest.test": "deferred",
     }
     assert len(sink.messages) == 1 and sink.messages[0].rcpt_tos == ("ok@dest.test",)
-    bounce = [e for e in store.events_after(0) if e.type == "bounce"][0]
+    bounce = [e for e in store.messages.events_after(0) if e.type == "bounce"][0]
     assert bounce.data["status"] == "5.1.1" and "user unknown" in bounce.data["smtp_response"]
     assert await worker.run_once() == 0  # not due before the back-off
     clock.advance(300 * 1.1 + 1)
@@ -127,7 +128,7 @@ async def test_mixed_results_in_one_transaction_then_greylist_retry(
     # the retry carried one recipient → its own id, so a later DSN names message and recipient.
     from relaygate.bounces import verp
 
-    grey_id = next(r["id"] for r in store.recipients_of(mid) if r["address"] == "grey@dest.test")
+    grey_id = next(r.id for r in store.messages.recipients(mid) if r.address == "grey@dest.test")
     refs = [
         verp.decode(m.mail_from, secret=b"s" * 32, domains=["bounces.relay.test"])
         for m in sink.messages
@@ -201,12 +202,12 @@ async def test_past_lifetime_is_expired_as_a_soft_bounce(
         attempts += await worker.run_once()
         if states(store, mid)["slow@dest.test"] == "expired":
             break
-        due = store.next_due()
+        due = store.queue.next_due()
         assert due is not None
         clock.set(max(clock.now(), due))
     assert states(store, mid) == {"slow@dest.test": "expired"}
     assert clock.now() <= 1_790_000_000 + 5 * 86400 + 1
-    expired = [e for e in store.events_after(0) if e.state_to == "expired"][0]
+    expired = [e for e in store.messages.events_after(0) if e.state_to == "expired"][0]
     assert (
         expired.type == "bounce"
         and expired.data["reason"] == "expired"
@@ -279,10 +280,12 @@ async def test_per_domain_tls_policy_from_settings(
     }  # the sink offers no STARTTLS: plaintext is fine here
     assert states(store, strict) == {"a@strict.test": "deferred"}  # never sent in the clear
     assert [m.rcpt_tos for m in sink.messages] == [("b@dest.test",)]
-    row = store.recipients_of(strict)[0]
-    assert "TLS is required" in row["last_response"]
+    row = store.messages.recipients(strict)[0]
+    assert "TLS is required" in row.last_response
     deferred = next(
-        e for e in store.events_after(0) if e.recipient_id == row["id"] and e.type == "deferred"
+        e
+        for e in store.messages.events_after(0)
+        if e.recipient_id == row.id and e.type == "deferred"
     )
     assert deferred.data["status"] == "4.7.4"
 

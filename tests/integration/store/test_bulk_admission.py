@@ -1,5 +1,5 @@
-"""Admissions written together (``Store._admit_many``, the group writer's bulk path) leave the
-store exactly as one ``_admit`` per message in its own SAVEPOINT would: the same answers (limits,
+"""Admissions written together (``SqliteAdmission.admit_batch``, the group writer's bulk path) leave the
+store exactly as one ``admit_one`` per message in its own SAVEPOINT would: the same answers (limits,
 429s with their headers, 401), the same rows in every table (ids included), the same events in
 the same order. Random batches over accounts with small limits, suppressions (one expired),
 second and day boundaries."""
@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relaygate.clock import FakeClock
-from relaygate.errors import RequestError
+from relaygate.errors import LimitExceeded, RequestError
 from relaygate.store.models import NewMessage, NewRecipient
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 DAY_END = 1_790_035_200.0  # a UTC midnight
 #: table → order (the usage counters are keyed: their row order means nothing)
@@ -38,14 +38,18 @@ TMP = "/dev/shm" if Path("/dev/shm").is_dir() else None
 def make_store(path: Path) -> Store:
     store = Store(path, clock=FakeClock(DAY_END - 2)).open()
     for name, rate, quota in (("a", 3, 4), ("b", 2, 3)):
-        store.create_account(name, plan="paid", rate_limit=rate, daily_quota=quota)
+        store.accounts.create(name, plan="paid", rate_limit=rate, daily_quota=quota)
     for address, expires in (
         ("s1@d.test", None),
         ("s2@d.test", DAY_END - 10),
         ("s3@d.test", DAY_END - 0.5),  # expires between two items of a batch
     ):
-        store.suppress(1, address, reason="userunknown", source="bounce", expires_at=expires)
-    with store._conn() as conn:  # an old per-second counter, for the clean-up at DAY_END % 64 == 0
+        store.suppressions.add(
+            1, address, reason="userunknown", source="bounce", expires_at=expires
+        )
+    with (
+        store.core.conn() as conn
+    ):  # an old per-second counter, for the clean-up at DAY_END % 64 == 0
         conn.execute("INSERT INTO usage_second VALUES (1, ?, 5)", (int(DAY_END) - 1000,))
     return store
 
@@ -55,29 +59,35 @@ def answer(outcome: tuple[bool, Any]) -> Any:
     if ok:
         return ("ok", value)
     assert isinstance(value, RequestError), value
-    return ("refused", value.status, value.detail, value.headers)
+    return ("refused", value.status, value.detail, _limits_of(value))
+
+
+def _limits_of(exc: RequestError) -> Any:
+    if isinstance(exc, LimitExceeded):
+        return (exc.limit, exc.remaining, exc.retry_after)
+    return exc.headers
 
 
 def one_by_one(store: Store, items: list[tuple[NewMessage, float, bool]]) -> list[Any]:
-    conn = store._conn()
+    conn = store.core.conn()
     conn.execute("BEGIN IMMEDIATE")
     out = []
     for i, item in enumerate(items):
         conn.execute(f"SAVEPOINT j{i}")
         try:
-            out.append(("ok", store._admit(conn, *item)))
+            out.append(("ok", store.admission.admit_one(conn, *item)))
         except RequestError as exc:
             conn.execute(f"ROLLBACK TO j{i}")
-            out.append(("refused", exc.status, exc.detail, exc.headers))
+            out.append(("refused", exc.status, exc.detail, _limits_of(exc)))
         conn.execute(f"RELEASE j{i}")
     conn.execute("COMMIT")
     return out
 
 
 def together(store: Store, items: list[tuple[NewMessage, float, bool]]) -> list[Any]:
-    conn = store._conn()
+    conn = store.core.conn()
     conn.execute("BEGIN IMMEDIATE")
-    out = [answer(o) for o in store._admit_many(conn, items)]
+    out = [answer(o) for o in store.admission.admit_batch(conn, items)]
     conn.execute("COMMIT")
     return out
 
@@ -176,11 +186,13 @@ async def test_a_failing_bulk_falls_back_to_one_by_one(
         )
 
     results = await asyncio.gather(
-        store.admit(msg("first")), store.admit(msg("second")), return_exceptions=True
+        store.admission.admit(msg("first")),
+        store.admission.admit(msg("second")),
+        return_exceptions=True,
     )
-    assert store.writer.bulk_fallbacks >= 1
+    assert store.core.writer.bulk_fallbacks >= 1
     assert not isinstance(results[0], BaseException)
     assert isinstance(results[1], sqlite3.IntegrityError)
-    found = store.message("msg_same")
+    found = store.messages.get("msg_same")
     assert found is not None and found["subject"] == "first"
-    assert [r["state"] for r in store.recipients_of("msg_same")] == ["queued"]
+    assert [r.state for r in store.messages.recipients("msg_same")] == ["queued"]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from relaygate.errors import StoreUnavailable
-from relaygate.store.db import connect
-from relaygate.store.writer import GroupWriter
+from relaygate.store.sqlite.db import connect
+from relaygate.store.sqlite.writer import GroupWriter
 
 
 @pytest.fixture

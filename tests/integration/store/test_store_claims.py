@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from relaygate.clock import FakeClock
-from relaygate.errors import RequestError
-from relaygate.store.models import Limits, NewMessage, NewRecipient, Outcome
-from relaygate.store.spool import Store, new_message_id
+from relaygate.errors import LimitExceeded
+from relaygate.policy import Limits
+from relaygate.store.ids import new_message_id
+from relaygate.store.models import NewMessage, NewRecipient, Outcome
+from relaygate.store.sqlite import SqliteStore as Store
 
 
 def message(account_id: int, n: int = 1, body: bytes = b"Subject: x\r\n\r\nhi\r\n") -> NewMessage:
@@ -33,14 +35,14 @@ def test_two_workers_claiming_concurrently_never_share_a_recipient(
     tmp_path: Path, clock: FakeClock, store: Store, sender: dict[str, Any]
 ) -> None:
     for _ in range(40):
-        store.admit_sync(message(sender["account"].id, 5))
+        store.admission.admit_sync(message(sender["account"].id, 5))
     results: dict[str, list[int]] = {"a": [], "b": []}
 
     def worker(name: str) -> None:
         other = Store(store.path, clock=clock).open()
         try:
             while True:
-                got = other.claim_sync(name, limit=7, lease_seconds=60)
+                got = other.queue.claim_sync(name, limit=7, lease_seconds=60)
                 if not got:
                     return
                 results[name].extend(c.id for c in got)
@@ -61,46 +63,46 @@ def test_two_workers_claiming_concurrently_never_share_a_recipient(
 def test_expired_lease_is_claimed_again_and_old_owner_cannot_record(
     clock: FakeClock, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.admit_sync(message(sender["account"].id, 1))
-    first = store.claim_sync("w1", limit=10, lease_seconds=60)
+    store.admission.admit_sync(message(sender["account"].id, 1))
+    first = store.queue.claim_sync("w1", limit=10, lease_seconds=60)
     assert len(first) == 1
-    assert store.claim_sync("w2", limit=10, lease_seconds=60) == []
+    assert store.queue.claim_sync("w2", limit=10, lease_seconds=60) == []
     clock.advance(61)
-    second = store.claim_sync("w2", limit=10, lease_seconds=60)
+    second = store.queue.claim_sync("w2", limit=10, lease_seconds=60)
     assert [c.id for c in second] == [first[0].id]
     # The crashed worker comes back late: its outcome is refused (lease lost), w2's is recorded.
-    assert store.record_sync(
+    assert store.queue.record_sync(
         "w1", [Outcome(recipient_id=first[0].id, state="delivered", response="250 ok")]
     ) == [first[0].id]
     assert (
-        store.record_sync(
+        store.queue.record_sync(
             "w2", [Outcome(recipient_id=first[0].id, state="delivered", response="250 ok")]
         )
         == []
     )
-    row = store.recipients_of(first[0].message_id)[0]
-    assert row["state"] == "delivered" and row["attempts"] == 1
-    types = [e.type for e in store.events_after(0)]
+    row = store.messages.recipients(first[0].message_id)[0]
+    assert row.state == "delivered" and row.attempts == 1
+    types = [e.type for e in store.messages.events_after(0)]
     assert types == ["queued", "claimed", "lease_expired", "claimed", "delivery"]
 
 
 def test_repeated_lease_losses_hold_the_recipient(
     clock: FakeClock, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.admit_sync(message(sender["account"].id, 1))
+    store.admission.admit_sync(message(sender["account"].id, 1))
     for _ in range(3):
-        assert store.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3)
+        assert store.queue.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3)
         clock.advance(11)
-    assert store.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3) == []
-    assert store.count_by_state() == {"held": 1}
+    assert store.queue.claim_sync("w", limit=1, lease_seconds=10, max_lease_losses=3) == []
+    assert store.queue.count_by_state() == {"held": 1}
 
 
 def test_deferred_recipient_is_due_only_at_its_time(
     clock: FakeClock, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.admit_sync(message(sender["account"].id, 1))
-    c = store.claim_sync("w", limit=1, lease_seconds=60)[0]
-    store.record_sync(
+    store.admission.admit_sync(message(sender["account"].id, 1))
+    c = store.queue.claim_sync("w", limit=1, lease_seconds=60)[0]
+    store.queue.record_sync(
         "w",
         [
             Outcome(
@@ -112,9 +114,9 @@ def test_deferred_recipient_is_due_only_at_its_time(
         ],
     )
     clock.advance(299)
-    assert store.claim_sync("w", limit=1, lease_seconds=60) == []
+    assert store.queue.claim_sync("w", limit=1, lease_seconds=60) == []
     clock.advance(1)
-    again = store.claim_sync("w", limit=1, lease_seconds=60)
+    again = store.queue.claim_sync("w", limit=1, lease_seconds=60)
     assert [x.id for x in again] == [c.id] and again[0].attempts == 1
 
 
@@ -122,12 +124,12 @@ async def test_group_commit_answers_each_caller_after_one_shared_commit(
     store: Store, sender: dict[str, Any]
 ) -> None:
     msgs = [message(sender["account"].id, 1) for _ in range(200)]
-    batches_before = store.writer.batches
-    await asyncio.gather(*(store.admit(m, limits=False) for m in msgs))
-    assert store.writer.jobs >= 200
-    assert store.writer.batches - batches_before < 200  # grouped
+    batches_before = store.core.writer.batches
+    await asyncio.gather(*(store.admission.admit(m, limits=False) for m in msgs))
+    assert store.core.writer.jobs >= 200
+    assert store.core.writer.batches - batches_before < 200  # grouped
     other = Store(store.path).open()  # a fresh connection sees every acknowledged message
-    assert all(other.message(m.id) is not None for m in msgs)
+    assert all(other.messages.get(m.id) is not None for m in msgs)
     other.close()
 
 
@@ -137,38 +139,38 @@ async def test_one_callers_error_does_not_undo_the_others(
     good = message(sender["account"].id, 1)
     dup = message(sender["account"].id, 1)
     results = await asyncio.gather(
-        store.admit(good, limits=False),
-        store.admit(dup, limits=False),
-        store.admit(dup, limits=False),
+        store.admission.admit(good, limits=False),
+        store.admission.admit(dup, limits=False),
+        store.admission.admit(dup, limits=False),
         return_exceptions=True,
     )
     assert sum(isinstance(r, Exception) for r in results) == 1
-    assert store.message(good.id) is not None and store.message(dup.id) is not None
+    assert store.messages.get(good.id) is not None and store.messages.get(dup.id) is not None
 
 
 async def test_rate_limit_and_quota_are_counted_in_the_store(
     tmp_path: Path, clock: FakeClock, store: Store
 ) -> None:
-    account = store.create_account("small", plan="paid", daily_quota=5, rate_limit=2)
-    await store.admit(message(account.id, 1))
-    await store.admit(message(account.id, 1))
-    with pytest.raises(RequestError) as info:
-        await store.admit(message(account.id, 1))
-    assert info.value.status == 429 and info.value.headers["Retry-After"] == "1"
+    account = store.accounts.create("small", plan="paid", daily_quota=5, rate_limit=2)
+    await store.admission.admit(message(account.id, 1))
+    await store.admission.admit(message(account.id, 1))
+    with pytest.raises(LimitExceeded) as info:
+        await store.admission.admit(message(account.id, 1))
+    assert info.value.status == 429 and info.value.retry_after == 1
     clock.advance(1)
     # A second Store on the same file (another process) sees the same counters.
     other = Store(store.path, clock=clock).open()
     other.start_writer()
     try:
-        await other.admit(message(account.id, 2))
-        with pytest.raises(RequestError) as info:
-            await other.admit(message(account.id, 2))
-        assert info.value.status == 429 and "daily quota" in info.value.detail
-        assert int(info.value.headers["Retry-After"]) > 1
+        await other.admission.admit(message(account.id, 2))
+        with pytest.raises(LimitExceeded) as quota:
+            await other.admission.admit(message(account.id, 2))
+        assert quota.value.status == 429 and "daily quota" in quota.value.detail
+        assert quota.value.retry_after > 1
     finally:
         other.close()
     clock.advance(86400)
-    await store.admit(message(account.id, 2))
+    await store.admission.admit(message(account.id, 2))
 
 
 async def test_wal_is_checkpointed_off_the_commit_path(
@@ -176,20 +178,20 @@ async def test_wal_is_checkpointed_off_the_commit_path(
 ) -> None:
     import time as _time
 
-    store.writer.checkpoint_interval = 0.05
+    store.core.writer.checkpoint_interval = 0.05
     await asyncio.gather(
         *(
-            store.admit(message(sender["account"].id, 1, body=b"x" * 4000), limits=False)
+            store.admission.admit(message(sender["account"].id, 1, body=b"x" * 4000), limits=False)
             for _ in range(300)
         )
     )
     deadline = _time.monotonic() + 5
-    while store.writer.checkpoints == 0 and _time.monotonic() < deadline:
+    while store.core.writer.checkpoints == 0 and _time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert store.writer.checkpoints > 0
+    assert store.core.writer.checkpoints > 0
     other = Store(store.path).open()
     busy, log_frames, checkpointed = (
-        other._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        other.core.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     )
     assert busy == 0 and log_frames == checkpointed
     other.close()
@@ -205,7 +207,9 @@ def test_group_commit_answers_callers_on_several_event_loops(
     def caller(n: int) -> None:
         async def many() -> list[Limits]:
             msgs = [message(sender["account"].id, 1) for _ in range(50)]
-            return list(await asyncio.gather(*(store.admit(m, limits=False) for m in msgs)))
+            return list(
+                await asyncio.gather(*(store.admission.admit(m, limits=False) for m in msgs))
+            )
 
         results[n] = asyncio.run(many())
 

@@ -11,7 +11,8 @@ import pytest
 from relaygate.dnsresolver import make_resolver
 from relaygate.events.dispatcher import build_body, event_ref
 from relaygate.settings import from_mapping
-from relaygate.store.webhooks import ClaimedDelivery, delivery_ref, parse_delivery_ref
+from relaygate.store.ids import delivery_ref, parse_delivery_ref
+from relaygate.store.models import ClaimedDelivery
 
 
 def _claimed(event_type: str, data: dict[str, Any], **kw: Any) -> ClaimedDelivery:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from relaygate.store import db
+from relaygate.store.sqlite import db
 
 
 def test_migration_split_keeps_trigger_bodies_whole() -> None:

@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from relaygate.errors import IllegalTransition
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.store.states import ALLOWED, FINAL, State, allowed, message_state
 
 
@@ -41,7 +41,7 @@ def test_message_state_is_derived(states: list[str], expected: str) -> None:
 def test_illegal_transitions_are_refused(store: Store, sender: dict) -> None:  # type: ignore[type-arg]
     from relaygate.store.models import NewMessage, NewRecipient
 
-    store.admit_sync(
+    store.admission.admit_sync(
         NewMessage(
             id="msg_" + "0" * 32,
             account_id=sender["account"].id,
@@ -56,14 +56,14 @@ def test_illegal_transitions_are_refused(store: Store, sender: dict) -> None:  #
             check_suppressions=False,
         )
     )
-    rid = store.recipients_of("msg_" + "0" * 32)[0]["id"]
+    rid = store.messages.recipients("msg_" + "0" * 32)[0].id
     illegal = [(a, b) for a, b in itertools.product(State, State) if not allowed(a, b)]
     assert (State.QUEUED, State.DELIVERED) in illegal
     for src, dst in illegal:
         with pytest.raises(IllegalTransition):
-            store.set_state(rid, src, dst, event_type="x")
+            store.queue.transition(rid, src, dst, event_type="x")
     # A legal transition from the wrong current state is a refused compare-and-set, not a change.
-    assert store.set_state(rid, State.DEFERRED, State.HELD, event_type="held") is False
-    assert store.recipients_of("msg_" + "0" * 32)[0]["state"] == "queued"
-    assert store.set_state(rid, State.QUEUED, State.HELD, event_type="held") is True
-    assert store.recipients_of("msg_" + "0" * 32)[0]["state"] == "held"
+    assert store.queue.transition(rid, State.DEFERRED, State.HELD, event_type="held") is False
+    assert store.messages.recipients("msg_" + "0" * 32)[0].state == "queued"
+    assert store.queue.transition(rid, State.QUEUED, State.HELD, event_type="held") is True
+    assert store.messages.recipients("msg_" + "0" * 32)[0].state == "held"

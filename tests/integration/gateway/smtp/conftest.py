@@ -18,7 +18,7 @@ from relaygate.clock import FakeClock
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.smtp import SmtpGateway
 from relaygate.settings import Settings, from_mapping
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 CLIENT = "client.test"
 

@@ -10,7 +10,7 @@ import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.gateway import smtp as smtp_module
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 CLIENT = "client.test"
 
@@ -62,9 +62,9 @@ async def test_auth_require_tls_false_allows_plain_auth_off_loopback(
 async def test_unknown_key_revoked_key_and_missing_scope_are_535(
     gw: Any, connect: Any, store: Store, sender: dict[str, Any]
 ) -> None:
-    _read_only, read_secret = store.create_key(sender["account"].id, scopes=["email:read"])
-    revoked, revoked_secret = store.create_key(sender["account"].id)
-    store.revoke_key(revoked.id)
+    _read_only, read_secret = store.keys.create(sender["account"].id, scopes=["email:read"])
+    revoked, revoked_secret = store.keys.create(sender["account"].id)
+    store.keys.revoke(revoked.id)
     c = await connect()
     await c.cmd("EHLO client.test")
     assert (await c.cmd(b"AUTH PLAIN " + plain("sk_live_nope"))).startswith("535 5.7.8 ")

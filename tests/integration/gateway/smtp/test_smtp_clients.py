@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosmtplib
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 CLIENT = "client.test"
 
@@ -18,9 +18,9 @@ CLIENT = "client.test"
 def stored(store: Store, reply: str) -> tuple[dict[str, Any], bytes]:
     msg_id = reply.rsplit(" ", 1)[-1]
     assert msg_id.startswith("msg_"), reply
-    found = store.message(msg_id)
+    found = store.messages.get(msg_id)
     assert found is not None
-    return found, store.body(msg_id)
+    return found, store.messages.body(msg_id)
 
 
 async def test_smtplib_auth_plain_on_loopback_without_tls(

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from relaygate.errors import StoreUnavailable
-from relaygate.store.inbound import mark_processed, pending_inbound
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 
 def plain(secret: str) -> bytes:
@@ -57,13 +56,13 @@ async def test_header_from_unverified_identity_is_550_after_data(
     await c.cmd("MAIL FROM:<app@example.com>")
     await c.cmd("RCPT TO:<r@dest.test>")
     assert (await data(c, b"Subject: no from\r\n\r\nbody\r\n")).startswith("550 5.6.0 ")
-    assert store.count_by_state() == {}
+    assert store.queue.count_by_state() == {}
 
 
 async def test_free_plan_is_550_naming_the_reason(
     gw: Any, connect: Any, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.update_account(sender["account"].id, plan="free")
+    store.accounts.update(sender["account"].id, plan="free")
     c = await authed(connect, sender["secret"])
     reply = await c.cmd("MAIL FROM:<app@example.com>")
     assert reply.startswith("550 5.7.1 ") and "free plan" in reply
@@ -72,7 +71,7 @@ async def test_free_plan_is_550_naming_the_reason(
 async def test_trusted_network_on_free_plan_is_550_too(
     start_gateway: Any, connect: Any, store: Store, sender: dict[str, Any]
 ) -> None:
-    store.update_account(sender["account"].id, plan="free")
+    store.accounts.update(sender["account"].id, plan="free")
     gw = await start_gateway(trusted_networks={"127.0.0.1/32": sender["account"].id})
     c = await connect(port=gw.port)
     await c.cmd("EHLO client.test")
@@ -90,7 +89,7 @@ async def test_fifty_first_recipient_is_452(
     assert (await c.cmd("RCPT TO:<r50@dest.test>")).startswith("452 4.5.3 ")
     reply = await data(c, msg())
     assert reply.startswith("250 2.0.0 OK queued as msg_")
-    assert len(store.recipients_of(reply.rsplit(" ", 1)[1])) == 50
+    assert len(store.messages.recipients(reply.rsplit(" ", 1)[1])) == 50
 
 
 async def test_size_param_and_actual_size_are_552(
@@ -110,7 +109,7 @@ async def test_size_param_and_actual_size_are_552(
     await c.cmd("RCPT TO:<r@dest.test>")
     reply = await data(c, msg(body="x" * 70 + "\r\n" * 1 + ("y" * 70 + "\r\n") * 80))
     assert reply.startswith("552 5.3.4 ")
-    assert store.count_by_state() == {}
+    assert store.queue.count_by_state() == {}
     # The session goes on.
     assert (await c.cmd("MAIL FROM:<app@example.com>")).startswith("250 ")
 
@@ -118,13 +117,13 @@ async def test_size_param_and_actual_size_are_552(
 async def test_rate_limit_and_quota_are_451_471(
     gw: Any, connect: Any, store: Store, sender: dict[str, Any], msg: Callable[..., bytes]
 ) -> None:
-    store.update_account(sender["account"].id, rate_limit=1, daily_quota=2)
+    store.accounts.update(sender["account"].id, rate_limit=1, daily_quota=2)
     c = await authed(connect, sender["secret"])
     for expected in ("250 2.0.0", "451 4.7.1 rate limit"):
         await c.cmd("MAIL FROM:<app@example.com>")
         await c.cmd("RCPT TO:<r@dest.test>")
         assert (await data(c, msg())).startswith(expected)
-    store.update_account(sender["account"].id, rate_limit=100)
+    store.accounts.update(sender["account"].id, rate_limit=100)
     await c.cmd("MAIL FROM:<app@example.com>")
     await c.cmd("RCPT TO:<a@dest.test>")
     await c.cmd("RCPT TO:<b@dest.test>")
@@ -153,10 +152,10 @@ async def test_store_unavailable_and_internal_errors_are_451_430_without_interna
     def locked(account_id: int) -> Any:
         raise StoreUnavailable("database is locked at /var/lib/x")
 
-    monkeypatch.setattr(store, "get_account", locked)
+    monkeypatch.setattr(store.accounts, "get", locked)
     assert (await c.cmd("MAIL FROM:<app@example.com>")).startswith("451 4.3.0 The spool")
     monkeypatch.undo()
-    store.writer.stop()  # the group-commit writer is gone: commits fail
+    store.stop_writer()  # the group-commit writer is gone: commits fail
     await c.cmd("MAIL FROM:<app@example.com>")
     await c.cmd("RCPT TO:<r@dest.test>")
     assert (await data(c, msg())).startswith("451 4.3.0 The spool cannot accept mail")
@@ -198,14 +197,14 @@ async def test_bounce_and_feedback_mail_goes_to_the_inbound_table(
     dsn = b"From: MAILER-DAEMON@remote.test\r\nSubject: failure\r\n\r\n\xff binary \x00 kept\r\n"
     reply = await data(c, dsn)
     assert reply.startswith("250 2.0.0 OK received as in_")
-    [row] = pending_inbound(store)
+    [row] = store.inbound.pending()
     assert row.id == reply.rsplit(" ", 1)[1]
     assert row.data == dsn
     assert row.mail_from == ""
     assert row.rcpts == ("b-abc123@BOUNCES.relay.test", "fbl@bounces.relay.test")
     assert row.peer == "127.0.0.1"
-    assert mark_processed(store, row.id) and pending_inbound(store) == []
-    assert store.count_by_state() == {}
+    assert store.inbound.mark_processed(row.id) and store.inbound.pending() == []
+    assert store.queue.count_by_state() == {}
 
 
 async def test_authenticated_sessions_keep_outbound_and_inbound_apart(
@@ -239,7 +238,7 @@ async def test_pipelined_transaction_gets_replies_in_order(
     queued = await c.reply()
     assert queued.startswith("250 2.0.0 OK queued as msg_")
     assert (await c.reply()).startswith("221 2.0.0")
-    assert [r["address"] for r in store.recipients_of(queued.rsplit(" ", 1)[1])] == [
+    assert [r.address for r in store.messages.recipients(queued.rsplit(" ", 1)[1])] == [
         "a@dest.test",
         "b@dest.test",
     ]
@@ -260,9 +259,9 @@ async def test_smtputf8_and_8bitmime_content_is_kept_byte_for_byte(
     reply = await data(c, payload)
     assert reply.startswith("250 2.0.0 OK queued as ")
     msg_id = reply.rsplit(" ", 1)[1]
-    body = store.body(msg_id)
+    body = store.messages.body(msg_id)
     assert body.endswith(payload)
-    found = store.message(msg_id)
+    found = store.messages.get(msg_id)
     assert found is not None and found["subject"] == "Grüße" and found["from"] == "jörg@example.com"
 
 
@@ -333,4 +332,4 @@ async def test_shutdown_lets_open_transactions_finish_and_answers_421(
     assert (await data(busy, msg())).startswith("250 2.0.0 OK queued as msg_")
     assert (await busy.cmd("MAIL FROM:<app@example.com>")).startswith("421 4.3.2 ")
     await asyncio.wait_for(stopping, 5)
-    assert json.loads(json.dumps(store.count_by_state())) == {"queued": 1}
+    assert json.loads(json.dumps(store.queue.count_by_state())) == {"queued": 1}

@@ -1,9 +1,10 @@
-"""The store side of open/click tracking: turn verified hits into ``open`` / ``click`` events.
+"""Open/click tracking (SQLite): verified hits become ``open`` / ``click`` events.
 
 A hit names (account, message, recipient ordinal) from a signed token; it is written only when
-that message exists and belongs to that account (a purged message's hits are dropped). Flags:
-``is_proxy`` / ``is_scanner`` from ``events.bots.classify_hit`` with the time since delivery, and
-``first`` for the recipient's first human hit of that kind. One transaction per batch.
+that message exists and belongs to that account (a purged message's hits are dropped). The
+flags ``is_proxy`` / ``is_scanner`` / ``first`` come from the classifier the caller passes in
+(tracking's rules, ``events.bots``), given what this transaction sees: the seconds since the
+recipient's delivery and its earlier human hits of that kind. One transaction per batch.
 """
 
 from __future__ import annotations
@@ -11,12 +12,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from relaygate.events.bots import classify_hit, is_first_human
-from relaygate.events.tracking_app import TrackingHit
-from relaygate.store.spool import Store, insert_event
+from relaygate.store.api import HitClassifier
+from relaygate.store.models import TrackingHit
+from relaygate.store.sqlite.core import Concern
+from relaygate.store.sqlite.rows import insert_event
 
 
-def _write(conn: sqlite3.Connection, hits: Sequence[TrackingHit]) -> int:
+class SqliteTracking(Concern):
+    async def record_hits(self, hits: Sequence[TrackingHit], classify: HitClassifier) -> int:
+        """The ``HitRecorder`` sink: one group-committed transaction per batch."""
+        written: int = await self.writer.run(lambda conn: _write(conn, hits, classify))
+        return written
+
+
+def _write(conn: sqlite3.Connection, hits: Sequence[TrackingHit], classify: HitClassifier) -> int:
     written = 0
     for hit in hits:
         row = conn.execute(
@@ -30,19 +39,12 @@ def _write(conn: sqlite3.Connection, hits: Sequence[TrackingHit]) -> int:
             "SELECT MAX(created_at) FROM events WHERE recipient_id = ? AND type = 'delivery'",
             (row["id"],),
         ).fetchone()[0]
-        since = None if delivered is None else hit.at - delivered
-        flags = classify_hit(
-            kind=hit.kind,
-            method=hit.method,
-            ip=hit.ip,
-            user_agent=hit.user_agent,
-            seconds_since_delivery=since,
-        )
         human_before = conn.execute(
             "SELECT COUNT(*) FROM events WHERE recipient_id = ? AND type = ?"
             " AND json_extract(data, '$.is_proxy') = 0 AND json_extract(data, '$.is_scanner') = 0",
             (row["id"], hit.event_type),
         ).fetchone()[0]
+        flags = classify(hit, None if delivered is None else hit.at - delivered, human_before)
         insert_event(
             conn,
             account_id=hit.account_id,
@@ -57,14 +59,9 @@ def _write(conn: sqlite3.Connection, hits: Sequence[TrackingHit]) -> int:
                 "method": hit.method,
                 "is_proxy": flags.is_proxy,
                 "is_scanner": flags.is_scanner,
-                "first": is_first_human(human_before, flags),
+                "first": flags.first,
                 "smtp_response": "",
             },
         )
         written += 1
     return written
-
-
-async def write_hits(store: Store, hits: Sequence[TrackingHit]) -> None:
-    """The ``HitRecorder`` sink: one group-committed transaction per batch."""
-    await store.writer.run(lambda conn: _write(conn, hits))

@@ -27,121 +27,20 @@ keys cannot be hashed). They leave this module only through ``reveal_secret``, `
 from __future__ import annotations
 
 import json
-import secrets as _secrets
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar
 
-from relaygate.store.spool import Store
-
-T = TypeVar("T")
-
-#: The event types a webhook can receive (API.md §8).
-WEBHOOK_EVENT_TYPES: tuple[str, ...] = ("delivery", "bounce", "open", "click", "complaint")
-FAN_OUT_BATCH = 1000
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    SUCCEEDED = "succeeded"
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Webhook:
-    """A registered endpoint (never its secret)."""
-
-    id: str
-    account_id: int
-    url: str
-    events: tuple[str, ...]
-    """Event types it receives; empty means all of them."""
-    created_at: float
-    removed_at: float | None = None
-    previous_secret_expires_at: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Delivery:
-    id: int
-    webhook_id: str
-    event_id: int
-    account_id: int
-    message_id: str | None
-    event_type: str
-    state: str
-    attempts: int
-    next_attempt_at: float
-    last_status: int | None
-    last_error: str
-    replays: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class Attempt:
-    delivery_id: int
-    attempt: int
-    at: float
-    status: int | None
-    outcome: str
-    error: str
-    duration_ms: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClaimedDelivery:
-    """A leased delivery with everything needed to build, sign and send it."""
-
-    id: int
-    webhook_id: str
-    url: str
-    secrets: tuple[str, ...] = field(repr=False)
-    """Current secret first, then the previous one while its grace period lasts."""
-    attempts: int
-    """Attempts already made in this round of the schedule (0 on the first try)."""
-    event_id: int
-    event_type: str
-    event_created_at: float
-    event_data: dict[str, Any]
-    account_id: int
-    message_id: str | None
-    header_message_id: str
-    tags: tuple[str, ...]
-    recipients: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AttemptResult:
-    """What one attempt did and what happens next (computed by the dispatcher)."""
-
-    delivery_id: int
-    ok: bool
-    status: int | None
-    outcome: str
-    error: str
-    duration_ms: int
-    next_attempt_at: float | None
-    """When to try again after a failure; None abandons the delivery. Ignored when ``ok``."""
-
-
-def new_webhook_id() -> str:
-    return "wh_" + _secrets.token_hex(8)
-
-
-def delivery_ref(delivery_id: int) -> str:
-    """How a delivery id is shown: ``whd_<n>``."""
-    return f"whd_{delivery_id}"
-
-
-def parse_delivery_ref(text: str) -> int | None:
-    """``whd_12`` or ``12`` → 12; anything else → None."""
-    raw = text[4:] if text.startswith("whd_") else text
-    return int(raw) if raw.isdigit() else None
+from relaygate.store.api import FAN_OUT_BATCH
+from relaygate.store.ids import new_webhook_id
+from relaygate.store.models import (
+    Attempt,
+    AttemptResult,
+    ClaimedDelivery,
+    Delivery,
+    Webhook,
+)
+from relaygate.store.sqlite.core import Concern
+from relaygate.store.states import WEBHOOK_EVENT_TYPES, DeliveryState
 
 
 def _row_webhook(row: sqlite3.Row) -> Webhook:
@@ -187,21 +86,8 @@ def _row_attempt(row: sqlite3.Row) -> Attempt:
     )
 
 
-class WebhookStore:
-    """The webhook tables of one ``Store``. Sync methods for the CLI, async ones for the dispatcher."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    # -- plumbing -------------------------------------------------------------------------------
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self.store._read(sql, params)
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self.store._write(fn)
-
-    def _now(self) -> float:
-        return self.store.clock.now()
+class SqliteWebhooks(Concern):
+    """The webhook tables. Sync methods for the CLI, async ones for the dispatcher."""
 
     # -- endpoints ------------------------------------------------------------------------------
     def create(self, *, account_id: int, url: str, events: Sequence[str], secret: str) -> Webhook:
@@ -211,7 +97,7 @@ class WebhookStore:
             raise ValueError(f"unknown event type(s): {', '.join(bad)}")
         wanted = " ".join(t for t in WEBHOOK_EVENT_TYPES if t in set(events))
         webhook_id = new_webhook_id()
-        now = self._now()
+        now = self.clock.now()
 
         def fn(c: sqlite3.Connection) -> None:
             c.execute(
@@ -229,9 +115,7 @@ class WebhookStore:
         rows = self._read("SELECT * FROM webhooks WHERE id = ?", (webhook_id,))
         return _row_webhook(rows[0]) if rows else None
 
-    def list_webhooks(
-        self, *, account_id: int | None = None, include_removed: bool = False
-    ) -> list[Webhook]:
+    def all(self, *, account_id: int | None = None, include_removed: bool = False) -> list[Webhook]:
         where, params = ["1 = 1"], []
         if account_id is not None:
             where.append("account_id = ?")
@@ -253,11 +137,11 @@ class WebhookStore:
             "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooks WHERE id = ?",
             (webhook_id,),
         )
-        return _live_secrets(rows[0], self._now()) if rows else ()
+        return _live_secrets(rows[0], self.clock.now()) if rows else ()
 
     def rotate_secret(self, webhook_id: str, *, new_secret: str, grace: float) -> Webhook | None:
         """Make ``new_secret`` current; the old one keeps signing for ``grace`` seconds."""
-        now = self._now()
+        now = self.clock.now()
         count = self._write(
             lambda c: (
                 c.execute(
@@ -271,7 +155,7 @@ class WebhookStore:
 
     def remove(self, webhook_id: str) -> bool:
         """Stop an endpoint: no new deliveries; its pending ones are abandoned."""
-        now = self._now()
+        now = self.clock.now()
 
         def fn(c: sqlite3.Connection) -> int:
             count = c.execute(
@@ -368,7 +252,7 @@ class WebhookStore:
     # -- operator actions -----------------------------------------------------------------------
     def replay(self, delivery_id: int) -> bool:
         """Put a finished (succeeded or abandoned) delivery back, due now, with a fresh schedule."""
-        now = self._now()
+        now = self.clock.now()
         return bool(
             self._write(
                 lambda c: (
@@ -384,7 +268,7 @@ class WebhookStore:
 
     def replay_abandoned(self, *, webhook_id: str | None = None) -> int:
         """Replay every abandoned delivery (of one webhook, or of all live ones)."""
-        now = self._now()
+        now = self.clock.now()
         scope, params = ("AND webhook_id = ?", (webhook_id,)) if webhook_id else ("", ())
         return int(
             self._write(
@@ -411,13 +295,13 @@ class WebhookStore:
         dead = [o for o in owners if is_dead(o)]
         if not dead:
             return 0
-        now = self._now()
+        now = self.clock.now()
         return int(self._write(lambda c: _release(c, dead, None, now)))
 
     # -- the dispatcher's hot path (group commit) ------------------------------------------------
     async def fan_out(self, *, now: float, limit: int = FAN_OUT_BATCH) -> tuple[int, bool]:
         """Fan out up to ``limit`` events. Returns (deliveries created, whether more events wait)."""
-        return await self.store.writer.run(lambda c: fan_out(c, now=now, limit=limit))
+        return await self.writer.run(lambda c: fan_out(c, now=now, limit=limit))
 
     def fan_out_sync(self, *, now: float, limit: int = FAN_OUT_BATCH) -> tuple[int, bool]:
         return self._write(lambda c: fan_out(c, now=now, limit=limit))
@@ -431,7 +315,7 @@ class WebhookStore:
         per_endpoint: int,
         lease_seconds: float,
     ) -> list[ClaimedDelivery]:
-        return await self.store.writer.run(
+        return await self.writer.run(
             lambda c: claim(
                 c,
                 owner,
@@ -444,12 +328,15 @@ class WebhookStore:
 
     async def record(self, owner: str, result: AttemptResult, *, now: float) -> bool:
         """Record one attempt. False when the lease was lost (nothing recorded)."""
-        return await self.store.writer.run(lambda c: record(c, owner, result, now=now))
+        return await self.writer.run(lambda c: record(c, owner, result, now=now))
+
+    def record_sync(self, owner: str, result: AttemptResult, *, now: float) -> bool:
+        return self._write(lambda c: record(c, owner, result, now=now))
 
     async def release(self, owner: str, delivery_ids: Sequence[int], *, now: float) -> int:
         """Give leased deliveries back (shutdown), due now, without counting an attempt."""
         ids = list(delivery_ids)
-        return await self.store.writer.run(lambda c: _release(c, [owner], ids, now))
+        return await self.writer.run(lambda c: _release(c, [owner], ids, now))
 
 
 # -- the statements (each runs inside the caller's transaction) -----------------------------------

@@ -1,4 +1,6 @@
-"""SQLite connections, numbered migrations, and the one place sqlite3 errors are translated.
+"""SQLite connections, numbered migrations, and the one place sqlite3 errors are translated
+(``fault`` decides what is the database's failure, ``unavailable`` makes the ``StoreUnavailable``;
+``translated``, the reads of ``core`` and the group-commit writer all go through them).
 
 Every connection runs in WAL mode with ``synchronous=FULL``: a commit has reached stable storage
 when ``commit()`` returns. Migrations are ``migrations/NNN_name.sql`` applied in order, each in
@@ -39,15 +41,37 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database failing (locked, disk full, read-only, I/O, corrupt):
+    retry later. An IntegrityError is the caller's own (a broken constraint), not a fault."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError
+    )
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "the write lock is held elsewhere" (retry in a moment)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (
+        (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
+        or "database is locked" in str(exc)
+    )
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """The project's error for a database fault (or for a batch that failed with one)."""
+    return StoreUnavailable(f"store unavailable: {exc}")
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Turn sqlite3's operational failures (locked, disk full, read-only, I/O) into StoreUnavailable."""
     try:
         yield
-    except sqlite3.IntegrityError:
+    except sqlite3.Error as exc:
+        if fault(exc):
+            raise unavailable(exc) from exc
         raise
-    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-        raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -66,7 +90,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("relaygate.store").joinpath("migrations").iterdir():
+    for entry in resources.files("relaygate.store.sqlite").joinpath("migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:3].isdigit():
             found.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))

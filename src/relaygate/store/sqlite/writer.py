@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from relaygate.errors import StoreUnavailable
-from relaygate.store.db import BUSY_TIMEOUT_MS, connect
+from relaygate.store.sqlite.db import BUSY_TIMEOUT_MS, busy, connect, fault, unavailable
 
 T = TypeVar("T")
 log = logging.getLogger("relaygate.store")
@@ -72,14 +72,6 @@ class _Bulk:
 _Work = Callable[[sqlite3.Connection], Any] | _Bulk
 #: (work, the caller's loop, its future, the monotonic time its wait for the lock ends)
 _Job = tuple[_Work, asyncio.AbstractEventLoop, "asyncio.Future[Any]", float]
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.OperationalError) and (
-        (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
-        or "database is locked" in str(exc)
-    )
 
 
 class GroupWriter:
@@ -212,7 +204,7 @@ class GroupWriter:
                 conn.execute("BEGIN IMMEDIATE")
                 return True
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not busy(exc):
                     raise
             now = time.monotonic()
             over = [job for job in batch if job[3] <= now]
@@ -258,7 +250,7 @@ class GroupWriter:
                 log.error("group commit failed", extra={"error": str(exc), "jobs": len(batch)})
             else:
                 log.exception("group commit failed", extra={"jobs": len(batch)})
-            self._fail(batch, StoreUnavailable(f"store unavailable: {exc}"))
+            self._fail(batch, unavailable(exc))
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
             return None  # reconnect for the next batch
@@ -279,9 +271,7 @@ class GroupWriter:
         except Exception as exc:
             conn.execute(f"ROLLBACK TO job{i}")
             conn.execute(f"RELEASE job{i}")
-            if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
-                exc, sqlite3.IntegrityError
-            ):
+            if fault(exc):
                 raise
             return (False, exc)
         conn.execute(f"RELEASE job{i}")
@@ -297,9 +287,7 @@ class GroupWriter:
         except Exception as exc:
             conn.execute("ROLLBACK TO bulk")
             conn.execute("RELEASE bulk")
-            if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
-                exc, sqlite3.IntegrityError
-            ):
+            if fault(exc):
                 raise
             log.info("bulk write fell back to one by one", extra={"error": str(exc)})
             self.bulk_fallbacks += 1

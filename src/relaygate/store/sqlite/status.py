@@ -1,0 +1,170 @@
+"""Read-only queries behind ``relaygate status``: queue shape, recent outcome counts, oldest
+pending recipient, failing webhook endpoints and sending domains that are not verified.
+
+Every method only reads; none of them holds a write
+lock, so ``status`` is safe to run against a busy live store. The events table has no index on
+``created_at``: since event ids grow with time, the start of a window is found by a binary search
+over ids (a handful of primary-key lookups), and only the tail after it is scanned.
+"""
+
+from __future__ import annotations
+
+from relaygate.store.models import DomainQueue, FailingWebhook, UnverifiedDomain
+from relaygate.store.sqlite.core import Concern
+from relaygate.store.states import OUTCOMES, PENDING_STATES
+
+#: Outcome names counted in a window, from (event type, state_to).
+_OUTCOME_FOR_EVENT: dict[tuple[str, str | None], str] = {
+    ("queued", "queued"): "accepted",
+    ("delivery", "delivered"): "delivered",
+    ("bounce", "bounced"): "bounced",
+    ("bounce", "expired"): "expired",
+    ("bounce", "suppressed"): "suppressed",
+    ("deferred", "deferred"): "deferred",
+    ("complaint", "complained"): "complained",
+}
+
+
+class SqliteStatus(Concern):
+    def queue_by_state(self) -> dict[str, int]:
+        """Recipients in every state (all of them, including final states)."""
+        return {
+            str(r[0]): int(r[1])
+            for r in self._read("SELECT state, COUNT(*) FROM recipients GROUP BY state")
+        }
+
+    def queue_by_domain(self, *, limit: int = 10) -> list[DomainQueue]:
+        """The ``limit`` destination domains with the most pending recipients, largest first."""
+        marks = ",".join("?" * len(PENDING_STATES))
+        rows = self._read(
+            f"SELECT domain, state, COUNT(*), MIN(queued_at) FROM recipients WHERE state IN ({marks})"
+            " GROUP BY domain, state",
+            PENDING_STATES,
+        )
+        found: dict[str, dict[str, int]] = {}
+        oldest: dict[str, float] = {}
+        for domain, state, count, first in rows:
+            found.setdefault(domain, {})[state] = int(count)
+            oldest[domain] = min(oldest.get(domain, first), first)
+        ranked = sorted(found.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:limit]
+        return [
+            DomainQueue(
+                domain=domain,
+                total=sum(states.values()),
+                by_state=states,
+                oldest_queued_at=oldest[domain],
+            )
+            for domain, states in ranked
+        ]
+
+    def oldest_pending(self) -> tuple[float, str, str] | None:
+        """(queued_at, message id, state) of the oldest recipient not yet in a final state."""
+        marks = ",".join("?" * len(PENDING_STATES))
+        rows = self._read(
+            f"SELECT queued_at, message_id, state FROM recipients WHERE state IN ({marks})"
+            " ORDER BY queued_at, id LIMIT 1",
+            PENDING_STATES,
+        )
+        if not rows:
+            return None
+        return float(rows[0][0]), str(rows[0][1]), str(rows[0][2])
+
+    def first_event_since(self, since: float) -> int:
+        """The smallest event id whose ``created_at`` is at or after ``since`` (binary search on ids)."""
+        bounds = self._read("SELECT MIN(id), MAX(id) FROM events")
+        lo, hi = bounds[0][0], bounds[0][1]
+        if lo is None:
+            return 0
+        hi += 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = self._read(
+                "SELECT id, created_at FROM events WHERE id >= ? ORDER BY id LIMIT 1", (mid,)
+            )
+            if not row:
+                hi = mid
+            elif row[0][1] < since:
+                lo = int(row[0][0]) + 1
+            else:
+                hi = mid
+        return int(lo)
+
+    def outcome_counts(self, *, since: float) -> dict[str, int]:
+        """How many recipients were accepted, delivered, deferred, bounced … since ``since``."""
+        start = self.first_event_since(since)
+        rows = self._read(
+            "SELECT type, state_to, COUNT(*) FROM events WHERE id >= ? AND created_at >= ?"
+            " AND type IN ('queued', 'delivery', 'bounce', 'deferred', 'complaint')"
+            " GROUP BY type, state_to",
+            (start, since),
+        )
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for type_, state_to, count in rows:
+            name = _OUTCOME_FOR_EVENT.get((type_, state_to))
+            if name is not None:
+                counts[name] += int(count)
+        return counts
+
+    def failing_webhooks(self, *, since: float) -> list[FailingWebhook]:
+        """Live endpoints with a failed attempt since ``since`` or with abandoned deliveries."""
+        rows = self._read(
+            "SELECT w.id, w.account_id, w.url,"
+            " (SELECT COUNT(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
+            "   WHERE d.webhook_id = w.id AND a.at >= ? AND a.outcome != 'ok') AS failed,"
+            " (SELECT COUNT(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
+            "   WHERE d.webhook_id = w.id AND a.at >= ? AND a.outcome = 'ok') AS ok,"
+            " (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.state = 'abandoned') AS abandoned,"
+            " (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.state IN ('pending', 'active')) AS pending,"
+            " (SELECT MAX(a.at) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
+            "   WHERE d.webhook_id = w.id AND a.outcome = 'ok') AS last_ok"
+            " FROM webhooks w WHERE w.removed_at IS NULL ORDER BY w.created_at, w.id",
+            (since, since),
+        )
+        out: list[FailingWebhook] = []
+        for r in rows:
+            if not r["failed"] and not r["abandoned"]:
+                continue
+            last = self._read(
+                "SELECT a.at, a.outcome, a.status, a.error FROM webhook_attempts a"
+                " JOIN webhook_deliveries d ON d.id = a.delivery_id"
+                " WHERE d.webhook_id = ? AND a.outcome != 'ok' ORDER BY a.id DESC LIMIT 1",
+                (r["id"],),
+            )
+            error = ""
+            if last:
+                status = f"HTTP {last[0]['status']}: " if last[0]["status"] is not None else ""
+                error = f"{last[0]['outcome']}: {status}{last[0]['error']}".rstrip(": ")
+            out.append(
+                FailingWebhook(
+                    id=r["id"],
+                    account_id=r["account_id"],
+                    url=r["url"],
+                    failed_attempts=int(r["failed"]),
+                    ok_attempts=int(r["ok"]),
+                    abandoned=int(r["abandoned"]),
+                    pending=int(r["pending"]),
+                    last_failure_at=float(last[0]["at"]) if last else None,
+                    last_error=error[:200],
+                    last_success_at=r["last_ok"],
+                )
+            )
+        return out
+
+    def unverified_domains(self) -> list[UnverifiedDomain]:
+        """Domain identities that are pending or failing, failing first."""
+        rows = self._read(
+            "SELECT account_id, value, status, status_reason, failing_since, last_checked_at"
+            " FROM identities WHERE kind = 'domain' AND status != 'verified'"
+            " ORDER BY status = 'pending', value, account_id"
+        )
+        return [
+            UnverifiedDomain(
+                account_id=r[0],
+                domain=r[1],
+                status=r[2],
+                reason=r[3],
+                failing_since=r[4],
+                last_checked_at=r[5],
+            )
+            for r in rows
+        ]
