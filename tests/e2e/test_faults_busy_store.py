@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 
-from relaygate.store.sqlite import SqliteStore as Store
 from relaygate.testing.process import RelaygateProcess
 
 CLIENT = "client.test"
@@ -120,9 +119,9 @@ def test_a_held_write_lock_never_stalls_the_loop_and_busy_answers_come_fast(
         assert code == 250, text
         acked.add(text.decode().split()[-1])
 
-    store = Store(db_path).open()
+    shell = sqlite3.connect(str(db_path))
     try:
-        stored = {r[0] for r in store._read("SELECT id FROM messages")}
+        stored = {r[0] for r in shell.execute("SELECT id FROM messages")}
     finally:
-        store.close()
+        shell.close()
     assert stored == acked and len(acked) == 6  # every 200/250 kept, nothing refused admitted

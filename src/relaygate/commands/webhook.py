@@ -81,7 +81,6 @@ def _attempt_data(a: Attempt) -> dict[str, Any]:
 # -- commands -------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     s, store = _open(args)
-    hooks = store.webhooks
     new = endpoints.register(
         store, s, account_id=args.account, url=args.url, events=args.event or ()
     )
@@ -160,7 +159,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     _, store = _open(args)
-    hooks = store.webhooks
     w, secret = endpoints.rotate_secret(store, args.id, grace=args.grace)
     data = {
         "id": w.id,
@@ -231,7 +229,6 @@ def cmd_attempts(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     _, store = _open(args)
-    hooks = store.webhooks
     if args.abandoned:
         if args.delivery_id:
             raise CliError("give either a DELIVERY_ID or --abandoned, not both")

@@ -156,7 +156,7 @@ async def test_the_refused_command_decides_the_bounce_reason(
     sink.mail = "553 5.1.1 Unknown user"
     at_mail = admit(store, sender["account"].id, "other@dest.test")
     assert await worker.run_once() == 1
-    bounces = {e.message_id: e.data for e in store.events_after(0) if e.type == "bounce"}
+    bounces = {e.message_id: e.data for e in store.messages.events_after(0) if e.type == "bounce"}
     got = {
         m: (bounces[m]["reason"], bounces[m]["bounce_type"]) for m in (at_rcpt, at_data, at_mail)
     }
