@@ -28,7 +28,7 @@ from relaygate.commands import (
     webhook,
 )
 from relaygate.commands.common import DEFAULT_CONFIG, CliError
-from relaygate.errors import ConfigError, RelaygateError, RequestError
+from relaygate.errors import ConfigError, RelaygateError, RequestError, StartupError
 
 #: The command modules, in the order ``--help`` lists their commands.
 COMMANDS: tuple[ModuleType, ...] = (
@@ -75,6 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in exc.problems:
                 print(f"  - {problem}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        if args.json:
+            print(json.dumps({"error": "cannot start", "problems": exc.problems}))
+        else:
+            for problem in exc.problems:
+                print(f"relaygate: cannot start: {problem}", file=sys.stderr)
+        return 1
     except CliError as exc:
         _fail(args, str(exc))
         return exc.code

@@ -2,6 +2,9 @@
 
     RelaygateError
     ├── ConfigError            settings file invalid (carries every problem at once)
+    ├── StartupError           serve cannot start: the state directory is not initialised or
+    │                          not writable, a role already runs there, a port is taken…
+    │                          (carries every problem at once)
     ├── TransientError         retry later: 503 / 451
     │   ├── StoreUnavailable   the store cannot commit right now (locked, disk full, read-only)
     │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
@@ -25,6 +28,17 @@ class RelaygateError(Exception):
 
 class ConfigError(RelaygateError):
     """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class StartupError(RelaygateError):
+    """``serve`` cannot start as configured, here and now; ``problems`` lists every one found.
+
+    Raised before the process touches anything another instance owns (its store, its ready
+    files, its ports)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)

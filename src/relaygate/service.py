@@ -1,22 +1,25 @@
 """``relaygate serve``: runs the roles (http, smtp, relay, webhooks) in one asyncio process.
 
-Each role is a task on one loop over one store. SIGTERM drains: listeners stop taking new work,
-in-flight work finishes (bounded by a timeout), leases are released, the writer flushes. When the
-listeners are up, the actual addresses are written to ``<state_dir>/run/ready.json`` (atomically)
-and sd_notify READY is sent, so tests and service managers know where and when it is up.
+Each role is a task on one loop over one store. Before anything starts (``prepare``), the host
+is checked (``ops.preflight``: an initialised, writable state directory, TLS files that load),
+each role is locked on the state directory and every listener is bound; any problem stops the
+start with every reason at once (``StartupError``), before the process has touched anything a
+running instance owns. SIGTERM drains: listeners stop taking new work, in-flight work finishes
+(bounded by a timeout), leases are released, the writer flushes. When the listeners are up, the
+actual addresses are written to ``<state_dir>/run/<role>.json`` per role (``ops.runstate``,
+rewritten as a heartbeat) and sd_notify READY is sent, so tests, ``relaygate status`` and
+service managers know where and when it is up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import errno
 import logging
-import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -25,6 +28,7 @@ from relaygate.bounces.inbound import InboundProcessor
 from relaygate.clock import Clock, SystemClock
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
+from relaygate.errors import StartupError
 from relaygate.events.bots import classify_tracking_hit
 from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.tracking_app import HitRecorder, tracking_routes
@@ -35,6 +39,8 @@ from relaygate.gateway.httpwire import CoalescingHttpToolsProtocol
 from relaygate.gateway.smtp import SmtpGateway, addresses
 from relaygate.metrics import Metrics, QueueSnapshot
 from relaygate.notify import Notifier, watchdog_loop
+from relaygate.ops import preflight
+from relaygate.ops.runstate import HEARTBEAT_SECONDS, RoleLocks
 from relaygate.relay.capture import CaptureTransport
 from relaygate.relay.signing import MessageSigner
 from relaygate.relay.transport import Transport
@@ -63,6 +69,18 @@ def bind(listen: str) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _bind_problem(key: str, listen: str, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        why = "address already in use (another process listens there)"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "no such address on this host"
+    else:
+        why = exc.strerror or str(exc)
+    return f"{key} {listen}: cannot listen: {why}"
 
 
 def _addr(sock: socket.socket) -> str:
@@ -101,8 +119,60 @@ class Service:
         self.recorder: HitRecorder | None = None
         self.inbound: InboundProcessor | None = None
         self._sync_worker: DeliveryWorker | None = None
+        self._locks: RoleLocks | None = None
+        self._http_sock: socket.socket | None = None
+        self._smtp_socks: list[socket.socket] = []
+        self._smtps_socks: list[socket.socket] = []
+
+    def prepare(self) -> None:
+        """Check the host, lock this process's roles and bind its listeners; StartupError with
+        every problem otherwise (and nothing held). ``run`` calls it if nobody did."""
+        if self._locks is not None:
+            return
+        problems = preflight.problems(self.settings, self.roles)
+        if problems:
+            raise StartupError(problems)
+        locks = RoleLocks.acquire(self.settings.state_dir, self.roles)
+        try:
+            self._bind_listeners()
+        except BaseException:
+            self._close_listeners()
+            locks.release()
+            raise
+        self._locks = locks
+
+    def _bind_listeners(self) -> None:
+        problems: list[str] = []
+
+        def attempt(key: str, listen: str) -> socket.socket | None:
+            try:
+                return bind(listen)
+            except OSError as exc:
+                problems.append(_bind_problem(key, listen, exc))
+                return None
+
+        if "http" in self.roles:
+            self._http_sock = attempt("http.listen", self.settings.http.listen)
+        if "smtp" in self.roles:
+            for key, listens, into in (
+                ("smtp.listen", self.settings.smtp.listen, self._smtp_socks),
+                ("smtp.tls_listen", self.settings.smtp.tls_listen, self._smtps_socks),
+            ):
+                for listen in listens:
+                    sock = attempt(key, listen)
+                    if sock is not None:
+                        into.append(sock)
+        if problems:
+            raise StartupError(problems)
+
+    def _close_listeners(self) -> None:
+        for sock in [self._http_sock, *self._smtp_socks, *self._smtps_socks]:
+            if sock is not None:
+                sock.close()
 
     async def run(self) -> None:
+        self.prepare()
+        assert self._locks is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -179,7 +249,8 @@ class Service:
                         ),
                     ),
                 )
-                sock = bind(self.settings.http.listen)
+                sock = self._http_sock
+                assert sock is not None
                 config = uvicorn.Config(
                     api.app(),
                     lifespan="off",
@@ -207,19 +278,20 @@ class Service:
                 smtp = SmtpGateway(
                     admission=smtp_admission, settings=self.settings, clock=self.clock
                 )
-                plain = [await smtp.start(bind(a)) for a in self.settings.smtp.listen]
-                implicit = [
-                    await smtp.start(bind(a), implicit_tls=True)
-                    for a in self.settings.smtp.tls_listen
-                ]
+                plain = [await smtp.start(sock) for sock in self._smtp_socks]
+                implicit = [await smtp.start(sock, implicit_tls=True) for sock in self._smtps_socks]
                 self.ready_info["smtp"] = addresses(plain)
                 self.ready_info["smtps"] = addresses(implicit)
-            self._write_ready()
+            started = self.clock.now()
+            self._locks.write_ready(
+                {**self.ready_info, "started": started, "heartbeat": started, "store_ok": True}
+            )
             log.info("ready", extra=self.ready_info)
             self.notifier.ready(f"serving {', '.join(self.roles)}")
             tasks.append(
                 asyncio.create_task(watchdog_loop(self.notifier, self._alive), name="watchdog")
             )
+            tasks.append(asyncio.create_task(self._heartbeat(started), name="heartbeat"))
             await self.stop_event.wait()
             log.info("stopping")
             self.notifier.stopping("draining")
@@ -240,7 +312,7 @@ class Service:
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
             for t in tasks:
-                if t.get_name() == "watchdog":  # runs until cancelled
+                if t.get_name() in ("watchdog", "heartbeat"):  # run until cancelled
                     t.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=30)
@@ -253,8 +325,27 @@ class Service:
                 with contextlib.suppress(Exception):  # QUIT its idle upstream sessions
                     await asyncio.wait_for(self._sync_worker.transport.aclose(), 10)
             self.store.close()
-            with contextlib.suppress(OSError):
-                (self.settings.state_dir / "run" / "ready.json").unlink()
+            self._close_listeners()
+            self._locks.release()
+            self._locks = None
+
+    async def _heartbeat(
+        self, started: float, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """Rewrite the ready files every ``HEARTBEAT_SECONDS`` with whether the store answered
+        (``relaygate status`` reads them); runs until cancelled."""
+        assert self._locks is not None
+        while True:
+            await sleep(HEARTBEAT_SECONDS)
+            try:
+                store_ok = await asyncio.wait_for(self.store.probe(), WATCHDOG_PROBE_SECONDS)
+            except TimeoutError:
+                store_ok = False
+            info = {**self.ready_info, "started": started, "heartbeat": self.clock.now()}
+            try:
+                await asyncio.to_thread(self._locks.write_ready, {**info, "store_ok": store_ok})
+            except OSError:
+                log.warning("could not write the heartbeat to run/")
 
     async def _alive(self) -> bool:
         """The watchdog's check: the store's writer answers a probe — committed, or "busy" when
@@ -301,15 +392,3 @@ class Service:
             by_state=self.store.queue.count_by_state(),
             oldest_queued_at=self.store.queue.oldest_pending(),
         )
-
-    def _write_ready(self) -> None:
-        run_dir = self.settings.state_dir / "run"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        info = {"pid": os.getpid(), "roles": list(self.roles), **self.ready_info}
-        tmp = run_dir / f".ready.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, run_dir / "ready.json")
-
-
-def ready_file(state_dir: Path) -> Path:
-    return state_dir / "run" / "ready.json"

@@ -42,7 +42,7 @@ def test_quickstart_prints_a_curl_that_sends_a_captured_mail(tmp_path: Path) -> 
         log = (tmp_path / f"run{run}.log").open("wb")
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         try:
-            ready = tmp_path / "var" / "run" / "ready.json"
+            ready = tmp_path / "var" / "run" / "http.json"
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not (
                 ready.exists() and json.loads(ready.read_text() or "{}").get("pid") == proc.pid

@@ -21,9 +21,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relaygate.service import Service  # here: the servers' imports cost 0.3 s per command
 
     s = load_settings(args)
-    roles = args.role or list(ROLES)
+    roles = tuple(dict.fromkeys(args.role or ROLES))
+    service = Service(s, roles=roles)
+    service.prepare()  # every reason it cannot start, before it touches anything
     _configure_logging(s)
-    _run(Service(s, roles=roles).run())
+    _run(service.run())
     return 0
 
 
@@ -53,6 +55,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         http_listen=args.http_listen,
         smtp_listen=args.smtp_listen,
     )
+    from relaygate.service import Service
+
+    service = Service(s)
+    service.prepare()  # a second `make run` stops here, naming the first one's pid
     store = open_store(s)
     key_file = s.state_dir / "demo-key"
     if not store.accounts.all():
@@ -79,9 +85,7 @@ Send a test message:
         flush=True,
     )
     _configure_logging(s)
-    from relaygate.service import Service
-
-    _run(Service(s).run())
+    _run(service.run())
     return 0
 
 

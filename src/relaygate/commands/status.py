@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from relaygate.commands.common import add_command, load_settings, open_store, out
-from relaygate.ops.status import WINDOWS, collect, service_info
+from relaygate.ops.status import WINDOWS, collect, roles
 from relaygate.store.states import OUTCOMES, PENDING_STATES
 
 
@@ -26,16 +26,22 @@ def ago(seconds: float) -> str:
 
 
 def render(data: dict[str, Any]) -> str:
-    lines: list[str] = []
-    svc = data.get("service")
-    if svc:
-        where = ", ".join(f"{k} {v}" for k, v in svc.items() if k in ("http", "smtp"))
-        lines.append(
-            f"relaygate status at {data['at']}: serve running (pid {svc.get('pid')};"
-            f" roles {'+'.join(svc.get('roles', []))}{'; ' + where if where else ''})"
+    lines: list[str] = [f"relaygate status at {data['at']}"]
+    running = [r for r in data.get("roles", []) if r["state"] != "stopped"]
+    if not running:
+        lines.append("roles     none running on this state dir")
+    for r in data.get("roles", []):
+        if r["state"] == "stopped":
+            if running:
+                lines.append(f"  {r['role']:9} stopped")
+            continue
+        where = "  ".join(
+            f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in r["addresses"].items()
         )
-    else:
-        lines.append(f"relaygate status at {data['at']}: no serve running on this state dir")
+        lines.append(
+            f"  {r['role']:9} {r['state'].replace('_', ' '):12} pid {r['pid']}"
+            + (f"  {where}" if where else "")
+        )
     queue = data["queue"]
     final = {k: v for k, v in sorted(queue["by_state"].items()) if k not in PENDING_STATES}
     lines.append(
@@ -99,11 +105,12 @@ def render(data: dict[str, Any]) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     store = open_store(args, settings)
+    now = store.clock.now()
     try:
-        data = collect(store, now=store.clock.now(), top=args.top)
+        data = collect(store, now=now, top=args.top)
     finally:
         store.close()
-    data["service"] = service_info(settings.state_dir)
+    data["roles"] = roles(settings.state_dir, now=now)
     out(args, data, lambda: render(data))
     return 0
 

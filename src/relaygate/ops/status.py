@@ -2,19 +2,19 @@
 
 Queue by state and by destination domain, outcomes in the last 5 minutes / hour / day, the
 oldest pending recipient, failing webhook endpoints and sending domains that are not verified,
-plus whether a ``relaygate serve`` is running on this state directory (its ready file). It only
-reads (``Store.status``), so it is safe against a live, busy store.
+plus each role's process on this state directory: its pid and whether it is running
+(``ops.runstate``). It only reads (``Store.status``, the run files, never a lock), so it is safe
+against a live, busy store.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from relaygate.clock import iso
+from relaygate.ops import runstate
 from relaygate.store import Store
 from relaygate.store.states import PENDING_STATES
 
@@ -56,11 +56,7 @@ def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
     }
 
 
-def service_info(state_dir: Path) -> dict[str, Any] | None:
-    """The running ``serve`` of this state directory (from its ready file), or None."""
-    try:
-        info: dict[str, Any] = json.loads((state_dir / "run" / "ready.json").read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info
+def roles(state_dir: Path, *, now: float) -> list[dict[str, Any]]:
+    """Each role on this state directory: state (running, store_busy, starting, stalled,
+    stopped), pid, the roles of that process, its addresses, start and heartbeat times."""
+    return [asdict(r) for r in runstate.roles(state_dir, now=now)]

@@ -4,8 +4,9 @@
         rg.http_url            # "http://127.0.0.1:PORT"
         rg.cli("account", "create", "demo", "--plan", "paid")   # parsed --json output
 
-The process writes ``<state_dir>/run/ready.json`` when its listeners are up; this helper waits
-for it. ``kill()`` sends SIGKILL (crash tests), ``terminate()`` SIGTERM (drain tests).
+The process writes ``<state_dir>/run/<role>.json`` for each of its roles when its listeners are
+up; this helper waits for them. ``kill()`` sends SIGKILL (crash tests), ``terminate()`` SIGTERM
+(drain tests).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from relaygate.settings import ROLES
 
 
 def _toml_value(value: Any) -> str:
@@ -47,6 +50,14 @@ def write_config(
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class RelaygateProcess:
@@ -107,9 +118,7 @@ class RelaygateProcess:
     # -- process ------------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> RelaygateProcess:
         self.init()
-        ready = self.state_dir / "run" / "ready.json"
-        if ready.exists():
-            ready.unlink()
+        ready = [self.state_dir / "run" / f"{role}.json" for role in self.roles or ROLES]
         cmd = [sys.executable, "-m", "relaygate", "--config", str(self.config), "serve"]
         for role in self.roles:
             cmd += ["--role", role]
@@ -124,14 +133,10 @@ class RelaygateProcess:
                 raise RuntimeError(
                     f"relaygate serve exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}"
                 )
-            if ready.exists():
-                try:
-                    self.info = json.loads(ready.read_text())
-                except ValueError:
-                    time.sleep(0.02)
-                    continue
-                if self.info.get("pid") == self.proc.pid:
-                    return self
+            infos = [_read_json(path) for path in ready]
+            if all(info.get("pid") == self.proc.pid for info in infos):
+                self.info = infos[0]
+                return self
             time.sleep(0.05)
         self.kill()
         raise TimeoutError(

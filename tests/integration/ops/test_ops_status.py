@@ -145,7 +145,7 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
         ("failing.example", "failing"),
         ("pending.example", "pending"),
     ]
-    text = render({**data, "service": None})
+    text = render({**data, "roles": []})
     assert "small.test" in text and bad.id in text and "failing.example" in text
     assert len(text.splitlines()) < 40  # one screen
     assert old not in text
@@ -173,7 +173,9 @@ def test_status_cli_json_and_text(tmp_path: Path) -> None:
     rg.cli("identity", "add", "--account", "1", "pending.example")
     data = rg.cli("status")
     assert data["queue"]["pending"] == 0 and data["oldest_pending"] is None
-    assert data["service"] is None
+    assert {r["role"]: r["state"] for r in data["roles"]} == dict.fromkeys(
+        ("http", "smtp", "relay", "webhooks"), "stopped"
+    )
     assert [d["domain"] for d in data["unverified_domains"]] == ["pending.example"]
     # --json after the subcommand works too; the human form fits a screen.
     proc = subprocess.run(
@@ -190,4 +192,4 @@ def test_status_cli_json_and_text(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "no serve running" in proc.stdout and "pending.example" in proc.stdout
+    assert "none running" in proc.stdout and "pending.example" in proc.stdout
