@@ -223,6 +223,10 @@ def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else f"must be zero or more (got {v})"
 
 
+def _path(v: Any) -> str | None:
+    return "must not contain a NUL character" if "\x00" in v else None
+
+
 def _port(v: Any) -> str | None:
     return None if 0 <= v <= 65535 else f"must be a port number 0-65535 (got {v})"
 
@@ -265,17 +269,35 @@ def _url(v: Any) -> str | None:
     )
 
 
+#: A configuration file is a few KiB; anything this large is the wrong file.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load(path: str | Path) -> Settings:
-    """Read and validate ``path``. Raises ConfigError listing every problem."""
+    """Read and validate ``path``. Raises ConfigError listing every problem (never another
+    exception, whatever the file holds)."""
     cfg_path = Path(path)
     try:
-        raw = cfg_path.read_text(encoding="utf-8")
+        with cfg_path.open("rb") as f:
+            blob = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{cfg_path}: cannot read: {exc.strerror or exc}"]) from None
+    if len(blob) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{cfg_path}: larger than 1 MiB: not a relaygate configuration"])
+    try:
+        raw = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{cfg_path}: not UTF-8 text (byte {exc.start}): is this the configuration file?"]
+        ) from None
     try:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{cfg_path}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(
+            [f"{cfg_path}: not valid TOML: arrays or tables nested too deeply"]
+        ) from None
     return from_mapping(data, path=cfg_path)
 
 
@@ -288,14 +310,14 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         candidate = Path(p).expanduser()
         return candidate if candidate.is_absolute() else base / candidate
 
-    state_dir = resolve(top.get("state_dir", str, "./var"))
+    state_dir = resolve(top.get("state_dir", str, "./var", _path))
     hostname = top.get(
         "hostname",
         str,
         "localhost",
         lambda v: None if v and " " not in v else "must be a host name",
     )
-    secret_key_file = top.get("secret_key_file", str, "")
+    secret_key_file = top.get("secret_key_file", str, "", _path)
     log_level = top.get("log_level", str, "info", _one_of(("debug", "info", "warning", "error")))
     log_json = top.get("log_json", bool, True)
 
@@ -328,8 +350,8 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     smtp = SmtpSettings(
         listen=tuple(s.get("listen", list, ["127.0.0.1:2525"], _hostports)),
         tls_listen=tuple(s.get("tls_listen", list, [], _hostports)),
-        tls_cert=s.get("tls_cert", str, ""),
-        tls_key=s.get("tls_key", str, ""),
+        tls_cert=str(resolve(v)) if (v := s.get("tls_cert", str, "", _path)) else "",
+        tls_key=str(resolve(v)) if (v := s.get("tls_key", str, "", _path)) else "",
         auth_require_tls=s.get("auth_require_tls", bool, True),
         trusted_networks=trusted,
         max_message_bytes=s.get("max_message_bytes", int, 25 * 1024 * 1024, _positive),
@@ -348,13 +370,15 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     delivery = DeliverySettings(
         mode=d.get("mode", str, "mx", _one_of(DELIVERY_MODES)),
         mx_port=d.get("mx_port", int, 25, _port),
-        capture_dir=str(resolve(v)) if (v := d.get("capture_dir", str, "")) else "",
+        capture_dir=str(resolve(v)) if (v := d.get("capture_dir", str, "", _path)) else "",
         smarthost=d.get("smarthost", str, "", _hostport),
         smarthost_tls=d.get("smarthost_tls", str, "starttls", _one_of(SMARTHOST_TLS)),
         smarthost_user=d.get("smarthost_user", str, ""),
         smarthost_password=d.get("smarthost_password", str, ""),
         smarthost_sync=d.get("smarthost_sync", bool, False),
-        smarthost_ca_file=str(resolve(v)) if (v := d.get("smarthost_ca_file", str, "")) else "",
+        smarthost_ca_file=str(resolve(v))
+        if (v := d.get("smarthost_ca_file", str, "", _path))
+        else "",
         tls=d.get("tls", str, "opportunistic", _one_of(TLS_MODES)),
         tls_policies=d.get("tls_policies", dict, {}, _tls_policies),
         min_backoff=float(d.get("min_backoff", (int, float), 300.0, _positive)),

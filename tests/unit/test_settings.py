@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaygate import settings as settings_mod
 from relaygate.errors import ConfigError
@@ -109,3 +111,46 @@ def test_connection_cache_seconds(tmp_path: Path) -> None:
         settings_mod.from_mapping(
             {"delivery": {"connection_cache_seconds": -1}}, path=tmp_path / "c.toml"
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=400)
+    | st.text(max_size=400).map(str.encode)
+    | st.lists(
+        st.sampled_from(
+            [
+                "state_dir = ",
+                "[smtp]\n",
+                "[http]\n",
+                "listen = ",
+                "tls_cert = ",
+                "'",
+                '"',
+                "[",
+                "]",
+                "{",
+                "}",
+                "=",
+                "\n",
+                "\\u0000",
+                "x",
+                "1",
+                "true",
+                ",",
+                "[[a]]\n",
+                "a.b.c = 1\n",
+            ]
+        ),
+        max_size=80,
+    ).map(lambda parts: "".join(parts).encode())
+)
+def test_any_file_is_settings_or_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, blob: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("cfg") / "relaygate.toml"
+    path.write_bytes(blob)
+    try:
+        settings_mod.load(path)
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)

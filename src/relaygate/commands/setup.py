@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from relaygate import settings as settings_mod
-from relaygate.commands.common import add_command, load_settings, out, write_secret_file
+from relaygate.commands.common import (
+    CliError,
+    add_command,
+    load_settings,
+    out,
+    write_secret_file,
+)
+from relaygate.errors import ConfigError
+from relaygate.ops import preflight
 from relaygate.store import open_store
 
 CONFIG_TEMPLATE = """\
@@ -70,9 +78,20 @@ def initialise(
         )
         created = True
     s = settings_mod.load(config)
-    s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    try:
+        s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        raise CliError(f"state_dir {s.state_dir}: cannot create ({exc.strerror or exc})") from None
+    problems = preflight.writable_problems(s, roles=())
+    if problems:
+        raise CliError(problems[0])
     if not s.secret_key_file.exists():
-        write_secret_file(s.secret_key_file, secrets.token_hex(32).encode() + b"\n")
+        try:
+            write_secret_file(s.secret_key_file, secrets.token_hex(32).encode() + b"\n")
+        except OSError as exc:
+            raise CliError(
+                f"secret_key_file {s.secret_key_file}: cannot write ({exc.strerror or exc})"
+            ) from None
     open_store(s).close()
     return s, created
 
@@ -103,7 +122,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The file's syntax and values, then what it points to on this host: the state directory
+    (initialised, writable), the server secret (at least 32 bytes), the TLS files (they load as
+    a pair). Every problem is listed at once."""
     s = load_settings(args)
+    problems = preflight.problems(s)
+    if problems:
+        raise ConfigError([f"{s.path}: {p}" for p in problems])
     out(args, {"ok": True, "config": str(s.path)}, f"{s.path}: ok")
     return 0
 
