@@ -18,6 +18,7 @@ from relaygate.commands import (
     bounce,
     dkim,
     identity,
+    inbound,
     key,
     queue,
     serve,
@@ -44,6 +45,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     suppression,
     webhook,
     bounce,
+    inbound,
 )
 
 

@@ -82,6 +82,12 @@ class DnsSettings:
 class BounceSettings:
     return_path_domain: str = ""
     feedback_address: str = ""
+    #: Largest report accepted for the bounce/feedback addresses (bytes; 552 beyond).
+    max_report_bytes: int = 2 * 1024 * 1024
+    #: Reports accepted per client IP address (IPv6: per /64) in any 60 seconds (451 beyond).
+    reports_per_minute: int = 60
+    #: Seconds after a report was processed that its bytes are dropped (its outcome stays).
+    report_retention: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,6 +429,9 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     bounces = BounceSettings(
         return_path_domain=b.get("return_path_domain", str, "").rstrip(".").lower(),
         feedback_address=b.get("feedback_address", str, "").lower(),
+        max_report_bytes=b.get("max_report_bytes", int, 2 * 1024 * 1024, _positive),
+        reports_per_minute=b.get("reports_per_minute", int, 60, _positive),
+        report_retention=float(b.get("report_retention", (int, float), 7 * 86400.0, _positive)),
     )
     b.finish()
 

@@ -1,5 +1,6 @@
 """The events outbox through the interface: webhook fan-out exactly once (however many stores
-run it), leased deliveries, attempts recorded once; inbound reports matched and unmatched;
+run it), leased deliveries, attempts recorded once; inbound reports applied to the bound
+recipient only, unmatched ones kept, retention;
 tracking hits; the status views."""
 
 from __future__ import annotations
@@ -117,38 +118,89 @@ async def test_an_expired_delivery_lease_goes_back(store: Store, clock: FakeCloc
     assert again.id == first.id and again.attempts == 0  # no attempt counted
 
 
-async def test_reports_change_matched_recipients_and_keep_unmatched(store: Store) -> None:
+async def test_reports_change_only_the_bound_recipient_and_keep_unmatched(
+    store: Store, clock: FakeClock
+) -> None:
     account = store.accounts.create("r", plan="paid").id
     mid = await delivered(store, account, "a@d.test", "b@d.test")
+    a, b = store.messages.recipients(mid)
     matched = await store.inbound.save(
-        mail_from="", rcpts=["b@bounces.test"], data=b"dsn", peer="p"
+        mail_from="", rcpts=["x@bounces.test"], data=b"dsn", peer="p"
     )
-    stray = await store.inbound.save(mail_from="", rcpts=["b@bounces.test"], data=b"??", peer="p")
-    assert sorted(m.id for m in store.inbound.pending()) == sorted([matched, stray])
+    stray = await store.inbound.save(mail_from="", rcpts=["y@bounces.test"], data=b"??", peer="p")
+    legacy = await store.inbound.save(mail_from="", rcpts=["z@bounces.test"], data=b"old", peer="p")
+    foreign = await store.inbound.save(mail_from="", rcpts=["w@bounces.test"], data=b"x", peer="p")
+    assert sorted(m.id for m in store.inbound.pending()) == sorted(
+        [matched, stray, legacy, foreign]
+    )
+    change = ReportChange(
+        event_type="bounce",
+        to_state="bounced",
+        data={"bounce_type": "hard", "reason": "userunknown"},
+        suppress=("userunknown", "hard"),
+    )
     result = await store.inbound.apply(
-        inbound_id=matched,
+        inbound_id=matched, kind="bounce", message_id=mid, recipient_id=a.id, changes=[change]
+    )
+    assert result == {
+        "status": "applied",
+        "reason": "",
+        "account_id": account,
+        "message_id": mid,
+        "recipient_id": a.id,
+    }
+    assert [r.state for r in store.messages.recipients(mid)] == ["bounced", "delivered"]
+    assert store.suppressions.lookup(account, ["a@d.test", "b@d.test"]) == {
+        "a@d.test": "userunknown"
+    }
+    # No token: nothing changes, no account.
+    kept = await store.inbound.apply(
+        inbound_id=stray,
+        kind="bounce",
+        message_id=None,
+        recipient_id=0,
+        changes=[change],
+        reason="no_token",
+    )
+    assert (kept["status"], kept["reason"], kept["account_id"]) == ("unmatched", "no_token", None)
+    # A message-level token names the message (its account counts it) but no recipient.
+    old = await store.inbound.apply(
+        inbound_id=legacy,
         kind="bounce",
         message_id=mid,
-        changes=[
-            ReportChange(
-                event_type="bounce",
-                to_state="bounced",
-                address="A@d.test",
-                data={"bounce_type": "hard", "reason": "userunknown"},
-                suppress=("userunknown", "hard"),
-            )
-        ],
+        recipient_id=0,
+        changes=[change],
+        reason="message_token",
     )
-    assert result == {"matched": True, "applied": 1, "account_id": account}
+    assert (old["status"], old["account_id"]) == ("unmatched", account)
+    # A recipient that is not the message's changes nothing either.
+    other = await store.inbound.apply(
+        inbound_id=foreign,
+        kind="bounce",
+        message_id=mid,
+        recipient_id=b.id + 1000,
+        changes=[change],
+    )
+    assert (other["status"], other["reason"]) == ("unmatched", "unknown_recipient")
     assert [r.state for r in store.messages.recipients(mid)] == ["bounced", "delivered"]
-    assert store.suppressions.lookup(account, ["a@d.test"]) == {"a@d.test": "userunknown"}
-    kept = await store.inbound.apply(
-        inbound_id=stray, kind="bounce", message_id=None, changes=[], unmatched={"n": 1}
-    )
-    assert kept == {"matched": False}
-    [unmatched] = store.messages.events_after(0, types=["inbound_unmatched"])
-    assert unmatched.data == {"inbound_id": stray, "kind": "bounce", "n": 1}
     assert store.inbound.pending() == []
+    assert {r.id: r.status for r in store.inbound.reports(statuses=["unmatched"])} == {
+        stray: "unmatched",
+        legacy: "unmatched",
+        foreign: "unmatched",
+    }
+    assert store.inbound.counts() == {
+        account: {"applied": 1, "unmatched": 2},
+        None: {"unmatched": 1},
+    }
+    mine = store.inbound.reports(account_id=account)
+    assert sorted(r.id for r in mine) == sorted([matched, legacy, foreign])
+    assert len(store.inbound.reports(limit=1)) == 1
+    # Retention drops bytes of reports processed before the cutoff, rows stay.
+    clock.advance(10)
+    assert await store.inbound.purge(older_than=clock.now() - 5) == 4
+    found = store.inbound.report(matched)
+    assert found is not None and found[0].purged and found[1] == b"" and found[0].size == 3
     assert store.messages.by_header_id(f"{mid}@example.com") == mid
 
 

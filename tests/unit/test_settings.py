@@ -154,3 +154,17 @@ def test_any_file_is_settings_or_a_config_error(
         settings_mod.load(path)
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+
+
+def test_inbound_report_caps_and_retention(tmp_path: Path) -> None:
+    default = settings_mod.from_mapping({}, path=tmp_path / "c.toml").bounces
+    assert (default.max_report_bytes, default.reports_per_minute) == (2 * 1024 * 1024, 60)
+    assert default.report_retention == 7 * 86400.0
+    with pytest.raises(ConfigError) as info:
+        settings_mod.from_mapping(
+            {"bounces": {"max_report_bytes": 0, "reports_per_minute": -1, "report_retention": "x"}},
+            path=tmp_path / "c.toml",
+        )
+    problems = "\n".join(info.value.problems)
+    for key in ("max_report_bytes", "reports_per_minute", "report_retention"):
+        assert f"bounces.{key}" in problems

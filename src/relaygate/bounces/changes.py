@@ -7,7 +7,7 @@ none of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from relaygate.bounces.parse import RecipientResult, Report
 from relaygate.store.models import ReportChange
@@ -20,58 +20,60 @@ def outcome_suppression(state: str, bounce_type: str, reason: str) -> str | None
     return None
 
 
-def report_changes(report: Report, recipient_id: int) -> list[ReportChange]:
-    """The changes one parsed report asks for. ``recipient_id`` is the recipient a verified VERP
-    token named (0: none), which the store tries first.
+def report_changes(report: Report, address: str) -> list[ReportChange]:
+    """The change one parsed report asks for, for the recipient its verified VERP token binds
+    (``address`` is that recipient's): at most one, whatever addresses the report names.
 
-    A complaint names its recipient(s), or none (then the message's only recipient); it moves a
-    delivered recipient to ``complained`` and suppresses the address. A bounce report's failed
-    recipients (delayed ones change nothing) move a delivered recipient to ``bounced``; a hard
-    one suppresses the address."""
+    A complaint moves a delivered recipient to ``complained`` and suppresses the address. A
+    bounce report's failed rows (delayed ones change nothing) apply through the row naming the
+    recipient, else the first one (a forwarded copy fails under the name it was forwarded to;
+    the token still says whose copy it was, and the event keeps the name reported): a delivered
+    recipient moves to ``bounced``; a hard failure suppresses the address. Anything else (a
+    delivery notice, an auto-reply) changes nothing."""
     if report.kind == "complaint":
-        results: Sequence[RecipientResult] = report.recipients or (RecipientResult(recipient=""),)
-        data = {
-            "feedback_type": report.feedback_type or "abuse",
-            "user_agent": report.user_agent,
-            "source_ip": report.source_ip,
-            "smtp_response": "",
-        }
         return [
             ReportChange(
                 event_type="complaint",
                 to_state="complained",
-                address=r.recipient,
-                recipient_id=recipient_id,
-                only_fallback=True,
-                data=data,
+                data={
+                    "feedback_type": report.feedback_type or "abuse",
+                    "user_agent": report.user_agent,
+                    "source_ip": report.source_ip,
+                    "smtp_response": "",
+                },
                 suppress=("complaint", "complaint"),
             )
-            for r in results
         ]
     if report.kind != "bounce":
         return []
-    single = len(report.recipients) == 1
-    changes = []
-    for r in report.recipients:
-        if not r.bounce_type or r.action == "delayed":
-            continue
-        changes.append(
-            ReportChange(
-                event_type="bounce",
-                to_state="bounced",
-                address=r.recipient,
-                recipient_id=recipient_id if single else 0,
-                only_fallback=single,
-                data={
-                    "bounce_type": r.bounce_type,
-                    "status": r.status,
-                    "diagnostic": r.diagnostic,
-                    "reason": r.reason,
-                    "smtp_response": r.diagnostic,
-                    "remote_mta": r.remote_mta,
-                    "source": "dsn",
-                },
-                suppress=(r.reason or "undefined", "hard") if r.bounce_type == "hard" else None,
-            )
+    r = _failed_row(report, address)
+    if r is None:
+        return []
+    data: dict[str, Any] = {
+        "bounce_type": r.bounce_type,
+        "status": r.status,
+        "diagnostic": r.diagnostic,
+        "reason": r.reason,
+        "smtp_response": r.diagnostic,
+        "remote_mta": r.remote_mta,
+        "source": "dsn",
+    }
+    if r.recipient and r.recipient.lower() != address.lower():
+        data["reported_recipient"] = r.recipient
+    return [
+        ReportChange(
+            event_type="bounce",
+            to_state="bounced",
+            data=data,
+            suppress=(r.reason or "undefined", "hard") if r.bounce_type == "hard" else None,
         )
-    return changes
+    ]
+
+
+def _failed_row(report: Report, address: str) -> RecipientResult | None:
+    rows = [r for r in report.recipients if r.bounce_type and r.action != "delayed"]
+    low = address.lower()
+    for r in rows:
+        if low in (r.recipient.lower(), r.original_recipient.lower()):
+            return r
+    return rows[0] if rows else None

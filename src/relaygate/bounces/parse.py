@@ -60,7 +60,15 @@ from relaygate.bounces.plain import TextFailure, cut_returned, find_failures, is
 Kind = Literal["bounce", "complaint", "other"]
 
 #: Headers of the returned original worth handing to the caller for correlation.
-INTERESTING_HEADERS = ("message-id", "x-sm-message-id", "to", "from", "subject", "date")
+INTERESTING_HEADERS = (
+    "message-id",
+    "x-sm-message-id",
+    "to",
+    "from",
+    "subject",
+    "date",
+    "return-path",
+)
 
 _MAX_PARTS = 200
 _FAILED_ACTIONS = frozenset({"failed", "delayed", "failure", "fail", "bounced", "expired"})
@@ -141,6 +149,8 @@ class Report:
     user_agent: str = ""
     reporting_mta: str = ""
     arrival_date: str = ""
+    #: A feedback report's Original-Mail-From: the original's envelope sender (its VERP address).
+    original_mail_from: str = ""
 
 
 @dataclass(kw_only=True)
@@ -400,6 +410,7 @@ def _complaint(fb: FeedbackReport, original: dict[str, str]) -> Report:
         user_agent=fb.user_agent,
         reporting_mta=fb.reporting_mta,
         arrival_date=fb.arrival_date,
+        original_mail_from=fb.original_mail_from,
         original_message_id=original.get("message-id", ""),
         original_headers=MappingProxyType(dict(original)),
     )

@@ -7,6 +7,10 @@ and the recipient id (13 base32 characters), so a forged or altered bounce addre
 The domain is not signed: renaming the return-path domain keeps old bounces valid as long as the
 old domain is still listed in `domains`.
 
+Recipient id 0 is the message-level token that multi-recipient transactions carried before every
+recipient got a transaction of its own: it decodes (so a report can be attributed to its account)
+but binds no recipient, because every recipient of that transaction held it.
+
 Holds a secret: the secret is only used for HMAC and never appears in output, logs or errors.
 Trusts nothing in the addresses it decodes.
 """
@@ -29,7 +33,6 @@ _MAX_RECIPIENT_ID = 2**64 - 1
 _MESSAGE_ID_RE = re.compile(r"^msg_([0-9a-f]{32})$")
 _LOCAL_RE = re.compile(r"^b-([0-9a-f]{32})-([0-9a-z]{1,13})-([a-z2-7]{13})$")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-_SCAN_RE = re.compile(rb"b-[0-9a-fA-F]{32}-[0-9a-zA-Z]{1,13}-[a-zA-Z2-7]{13}@[A-Za-z0-9.-]{1,253}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,35 +111,29 @@ def decode(address: str, *, secret: bytes, domains: Collection[str]) -> VerpRef 
     return VerpRef(message_id=message_id, recipient_id=recipient_id)
 
 
-def find(candidates: Iterable[str], *, secret: bytes, domains: Collection[str]) -> VerpRef | None:
-    """The first candidate address that decodes, in the order given."""
+def verified(
+    candidates: Iterable[str], *, secret: bytes, domains: Collection[str]
+) -> tuple[list[VerpRef], bool]:
+    """The distinct references among ``candidates`` that verify, in order, and whether any
+    candidate had the shape of a VERP address at one of ``domains`` but did not verify (forged,
+    altered, or signed with another secret). Each candidate may be a bare address or a header
+    value holding addresses."""
+    found: list[VerpRef] = []
+    bad = False
+    allowed = {_norm_domain(d) for d in domains}
     for candidate in candidates:
-        for addr in [candidate, *addresses(candidate)]:
+        if not isinstance(candidate, str) or not candidate:
+            continue
+        for addr in dict.fromkeys([candidate, *addresses(candidate)]):
             ref = decode(addr, secret=secret, domains=domains)
             if ref is not None:
-                return ref
-    return None
+                if ref not in found:
+                    found.append(ref)
+            elif _looks_like(addr, allowed):
+                bad = True
+    return found, bad
 
 
-def find_in_report(
-    raw: bytes,
-    *,
-    envelope_recipients: Iterable[str] = (),
-    secret: bytes,
-    domains: Collection[str],
-) -> VerpRef | None:
-    """Which message and recipient an inbound report is about.
-
-    The SMTP envelope recipient (RCPT TO) is checked first: that is where a DSN to a VERP
-    return path arrives. Then any VERP-shaped address in the message itself (its To,
-    Delivered-To, the returned original's Return-Path, a DSN's X-Postfix-Sender...), in order of
-    appearance; each is verified, so a forged one is skipped.
-    """
-    ref = find(envelope_recipients, secret=secret, domains=domains)
-    if ref is not None:
-        return ref
-    for m in _SCAN_RE.finditer(raw[:2_000_000]):
-        ref = decode(m.group(0).decode("ascii", "replace"), secret=secret, domains=domains)
-        if ref is not None:
-            return ref
-    return None
+def _looks_like(address: str, allowed: set[str]) -> bool:
+    local, sep, host = address.strip().strip("<>").strip().rpartition("@")
+    return bool(sep) and _norm_domain(host) in allowed and local.lower().startswith(_PREFIX)

@@ -49,6 +49,7 @@ from relaygate.errors import RequestError, StoreUnavailable
 from relaygate.gateway import wirelog
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
+from relaygate.gateway.reportlimits import REPORT_TOO_BIG, ReportLimits, declared_size
 from relaygate.gateway.smtpdata import DataState, read_message
 from relaygate.settings import Settings
 from relaygate.store import Store
@@ -271,6 +272,12 @@ class SubmissionHandler:
             for cidr, account in settings.smtp.trusted_networks.items()
         ]
         self._trusted_seen: dict[str, int | None] = {}
+        self.reports = ReportLimits(
+            clock,
+            max_bytes=settings.bounces.max_report_bytes,
+            per_minute=settings.bounces.reports_per_minute,
+            exempt=lambda ip: self.trusted_account(ip) is not None,
+        )
 
     # -- who is this ---------------------------------------------------------------------------
     def may_authenticate(self, server: SMTP, session: Session) -> bool:
@@ -450,6 +457,12 @@ class SubmissionHandler:
                 return BAD_RECIPIENT
         if envelope.inbound is not None and envelope.inbound != inbound:
             return SEPARATE_TRANSACTION
+        if inbound and envelope.inbound is None:  # the first report recipient: cap the peer
+            refused = self.reports.too_big(declared_size(envelope.mail_options))
+            refused = refused or self.reports.start(peer_ip(session))
+            if refused is not None:
+                log.info("report refused", extra={"peer": peer_ip(session), "reply": refused})
+                return refused
         envelope.inbound = inbound
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -462,6 +475,8 @@ class SubmissionHandler:
         ip = peer_ip(session)
         try:
             if envelope.inbound:
+                if len(data) > self.reports.max_bytes:  # read in full only by aiosmtpd's own DATA
+                    return REPORT_TOO_BIG.format(n=self.reports.max_bytes)
                 ref = await self.inbound.accept(
                     mail_from=mail_from, rcpts=list(envelope.rcpt_tos), data=data, peer=ip
                 )
@@ -816,10 +831,19 @@ class SubmissionSMTP(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        limit, too_much = self.data_size_limit, "552 Error: Too much mail data"
+        handler = self.event_handler
+        if (
+            getattr(self.envelope, "inbound", False)
+            and isinstance(handler, SubmissionHandler)
+            and (not limit or handler.reports.max_bytes < limit)
+        ):  # a report: read no more than its cap
+            limit = handler.reports.max_bytes
+            too_much = REPORT_TOO_BIG.format(n=limit)
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             state, content = await read_message(
-                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+                self._reader, size_limit=limit, line_limit=self.line_length_limit
             )
         except asyncio.CancelledError:  # the connection went away during DATA
             self._writer.close()
@@ -829,7 +853,7 @@ class SubmissionSMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         if state is DataState.TOO_MUCH:
-            await self.push("552 Error: Too much mail data")
+            await self.push(too_much)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.content = content

@@ -3,8 +3,10 @@
 For development and the quick start. The file is written atomically (temp file, fsync, rename),
 so a reader never sees half a message; a second delivery of the same message overwrites it with
 identical bytes. Envelope recipients are recorded in an ``X-Relaygate-Envelope-To`` header
-prepended to the file (outside any DKIM-signed header set). A tracked message has one body per
-recipient, written as ``<msg_id>.<ordinal>.eml``.
+prepended to the file (outside any DKIM-signed header set), after a ``Return-Path`` holding the
+first recipient's envelope sender; when the recipients' senders differ (one VERP return path
+each), ``X-Relaygate-Envelope-From`` lists them in the order of the recipients. A tracked
+message has one body per recipient, written as ``<msg_id>.<ordinal>.eml``.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ class CaptureTransport:
 
     def _write(self, batch: Batch) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        senders = ""
+        if len(set(batch.senders)) > 1:
+            senders = f"X-Relaygate-Envelope-From: {', '.join(batch.senders)}\r\n"
         envelope = (
-            f"Return-Path: <{batch.mail_from}>\r\n"
+            f"Return-Path: <{batch.senders[0]}>\r\n"
             f"X-Relaygate-Envelope-To: {', '.join(r.address for r in batch.recipients)}\r\n"
+            f"{senders}"
         ).encode()
         first = batch.recipients[0]
         name = f"{batch.message_id}.{first.ordinal}" if first.tracked else batch.message_id

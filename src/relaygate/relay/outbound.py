@@ -1,7 +1,9 @@
 """Delivery modes ``mx`` and ``smarthost``: the network transport behind the scheduler.
 
-Routes each batch (one message, one destination domain), hands it to the SMTP client, and maps
-the client's per-recipient verdicts back to recipient ids. A destination whose every host just
+Routes each batch (one message, one destination domain), hands each of its SMTP transactions
+(one per envelope sender: with VERP, one per recipient, like Postfix's XVERP) to the SMTP
+client in turn over one connection, and maps the client's per-recipient verdicts back to
+recipient ids. A destination whose every host just
 failed at the connection level is remembered as dead for a short while, so its other queued
 mail is deferred at once instead of tying up workers on connection time-outs.
 """
@@ -21,6 +23,7 @@ from relaygate.metrics import Metrics
 from relaygate.relay.client import DeliveryResult, SessionCache, Timeouts, deliver_via
 from relaygate.relay.routing import (
     MxRouter,
+    Route,
     RouteError,
     RouteFailed,
     Router,
@@ -30,6 +33,7 @@ from relaygate.relay.routing import (
 from relaygate.relay.tlspolicy import TlsMode, TlsPolicies, TlsPolicy
 from relaygate.relay.transport import Batch, RecipientResult
 from relaygate.settings import Settings, parse_hostport
+from relaygate.store.models import Claimed
 
 
 class NetworkTransport:
@@ -60,12 +64,9 @@ class NetworkTransport:
 
     async def deliver(self, batch: Batch) -> list[RecipientResult]:
         domain = batch.domain
-        now = self._monotonic()
-        dead = self._dead.get(domain)
-        if dead is not None and dead[0] > now:
-            return self._all(
-                batch, "deferred", None, "4.4.1", f"destination recently unreachable: {dead[1]}"
-            )
+        dead = self._dead_text(domain)
+        if dead is not None:
+            return self._all(batch.recipients, "deferred", None, "4.4.1", dead)
         try:
             route = await self.router.route(domain)
         except RouteError as exc:
@@ -75,22 +76,59 @@ class NetworkTransport:
                     exc.status, "servfail"
                 )
                 self.metrics.dns_error("MX", kind)
-            return self._all(batch, outcome, None, exc.status, exc.diagnostic)
+            return self._all(batch.recipients, outcome, None, exc.status, exc.diagnostic)
+        transactions = batch.transactions()
+        # One transaction per envelope sender, one after the other on one connection: the shared
+        # cache hands the session on; without one, a cache of this batch's own does.
+        sessions = self.sessions
+        own: SessionCache | None = None
+        if sessions is None and len(transactions) > 1:
+            sessions = own = SessionCache(idle_seconds=60.0)
+        out: list[RecipientResult] = []
         slot = self._slots.setdefault(domain, asyncio.Semaphore(self.per_domain))
-        started = self._monotonic()
-        async with slot:
-            result = await deliver_via(
-                route,
-                helo=self.helo,
-                mail_from=batch.mail_from,
-                recipients=[r.address for r in batch.recipients],
-                data=batch.data,
-                resolver=self.resolver,
-                timeouts=self.timeouts,
-                sessions=self.sessions,
-            )
+        try:
+            async with slot:
+                for sender, rcpts in transactions:
+                    dead = self._dead_text(domain)
+                    if dead is not None:  # the previous transaction found every host down
+                        out += self._all(rcpts, "deferred", None, "4.4.1", dead)
+                        continue
+                    out += await self._transaction(
+                        domain, route, sender, rcpts, batch.data, sessions
+                    )
+        finally:
+            if own is not None:
+                await own.aclose()
         if len(self._slots) > 10_000:
             self._slots = {d: s for d, s in self._slots.items() if s.locked()}
+        return out
+
+    def _dead_text(self, domain: str) -> str | None:
+        dead = self._dead.get(domain)
+        if dead is not None and dead[0] > self._monotonic():
+            return f"destination recently unreachable: {dead[1]}"
+        return None
+
+    async def _transaction(
+        self,
+        domain: str,
+        route: Route,
+        sender: str,
+        rcpts: tuple[Claimed, ...],
+        data: bytes,
+        sessions: SessionCache | None,
+    ) -> list[RecipientResult]:
+        started = self._monotonic()
+        result = await deliver_via(
+            route,
+            helo=self.helo,
+            mail_from=sender,
+            recipients=[r.address for r in rcpts],
+            data=data,
+            resolver=self.resolver,
+            timeouts=self.timeouts,
+            sessions=sessions,
+        )
         self._note_dead(domain, result)
         if self.metrics is not None:
             if result.remote_host and not result.reused:
@@ -107,7 +145,7 @@ class NetworkTransport:
             self.metrics.delivery_attempt(worst, self._monotonic() - started)
         by_addr = {r.recipient: r for r in result.recipients}
         out = []
-        for c in batch.recipients:
+        for c in rcpts:
             r = by_addr.get(c.address)
             if r is None:
                 out.append(
@@ -153,7 +191,7 @@ class NetworkTransport:
 
     @staticmethod
     def _all(
-        batch: Batch, outcome: str, code: int | None, status: str, text: str
+        rcpts: tuple[Claimed, ...], outcome: str, code: int | None, status: str, text: str
     ) -> list[RecipientResult]:
         return [
             RecipientResult(
@@ -163,7 +201,7 @@ class NetworkTransport:
                 status=status,
                 text=f"{status} {text}",
             )
-            for c in batch.recipients
+            for c in rcpts
         ]
 
 

@@ -10,14 +10,31 @@ from relaygate.store.models import Claimed
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """One message to one destination domain: one SMTP transaction with several RCPTs."""
+    """One message to one destination domain.
+
+    ``senders`` holds each recipient's envelope sender, in the order of ``recipients``: its own
+    VERP return path, so that a DSN can only ever name the recipient whose copy failed.
+    Recipients that share a sender share an SMTP transaction (``transactions``); with VERP that
+    is one transaction per recipient, run one after the other on one connection.
+    """
 
     message_id: str
     account_id: int
     domain: str
-    mail_from: str
+    senders: tuple[str, ...]
     data: bytes
     recipients: tuple[Claimed, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.senders) != len(self.recipients):
+            raise ValueError("a Batch needs one sender per recipient")
+
+    def transactions(self) -> list[tuple[str, tuple[Claimed, ...]]]:
+        """(MAIL FROM, its recipients) per SMTP transaction, in the recipients' order."""
+        groups: dict[str, list[Claimed]] = {}
+        for sender, recipient in zip(self.senders, self.recipients, strict=True):
+            groups.setdefault(sender, []).append(recipient)
+        return [(sender, tuple(rcpts)) for sender, rcpts in groups.items()]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -219,7 +219,7 @@ class DeliveryWorker:
                     message_id=first.message_id,
                     account_id=first.account_id,
                     domain=first.domain,
-                    mail_from=self.envelope_from(rcpts),
+                    senders=self.envelope_senders(rcpts),
                     data=body.data,
                     recipients=tuple(rcpts),
                 )
@@ -277,20 +277,20 @@ class DeliveryWorker:
         }
         return Outcome(recipient_id=o.recipient_id, state="bounced", response=o.response, data=data)
 
-    def envelope_from(self, rcpts: list[Claimed]) -> str:
-        """The VERP return path: per recipient when the transaction has one, per message otherwise.
-
-        A multi-recipient transaction shares one MAIL FROM, so its token carries recipient id 0
-        and the DSN's Final-Recipient tells which recipient failed.
-        """
+    def envelope_senders(self, rcpts: list[Claimed]) -> tuple[str, ...]:
+        """Each recipient's envelope sender: its own VERP return path, signed for this message
+        and this recipient, so a DSN that comes back to it can change no other recipient (the
+        transport sends one transaction per distinct sender). Without a secret, ``bounces@``."""
         if self._mail_from is not None:
-            return self._mail_from(rcpts[0])
+            return tuple(self._mail_from(r) for r in rcpts)
         domain = self.settings.return_path_domain
         if self.verp_secret is None:
-            return f"bounces@{domain}"
-        rid = rcpts[0].id if len(rcpts) == 1 else 0
-        return verp.encode(
-            message_id=rcpts[0].message_id, recipient_id=rid, secret=self.verp_secret, domain=domain
+            return tuple(f"bounces@{domain}" for _ in rcpts)
+        return tuple(
+            verp.encode(
+                message_id=r.message_id, recipient_id=r.id, secret=self.verp_secret, domain=domain
+            )
+            for r in rcpts
         )
 
     def _count(self, outcomes: list[Outcome], lost: list[int], claimed: dict[int, Claimed]) -> None:

@@ -58,6 +58,7 @@ from relaygate.store.models import (
     HitFlags,
     Identity,
     InboundMessage,
+    InboundReport,
     MessageView,
     NewMessage,
     Outcome,
@@ -398,27 +399,53 @@ class Webhooks(Protocol):
 
 
 class Inbound(Protocol):
-    """DSNs and feedback reports received over SMTP (kept as bytes), and applying them."""
+    """DSNs and feedback reports received over SMTP (kept as bytes), applying them, and what
+    became of each."""
 
     async def save(self, *, mail_from: str, rcpts: list[str], data: bytes, peer: str) -> str:
         """Commit one received message; returns its ``in_`` id after the commit."""
         ...
 
     def pending(self, *, limit: int = 100) -> list[InboundMessage]: ...
-    def mark_processed(self, inbound_id: str) -> bool: ...
+    def mark_failed(self, inbound_id: str) -> bool:
+        """Set aside a report that could not be processed (status ``failed``, bytes kept)."""
+        ...
+
     async def apply(
         self,
         *,
         inbound_id: str,
         kind: str,
         message_id: str | None,
+        recipient_id: int,
         changes: Sequence[ReportChange],
-        unmatched: dict[str, Any] | None = None,
+        reason: str = "",
     ) -> dict[str, Any]:
-        """Apply one report's changes to its message and mark the inbound row processed, in one
-        transaction. ``message_id`` None (or unknown) keeps the report as unmatched (an
-        ``inbound_unmatched`` event carrying ``unmatched``), changing no recipient. Returns
-        ``{"matched": bool, "applied": n, "account_id": id}``."""
+        """Apply one report to the recipient its verified token binds (``message_id`` and
+        ``recipient_id``) and record the outcome on its row, in one transaction. A non-empty
+        ``reason`` (no token, forged, ambiguous, message-level token), or a recipient that is
+        not the message's, keeps the report unmatched and changes nothing; the account is
+        recorded only when ``message_id`` names a stored message. Returns ``{"status",
+        "reason", "account_id", "message_id", "recipient_id"}``."""
+        ...
+
+    async def purge(self, *, older_than: float, limit: int = 500) -> int:
+        """Drop the bytes of up to ``limit`` reports processed before ``older_than`` (rows,
+        outcomes and sizes stay); returns how many."""
+        ...
+
+    def reports(
+        self, *, statuses: Sequence[str] = (), account_id: int | None = None, limit: int = 100
+    ) -> list[InboundReport]:
+        """Newest first, optionally only some statuses and one account."""
+        ...
+
+    def report(self, inbound_id: str) -> tuple[InboundReport, bytes] | None:
+        """One report and its bytes as received (empty once retention dropped them)."""
+        ...
+
+    def counts(self) -> dict[int | None, dict[str, int]]:
+        """Reports per account (None: no verified token named one) and status."""
         ...
 
 

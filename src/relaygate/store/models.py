@@ -34,6 +34,7 @@ __all__ = [
     "HitFlags",
     "Identity",
     "InboundMessage",
+    "InboundReport",
     "Limits",
     "MessageView",
     "NewMessage",
@@ -425,20 +426,40 @@ class InboundMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class ReportChange:
-    """What one parsed report says about one recipient of a message (``bounces`` decides it).
+    """What one parsed report changes for the recipient its verified VERP token binds
+    (``bounces.changes`` decides it; a report makes at most one).
 
-    The store finds the recipient (by ``recipient_id`` when given, else by ``address``, else the
-    message's only recipient when ``only_fallback``), moves it ``delivered → to_state`` when it
-    is delivered, otherwise records ``event_type`` without a state change, and puts the address
-    on the suppression list when ``suppress`` is ``(reason, bounce_type)``."""
+    The store moves that recipient ``delivered → to_state`` when it is delivered, otherwise
+    records ``event_type`` without a state change, and puts its address on the suppression
+    list when ``suppress`` is ``(reason, bounce_type)``."""
 
     event_type: str  # bounce | complaint
     to_state: str  # bounced | complained
-    address: str
-    recipient_id: int = 0
-    only_fallback: bool = False
     data: dict[str, Any] = field(default_factory=dict)
     suppress: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundReport:
+    """One received report as the operator sees it (without its bytes): what became of it
+    (``status``: pending, applied, ignored, unmatched, failed; ``reason`` why unmatched), the
+    account it counts for (only where a verified token named the message) and whether
+    retention has dropped its bytes."""
+
+    id: str
+    received_at: float
+    peer: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    size: int
+    status: str
+    reason: str
+    kind: str
+    account_id: int | None
+    message_id: str | None
+    recipient_id: int | None
+    processed_at: float | None
+    purged: bool
 
 
 # -- tracking -------------------------------------------------------------------------------------

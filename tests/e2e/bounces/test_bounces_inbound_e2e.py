@@ -1,6 +1,7 @@
 """Reports mailed back over SMTP: an asynchronous DSN to the VERP return path becomes a bounce of the
-right message and recipient; an ARF report to the feedback address becomes a complaint; both
-suppress the address. Driven against a real `relaygate serve` with smtplib."""
+right message and recipient; an ARF report to the feedback address whose returned original keeps
+its Return-Path (the recipient's VERP address) becomes a complaint; both suppress the address.
+Driven against a real `relaygate serve` with smtplib."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ Subject: Hello
 """.replace("\n", "\r\n").encode()
 
 
-def arf(recipient: str, original_id: str) -> bytes:
+def arf(recipient: str, original_id: str, return_path: str) -> bytes:
     return f"""From: feedback@isp.test
 To: fbl@bounces.relay.test
 Subject: Abuse report
@@ -80,6 +81,7 @@ Source-IP: 192.0.2.1
 --F
 Content-Type: message/rfc822
 
+Return-Path: <{return_path}>
 From: a@example.com
 To: {recipient}
 Message-ID: {original_id}
@@ -131,6 +133,7 @@ def test_dsn_and_arf_over_smtp(tmp_path: Path) -> None:
         head2 = (
             (rg.capture_dir / f"{sent2['id']}.eml").read_bytes().split(b"\r\n\r\n", 1)[0].decode()
         )
+        verp2 = head2.split("Return-Path: <", 1)[1].split(">", 1)[0]
         message_id2 = next(
             line.split(": ", 1)[1]
             for line in head2.split("\r\n")
@@ -140,7 +143,9 @@ def test_dsn_and_arf_over_smtp(tmp_path: Path) -> None:
         with smtplib.SMTP(host, port, local_hostname="mx.dest.test", timeout=10) as smtp:
             smtp.sendmail("", [verp], dsn(verp, "gone@dest.test", message_id))
             smtp.sendmail(
-                "feedback@isp.test", ["fbl@bounces.relay.test"], arf("angry@dest.test", message_id2)
+                "feedback@isp.test",
+                ["fbl@bounces.relay.test"],
+                arf("angry@dest.test", message_id2, verp2),
             )
             # Anything else from an unauthenticated peer is refused: never an open relay.
             try:

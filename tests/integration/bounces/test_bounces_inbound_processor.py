@@ -17,7 +17,7 @@ REPORT = (
 )
 
 
-async def test_failing_report_is_set_aside_and_unmatched_is_recorded(
+async def test_failing_report_is_set_aside_and_unmatched_is_kept(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(tmp_path)
@@ -41,5 +41,7 @@ async def test_failing_report_is_set_aside_and_unmatched_is_recorded(
     assert await processor.run_once() == 2
     assert store.inbound.pending() == []
     assert await processor.run_once() == 0 and sorted(calls) == sorted([first, second])  # each once
-    unmatched = [e for e in store.messages.events_after(0) if e.type == "inbound_unmatched"]
-    assert [e.data["inbound_id"] for e in unmatched] == [second]
+    rows = {r.id: r for r in store.inbound.reports()}
+    assert (rows[first].status, rows[first].reason) == ("failed", "")
+    assert (rows[second].status, rows[second].reason) == ("unmatched", "no_token")
+    assert rows[second].account_id is None and rows[second].size == len(REPORT)

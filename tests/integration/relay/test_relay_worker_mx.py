@@ -96,7 +96,7 @@ def states(store: Store, mid: str) -> dict[str, str]:
     return {r.address: r.state for r in store.messages.recipients(mid)}
 
 
-async def test_mixed_results_in_one_transaction_then_greylist_retry(
+async def test_mixed_results_one_transaction_each_then_greylist_retry(
     tmp_path: Path,
     store: Store,
     clock: FakeClock,
@@ -111,6 +111,7 @@ async def test_mixed_results_in_one_transaction_then_greylist_retry(
     worker = worker_for(tmp_path, store, clock, dns_server, sink)
     mid = admit(store, sender["account"].id, "ok@dest.test", "bad@dest.test", "grey@dest.test")
     assert await worker.run_once() == 3
+    assert sink.connections == 1  # three transactions, one connection
     assert states(store, mid) == {
         "ok@dest.test": "delivered",
         "bad@dest.test": "bounced",
@@ -124,16 +125,21 @@ async def test_mixed_results_in_one_transaction_then_greylist_retry(
     assert await worker.run_once() == 1
     assert states(store, mid)["grey@dest.test"] == "delivered"
     assert [m.rcpt_tos for m in sink.messages] == [("ok@dest.test",), ("grey@dest.test",)]
-    # VERP: the first transaction had one accepted recipient of three → message-level token (id 0);
-    # the retry carried one recipient → its own id, so a later DSN names message and recipient.
+    # VERP: each recipient had a transaction of its own, with its own return path.
     from relaygate.bounces import verp
 
-    grey_id = next(r.id for r in store.messages.recipients(mid) if r.address == "grey@dest.test")
+    ids = {r.address: r.id for r in store.messages.recipients(mid)}
+    senders = [c.arg for c in sink.commands if c.verb == "MAIL"]
     refs = [
-        verp.decode(m.mail_from, secret=b"s" * 32, domains=["bounces.relay.test"])
-        for m in sink.messages
+        verp.decode(s.split(">")[0], secret=b"s" * 32, domains=["bounces.relay.test"])
+        for s in senders
     ]
-    assert [(r.message_id, r.recipient_id) for r in refs if r] == [(mid, 0), (mid, grey_id)]
+    assert [(r.message_id, r.recipient_id) for r in refs if r] == [
+        (mid, ids["ok@dest.test"]),
+        (mid, ids["bad@dest.test"]),
+        (mid, ids["grey@dest.test"]),
+        (mid, ids["grey@dest.test"]),
+    ]
 
 
 async def test_the_refused_command_decides_the_bounce_reason(
@@ -295,3 +301,54 @@ def test_tls_policies_are_validated(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="tls_policies"):
         make_settings(tmp_path, delivery={"tls_policies": {"x.test": "sometimes"}})
+
+
+async def test_one_transaction_per_recipient_on_one_connection_without_the_cache(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    """Connection caching off: the batch still runs its transactions on one connection, and
+    QUITs it when the batch is done (nothing is kept between batches)."""
+    settings = make_settings(
+        tmp_path,
+        delivery={"mode": "mx", "mx_port": sink.port, "connection_cache_seconds": 0},
+        dns={"nameservers": [dns_server.nameserver], "timeout": 1},
+    )
+    transport = make_network_transport(settings, rng=random.Random(1))
+    assert transport.sessions is None
+    worker = DeliveryWorker(
+        store=store, settings=settings, clock=clock, transport=transport, verp_secret=b"s" * 32
+    )
+    mid = admit(store, sender["account"].id, "a@dest.test", "b@dest.test", "c@dest.test")
+    assert await worker.run_once() == 3
+    assert set(states(store, mid).values()) == {"delivered"}
+    assert [m.rcpt_tos for m in sink.messages] == [
+        ("a@dest.test",),
+        ("b@dest.test",),
+        ("c@dest.test",),
+    ]
+    assert len({m.mail_from for m in sink.messages}) == 3
+    assert sink.connections == 1
+    assert sink.verbs().count("QUIT") == 1
+
+
+async def test_a_dead_destination_is_tried_once_per_batch(
+    tmp_path: Path,
+    store: Store,
+    clock: FakeClock,
+    sender: dict[str, Any],
+    dns_server: DNSServer,
+    sink: SmtpSink,
+) -> None:
+    await sink.stop()  # nothing listens on its port now: connection refused
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    mid = admit(store, sender["account"].id, "a@dest.test", "b@dest.test", "c@dest.test")
+    assert await worker.run_once() == 3
+    assert set(states(store, mid).values()) == {"deferred"}
+    responses = [r.last_response for r in store.messages.recipients(mid)]
+    assert "Connection refused" in responses[0]
+    assert all("recently unreachable" in r for r in responses[1:]), responses

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaygate.bounces.verp import VerpRef, decode, encode, find, find_in_report
+from relaygate.bounces.verp import VerpRef, decode, encode, verified
 
 SECRET = b"s" * 32
 MSG = "msg_0123456789abcdef0123456789abcdef"
@@ -87,18 +87,28 @@ def test_encode_rejects_empty_secret_or_domain() -> None:
         encode(message_id=MSG, recipient_id=1, secret=SECRET, domain=" . ")
 
 
-def test_find_prefers_envelope_then_scans_the_report() -> None:
+def test_verified_lists_distinct_genuine_tokens_and_notices_forged_ones() -> None:
     good = encode(message_id=MSG, recipient_id=9, secret=SECRET, domain="bounces.example.com")
+    other = encode(message_id=MSG, recipient_id=10, secret=SECRET, domain="bounces.example.com")
     forged = "b-" + "0" * 32 + "-9-aaaaaaaaaaaaa@bounces.example.com"
-    raw = f"To: {forged}\r\nX-Postfix-Sender: rfc822; {good}\r\n\r\nbody\r\n".encode()
-    want = VerpRef(message_id=MSG, recipient_id=9)
-    assert find_in_report(raw, secret=SECRET, domains=DOMAINS) == want
-    assert (
-        find_in_report(b"nothing", envelope_recipients=[good], secret=SECRET, domains=DOMAINS)
-        == want
+    nine, ten = VerpRef(message_id=MSG, recipient_id=9), VerpRef(message_id=MSG, recipient_id=10)
+    assert verified([good], secret=SECRET, domains=DOMAINS) == ([nine], False)
+    assert verified(["x@y", f"Bounce <{good}>", good.upper()], secret=SECRET, domains=DOMAINS) == (
+        [nine],
+        False,
     )
-    assert find_in_report(b"nothing", secret=SECRET, domains=DOMAINS) is None
-    assert find(["x@y", f"Bounce <{good}>"], secret=SECRET, domains=DOMAINS) == want
+    assert verified([forged, other, good], secret=SECRET, domains=DOMAINS) == ([ten, nine], True)
+    assert verified(["", "postmaster@bounces.example.com"], secret=SECRET, domains=DOMAINS) == (
+        [],
+        False,
+    )
+    # A token of another domain is foreign, not forged.
+    assert verified(
+        [good.replace("example.com", "other.test")], secret=SECRET, domains=DOMAINS
+    ) == (
+        [],
+        False,
+    )
 
 
 @settings(max_examples=200, deadline=None)

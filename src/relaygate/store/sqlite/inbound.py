@@ -1,12 +1,18 @@
 """Inbound reports (SQLite): the ``inbound`` table of DSNs and feedback reports received over
-SMTP (kept durably as bytes; nothing here parses them), and applying a parsed report's changes.
+SMTP (kept durably as bytes; nothing here parses them), what became of each, and applying a
+parsed report's change to the one recipient its verified VERP token binds.
 
-Every change is a guarded transition with its event in the same transaction: a late DSN moves a
-delivered recipient to ``bounced``; an ARF report moves it to ``complained``. A report about a
-recipient still in flight records its event without changing the state (delivery attempts
-decide that). What a report changes, and whether it suppresses, is decided by ``bounces``
-(``ReportChange``). A report that cannot be tied to a message is kept as an
-``inbound_unmatched`` event (account 0) for the operator.
+The caller (``relaygate.bounces.inbound``) verified the token and ``bounces.changes`` decided the
+change; this module trusts the message and recipient ids it is given and applies nothing a
+report names. The change is a guarded transition with its event in the same transaction: a late
+DSN moves a delivered recipient to ``bounced``, an ARF report to ``complained``; a recipient not
+delivered (in flight, or already bounced) gets the event without a state change.
+
+Outcomes (``inbound.status``, schema 9): ``applied`` (an event was recorded), ``ignored`` (bound
+to a recipient, nothing to apply: a delay warning, a delivery notice, an auto-reply),
+``unmatched`` (no recipient bound; ``reason`` says why; ``account_id`` only where a verified
+token named the message), ``failed`` (could not be processed). Retention empties the bytes of
+processed rows (``purge``); the row and its outcome stay.
 """
 
 from __future__ import annotations
@@ -17,10 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from relaygate.store.ids import new_inbound_id
-from relaygate.store.models import InboundMessage, ReportChange
+from relaygate.store.models import InboundMessage, InboundReport, ReportChange
 from relaygate.store.sqlite.core import Concern
 from relaygate.store.sqlite.rows import add_suppression, insert_event, transition
 from relaygate.store.states import State
+
+_REPORT_COLUMNS = (
+    "id, received_at, peer, mail_from, rcpts, size, status, reason, kind, account_id,"
+    " message_id, recipient_id, processed_at, purged_at"
+)
 
 
 class SqliteInbound(Concern):
@@ -31,8 +42,9 @@ class SqliteInbound(Concern):
 
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO inbound (id, received_at, mail_from, rcpts, peer, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (inbound_id, now, mail_from, json.dumps(rcpts), peer, data),
+                "INSERT INTO inbound (id, received_at, mail_from, rcpts, peer, data, size)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (inbound_id, now, mail_from, json.dumps(rcpts), peer, data, len(data)),
             )
 
         await self.writer.run(fn)
@@ -41,7 +53,9 @@ class SqliteInbound(Concern):
     def pending(self, *, limit: int = 100) -> list[InboundMessage]:
         """Unprocessed rows, oldest first."""
         rows = self._read(
-            "SELECT * FROM inbound WHERE processed = 0 ORDER BY received_at, id LIMIT ?", (limit,)
+            "SELECT id, received_at, mail_from, rcpts, peer, data, processed FROM inbound"
+            " WHERE processed = 0 ORDER BY received_at, id LIMIT ?",
+            (limit,),
         )
         return [
             InboundMessage(
@@ -56,13 +70,15 @@ class SqliteInbound(Concern):
             for r in rows
         ]
 
-    def mark_processed(self, inbound_id: str) -> bool:
+    def mark_failed(self, inbound_id: str) -> bool:
+        now = self.clock.now()
         return bool(
             self._write(
                 lambda c: (
                     c.execute(
-                        "UPDATE inbound SET processed = 1 WHERE id = ? AND processed = 0",
-                        (inbound_id,),
+                        "UPDATE inbound SET processed = 1, processed_at = ?, status = 'failed'"
+                        " WHERE id = ? AND processed = 0",
+                        (now, inbound_id),
                     ).rowcount
                 )
             )
@@ -74,90 +90,139 @@ class SqliteInbound(Concern):
         inbound_id: str,
         kind: str,
         message_id: str | None,
+        recipient_id: int,
         changes: Sequence[ReportChange],
-        unmatched: dict[str, Any] | None = None,
+        reason: str = "",
     ) -> dict[str, Any]:
-        """Apply one report and mark its inbound row processed, in one transaction."""
+        """Apply one report and record its outcome on its row, in one transaction."""
         now = self.clock.now()
 
         def fn(conn: sqlite3.Connection) -> dict[str, Any]:
             result = _apply(
                 conn,
                 inbound_id=inbound_id,
-                kind=kind,
                 message_id=message_id,
+                recipient_id=recipient_id,
                 changes=changes,
-                unmatched=unmatched or {},
+                reason=reason,
                 now=now,
             )
-            conn.execute("UPDATE inbound SET processed = 1 WHERE id = ?", (inbound_id,))
+            conn.execute(
+                "UPDATE inbound SET processed = 1, processed_at = ?, status = ?, reason = ?,"
+                " kind = ?, account_id = ?, message_id = ?, recipient_id = ? WHERE id = ?",
+                (
+                    now,
+                    result["status"],
+                    result["reason"],
+                    kind,
+                    result["account_id"],
+                    result["message_id"],
+                    result["recipient_id"],
+                    inbound_id,
+                ),
+            )
             return result
 
         result: dict[str, Any] = await self.writer.run(fn)
         return result
 
+    async def purge(self, *, older_than: float, limit: int = 500) -> int:
+        now = self.clock.now()
 
-def _target(
-    conn: sqlite3.Connection, message_id: str, recipient_id: int, address: str
-) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = None
-    if recipient_id:
-        row = conn.execute(
-            "SELECT * FROM recipients WHERE id = ? AND message_id = ?", (recipient_id, message_id)
-        ).fetchone()
-    if row is None and address:
-        row = conn.execute(
-            "SELECT * FROM recipients WHERE message_id = ? AND address = ? COLLATE NOCASE",
-            (message_id, address),
-        ).fetchone()
-    return row
+        def fn(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE inbound SET data = x'', purged_at = ? WHERE id IN (SELECT id FROM inbound"
+                " WHERE processed = 1 AND purged_at IS NULL AND processed_at < ? LIMIT ?)",
+                (now, older_than, limit),
+            ).rowcount
+
+        count: int = await self.writer.run(fn)
+        return count
+
+    def reports(
+        self, *, statuses: Sequence[str] = (), account_id: int | None = None, limit: int = 100
+    ) -> list[InboundReport]:
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if account_id is not None:
+            where.append("account_id = ?")
+            params.append(account_id)
+        sql = (
+            f"SELECT {_REPORT_COLUMNS} FROM inbound"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY received_at DESC, id DESC LIMIT ?"
+        )
+        return [_report(r) for r in self._read(sql, (*params, limit))]
+
+    def report(self, inbound_id: str) -> tuple[InboundReport, bytes] | None:
+        rows = self._read(
+            f"SELECT {_REPORT_COLUMNS}, data FROM inbound WHERE id = ?", (inbound_id,)
+        )
+        return (_report(rows[0]), bytes(rows[0]["data"])) if rows else None
+
+    def counts(self) -> dict[int | None, dict[str, int]]:
+        out: dict[int | None, dict[str, int]] = {}
+        for r in self._read(
+            "SELECT account_id, status, COUNT(*) AS n FROM inbound GROUP BY account_id, status"
+        ):
+            out.setdefault(r["account_id"], {})[r["status"]] = r["n"]
+        return out
 
 
-def _only_recipient(conn: sqlite3.Connection, message_id: str) -> sqlite3.Row | None:
-    rows = conn.execute("SELECT * FROM recipients WHERE message_id = ?", (message_id,)).fetchall()
-    return rows[0] if len(rows) == 1 else None
-
-
-def _unmatched(
-    conn: sqlite3.Connection, inbound_id: str, kind: str, data: dict[str, Any], now: float
-) -> dict[str, Any]:
-    insert_event(
-        conn,
-        account_id=0,
-        message_id=None,
-        recipient_id=None,
-        type_="inbound_unmatched",
-        now=now,
-        data={"inbound_id": inbound_id, "kind": kind, **data},
+def _report(r: sqlite3.Row) -> InboundReport:
+    return InboundReport(
+        id=r["id"],
+        received_at=r["received_at"],
+        peer=r["peer"],
+        mail_from=r["mail_from"],
+        rcpts=tuple(json.loads(r["rcpts"])),
+        size=r["size"],
+        status=r["status"],
+        reason=r["reason"],
+        kind=r["kind"],
+        account_id=r["account_id"],
+        message_id=r["message_id"],
+        recipient_id=r["recipient_id"],
+        processed_at=r["processed_at"],
+        purged=r["purged_at"] is not None,
     )
-    return {"matched": False}
 
 
 def _apply(
     conn: sqlite3.Connection,
     *,
     inbound_id: str,
-    kind: str,
     message_id: str | None,
+    recipient_id: int,
     changes: Sequence[ReportChange],
-    unmatched: dict[str, Any],
+    reason: str,
     now: float,
 ) -> dict[str, Any]:
-    if message_id is None:
-        return _unmatched(conn, inbound_id, kind, unmatched, now)
-    message = conn.execute("SELECT account_id FROM messages WHERE id = ?", (message_id,)).fetchone()
-    if message is None:
-        return _unmatched(conn, inbound_id, kind, {"message_id": message_id}, now)
-    account_id = message[0]
-    applied = 0
-    for change in changes:
-        row = _target(conn, message_id, change.recipient_id, change.address)
-        if row is None and change.only_fallback:
-            row = _target(conn, message_id, change.recipient_id, "") or _only_recipient(
-                conn, message_id
-            )
+    account_id: int | None = None
+    if message_id:
+        message = conn.execute(
+            "SELECT account_id FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        account_id = message[0] if message is not None else None
+    row: sqlite3.Row | None = None
+    if not reason and message_id and recipient_id:
+        row = conn.execute(
+            "SELECT * FROM recipients WHERE id = ? AND message_id = ?", (recipient_id, message_id)
+        ).fetchone()
         if row is None:
-            continue
+            reason = "unknown_recipient"
+    if row is None:
+        return {
+            "status": "unmatched",
+            "reason": reason or "no_token",
+            "account_id": account_id,
+            "message_id": message_id if account_id is not None else None,
+            "recipient_id": None,
+        }
+    for change in changes:
         data = {**change.data, "inbound_id": inbound_id}
         if State(row["state"]) is State.DELIVERED:
             transition(
@@ -172,7 +237,7 @@ def _apply(
         else:  # in flight, or already bounced / complained: record the report, keep the state
             insert_event(
                 conn,
-                account_id=account_id,
+                account_id=row["account_id"],
                 message_id=message_id,
                 recipient_id=row["id"],
                 type_=change.event_type,
@@ -180,16 +245,21 @@ def _apply(
                 data=data,
             )
         if change.suppress is not None:
-            reason, bounce_type = change.suppress
+            suppress_reason, bounce_type = change.suppress
             add_suppression(
                 conn,
-                account_id=account_id,
+                account_id=row["account_id"],
                 address=row["address"],
-                reason=reason,
+                reason=suppress_reason,
                 source=change.event_type,
                 bounce_type=bounce_type,
                 event_id=None,
                 now=now,
             )
-        applied += 1
-    return {"matched": True, "applied": applied, "account_id": account_id}
+    return {
+        "status": "applied" if changes else "ignored",
+        "reason": "",
+        "account_id": row["account_id"],
+        "message_id": message_id,
+        "recipient_id": row["id"],
+    }

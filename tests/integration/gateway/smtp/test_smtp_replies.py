@@ -203,7 +203,7 @@ async def test_bounce_and_feedback_mail_goes_to_the_inbound_table(
     assert row.mail_from == ""
     assert row.rcpts == ("b-abc123@BOUNCES.relay.test", "fbl@bounces.relay.test")
     assert row.peer == "127.0.0.1"
-    assert store.inbound.mark_processed(row.id) and store.inbound.pending() == []
+    assert store.inbound.mark_failed(row.id) and store.inbound.pending() == []
     assert store.queue.count_by_state() == {}
 
 
