@@ -7,8 +7,13 @@ counted but not followed. The result is advice only; it never changes a domain's
 
 SPF (RFC 7208): one record per name (more is a permerror, §4.5); at most 10 DNS-querying terms
 (include, a, mx, ptr, exists, redirect) counted recursively (§4.6.4). DMARC (RFC 7489): one
-``v=DMARC1`` record at ``_dmarc.<domain>`` (else the organizational domain's applies), with a
-``p=`` of none, quarantine or reject; ``p=none`` only monitors.
+``v=DMARC1`` record at ``_dmarc.<domain>``, with a ``p=`` of none, quarantine or reject;
+``p=none`` only monitors. Where the domain has none, the record that applies is found as
+receivers find it today, by the DNS Tree Walk of DMARCbis (RFC 9989): the names above the domain
+are asked in turn, longest first (a name of more than seven labels jumps to its last seven), up
+to the top-level domain, and the first record found applies (its ``sp=`` if it has one). No
+public suffix list: ``mail.example.co.uk`` gets ``example.co.uk``'s record, never ``co.uk``'s
+unless that is the only one, and then the advice says it is a public suffix's (``psd=y``).
 """
 
 from __future__ import annotations
@@ -164,10 +169,15 @@ def parse_dmarc(record: str) -> dict[str, str]:
     return tags
 
 
-def organizational_domain(domain: str) -> str:
-    """The last two labels (a simplification: no public suffix list, so ``co.uk`` is wrong)."""
-    labels = domain.split(".")
-    return ".".join(labels[-2:])
+#: DMARCbis: a name with more labels than this is shortened to its last this-many first.
+TREE_WALK_MAX_LABELS = 7
+
+
+def tree_walk_names(domain: str) -> list[str]:
+    """The names the DNS Tree Walk asks after ``domain`` itself, in order: at most seven."""
+    labels = [label for label in domain.rstrip(".").split(".") if label]
+    first = min(len(labels) - 1, TREE_WALK_MAX_LABELS)
+    return [".".join(labels[-count:]) for count in range(first, 0, -1)]
 
 
 async def analyse_dmarc(domain: str, lookup: TxtLookup) -> DmarcAdvice:
@@ -177,11 +187,11 @@ async def analyse_dmarc(domain: str, lookup: TxtLookup) -> DmarcAdvice:
     source = name
     inherited = False
     if not records:
-        org = organizational_domain(domain)
-        if org != domain:
-            org_records = dmarc_records(await lookup(f"_dmarc.{org}"))
-            if org_records:
-                records, source, inherited = org_records, f"_dmarc.{org}", True
+        for above in tree_walk_names(domain):
+            found = dmarc_records(await lookup(f"_dmarc.{above}"))
+            if found:
+                records, source, inherited = found, f"_dmarc.{above}", True
+                break
     if not records:
         return DmarcAdvice(
             records=(),
@@ -196,6 +206,11 @@ async def analyse_dmarc(domain: str, lookup: TxtLookup) -> DmarcAdvice:
             " is more than one (RFC 7489 §6.6.3): keep one"
         )
     tags = parse_dmarc(records[0])
+    if inherited and tags.get("psd", "").lower() == "y":
+        warnings.append(
+            f"DMARC: neither {domain} nor its organization publishes a DMARC record; the policy"
+            f" of the public suffix at {source} applies: publish your own at {name}"
+        )
     policy = tags.get("sp") if inherited and "sp" in tags else tags.get("p")
     if policy is None or policy.lower() not in ("none", "quarantine", "reject"):
         warnings.append(f"DMARC: the record at {source} has no valid p= tag, so it is ignored")

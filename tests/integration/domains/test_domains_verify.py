@@ -203,6 +203,21 @@ async def test_dmarc_of_the_organizational_domain_applies_to_a_subdomain(make_do
     assert not any("DMARC" in w for w in report.warnings)
 
 
+async def test_dmarc_under_a_two_label_public_suffix_is_the_organizations(
+    make_domain: Any,
+) -> None:
+    # mail.example.co.uk's policy is example.co.uk's; co.uk's (a public suffix's) is not asked
+    # for when the organization has one, and is named as such when it is the only one.
+    d = make_domain("mail.example.co.uk")
+    d.publish_required()
+    d.dns.set("_dmarc.co.uk", "TXT", ["v=DMARC1; p=none; psd=y"])
+    warnings = " | ".join((await d.verify()).warnings)
+    assert "public suffix at _dmarc.co.uk" in warnings
+    d.dns.set("_dmarc.example.co.uk", "TXT", ["v=DMARC1; p=reject; rua=mailto:d@example.co.uk"])
+    report = await d.verify()
+    assert not any("DMARC" in w for w in report.warnings), report.warnings
+
+
 async def test_failing_domain_recovers_when_records_return(make_domain: Any) -> None:
     d = make_domain()
     d.publish_required()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from relaygate.domains.advice import analyse_dmarc, analyse_spf, parse_dmarc, spf_records
+from relaygate.domains.advice import (
+    analyse_dmarc,
+    analyse_spf,
+    parse_dmarc,
+    spf_records,
+    tree_walk_names,
+)
 from relaygate.domains.lookups import DnsTemporaryFailure
 
 
@@ -109,3 +115,54 @@ async def test_dmarc_clean_and_missing() -> None:
     assert (
         missing.records == () and "no DMARC record at _dmarc.a.example.com" in missing.warnings[0]
     )
+
+
+def test_tree_walk_names() -> None:
+    assert tree_walk_names("mail.example.co.uk") == ["example.co.uk", "co.uk", "uk"]
+    assert tree_walk_names("example.com") == ["com"]
+    assert tree_walk_names("com") == []
+    # A name of more than seven labels jumps to its last seven: at most eight queries in all.
+    long = "a.b.c.d.e.f.g.h.i.example"
+    assert tree_walk_names(long) == [
+        "d.e.f.g.h.i.example",
+        "e.f.g.h.i.example",
+        "f.g.h.i.example",
+        "g.h.i.example",
+        "h.i.example",
+        "i.example",
+        "example",
+    ]
+
+
+def _recording(zone: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    asked: list[str] = []
+
+    async def lookup(name: str) -> list[str]:
+        asked.append(name)
+        return zone.get(name, [])
+
+    return lookup, asked
+
+
+async def test_dmarc_of_a_subdomain_under_a_two_label_suffix() -> None:
+    # The organization is example.co.uk, not co.uk: the walk finds its record first.
+    lookup, asked = _recording(
+        {
+            "_dmarc.example.co.uk": ["v=DMARC1; p=reject; sp=quarantine; rua=mailto:d@x.test"],
+            "_dmarc.co.uk": ["v=DMARC1; p=none; psd=y"],
+        }
+    )
+    got = await analyse_dmarc("mail.example.co.uk", lookup)
+    assert got.source == "_dmarc.example.co.uk" and got.policy == "quarantine"
+    assert asked == ["_dmarc.mail.example.co.uk", "_dmarc.example.co.uk"]
+
+
+async def test_dmarc_walk_stops_at_the_nearest_record_and_reaches_a_public_suffix() -> None:
+    lookup, asked = _recording({"_dmarc.co.uk": ["v=DMARC1; p=reject; psd=y; rua=mailto:r@x"]})
+    got = await analyse_dmarc("mail.example.co.uk", lookup)
+    assert got.source == "_dmarc.co.uk" and got.policy == "reject"
+    assert any("public suffix" in w for w in got.warnings)
+    assert asked == ["_dmarc.mail.example.co.uk", "_dmarc.example.co.uk", "_dmarc.co.uk"]
+    lookup, asked = _recording({})
+    none = await analyse_dmarc("a.b.example.org", lookup)
+    assert none.records == () and asked[-1] == "_dmarc.org" and len(asked) == 4
