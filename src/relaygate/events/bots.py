@@ -29,27 +29,40 @@
     or an empty one (every browser sends one);
   - a click whose user agent is the bare ``Mozilla/5.0`` (Apple's prefetch never clicks; a real
     browser says more about itself);
-  - a click from a proxy network (an image proxy does not follow links).
+  - a click from a proxy network (an image proxy does not follow links);
+  - a user agent on the maintained list of generic crawlers (SemrushBot, AhrefsBot, YandexBot,
+    ... : the ``crawlerdetect`` package, a port of the Crawler-Detect list, well over a thousand
+    patterns), unless it is a mail client's: that list names some mail readers as bots
+    ("Microsoft Outlook", "Microsoft Office/16.0 (... Outlook ...)", "Outlook-iOS", Apple Mail's
+    "Mail/...", "Airmail"), and a person reading mail in them is exactly what an open is.
+    The mail-specific rules come first: an image proxy stays a proxy, not a crawler.
 
 Both flags can be set at once. ``first`` (the first human open/click per recipient) needs the
 store's count of earlier human hits; ``is_first_human`` is the pure rule over that count.
 
-Trusts nothing: every input here comes from an anonymous HTTP request.
+Trusts nothing: every input here comes from an anonymous HTTP request (the tracking app caps
+the user agent at 512 characters; the crawler list's one regular expression costs about 0.4 ms
+for a browser's user agent, and a bounded cache answers repeats).
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from crawlerdetect import CrawlerDetect
 
 from relaygate.store.models import HitFlags, TrackingHit
 
 __all__ = [
     "APPLE_NETWORKS",
     "DEFAULT_POLICY",
+    "MAIL_CLIENT_UA_RE",
     "MICROSOFT_EOP_NETWORKS",
     "PROXY_UA_MARKERS",
     "SCANNER_UA_MARKERS",
@@ -58,6 +71,7 @@ __all__ = [
     "NetworkSet",
     "classify_hit",
     "is_first_human",
+    "is_listed_crawler",
     "parse_networks",
 ]
 
@@ -113,6 +127,9 @@ SCANNER_UA_MARKERS: tuple[str, ...] = (
     "skypeuripreview",
     "crawler",
     "spider",
+    # Office checking that a link exists before opening it (Word, Outlook)
+    "existence discovery",
+    "protocol discovery",
     # automation libraries and headless browsers
     "headlesschrome",
     "phantomjs",
@@ -129,6 +146,24 @@ SCANNER_UA_MARKERS: tuple[str, ...] = (
     "wget/",
 )
 """Lowercase substrings of user agents of link scanners, previewers and scripts."""
+
+MAIL_CLIENT_UA_RE = re.compile(
+    r"microsoft outlook|microsoft office outlook|outlook-(?:ios|android)|\bms-office\b"
+    r"|^microsoft office/[\d.]+ \([^)]*outlook|^airmail/|^mail/\d|thunderbird",
+    re.IGNORECASE,
+)
+"""User agents of mail clients (people reading mail) that the generic crawler list calls bots."""
+
+_CRAWLERS = CrawlerDetect()
+
+
+@functools.lru_cache(maxsize=4096)
+def is_listed_crawler(user_agent: str) -> bool:
+    """True when the generic crawler list names ``user_agent`` and it is no mail client's."""
+    if MAIL_CLIENT_UA_RE.search(user_agent):
+        return False
+    return bool(_CRAWLERS.is_crawler(user_agent))
+
 
 APPLE_NETWORKS: tuple[str, ...] = ("17.0.0.0/8",)
 """Apple's own allocation. MPP mostly egresses through Private Relay partners: load that list."""
@@ -217,6 +252,7 @@ class BotPolicy:
     scanner_networks: NetworkSet = field(default_factory=lambda: NetworkSet(MICROSOFT_EOP_NETWORKS))
     proxy_ua_markers: tuple[str, ...] = PROXY_UA_MARKERS
     scanner_ua_markers: tuple[str, ...] = SCANNER_UA_MARKERS
+    crawler_list: bool = True  # also consult the generic crawler list (is_listed_crawler)
 
 
 DEFAULT_POLICY = BotPolicy()
@@ -250,6 +286,7 @@ def classify_hit(
         or not ua
         or any(m in ua_lower for m in policy.scanner_ua_markers)
         or ip in policy.scanner_networks
+        or (policy.crawler_list and not is_proxy and is_listed_crawler(ua))
     )
     if kind == "c" and is_proxy:
         is_scanner = True

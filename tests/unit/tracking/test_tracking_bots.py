@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaygate.events.bots import (
     BotPolicy,
@@ -159,3 +161,70 @@ def test_first_human() -> None:
     assert not is_first_human(1, human)
     assert not is_first_human(0, HitFlags(is_proxy=True, is_scanner=False))
     assert not is_first_human(0, HitFlags(is_proxy=False, is_scanner=True))
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+        "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+        "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+        "Mozilla/5.0 (compatible; MJ12bot/v1.4.8; http://mj12bot.com/)",
+        "Mozilla/5.0 (compatible; DotBot/1.2; +https://opensiteexplorer.org/dotbot)",
+        "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+        "Microsoft Office Existence Discovery",
+    ],
+)
+def test_generic_crawlers_are_scanners_late_after_delivery(ua: str) -> None:
+    for kind in ("o", "c"):
+        f = flags(kind=kind, ua=ua)
+        assert f.is_scanner and not f.is_human, (kind, ua)
+
+
+def test_the_crawler_list_can_be_switched_off() -> None:
+    semrush = "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)"
+    assert flags(ua=semrush, policy=BotPolicy(crawler_list=False)).is_human
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        # The generic list calls these bots; they are people reading their mail.
+        "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17029; Pro)",
+        "Mozilla/5.0 (Windows NT 10.0; WOW64; Trident/7.0; Microsoft Outlook 16.0.4266; ms-office)",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Mobile/15E148 Outlook-iOS/723.4027091.prod.iphone (4.2349.0)",
+        "Mail/3731.700.6 CFNetwork/1335.0.3 Darwin/21.6.0",
+        "Airmail/5.0 CFNetwork/1220.1 Darwin/20.3.0",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.5.0",
+        IPHONE_MAIL,
+        CHROME,
+    ],
+)
+def test_mail_clients_are_human_although_the_crawler_list_names_some(ua: str) -> None:
+    assert flags(ua=ua).is_human
+    assert flags(kind="c", ua=ua).is_human
+
+
+def test_image_proxies_stay_proxies_not_crawlers() -> None:
+    # The generic list also names Gmail's and Yahoo's image proxies: the mail rules come first.
+    for ua in (
+        GMAIL_PROXY,
+        "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+    ):
+        f = flags(ua=ua)
+        assert f.is_proxy and not f.is_scanner
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ua=st.text(max_size=512),
+    method=st.text(max_size=8),
+    ip=st.text(max_size=45),
+    kind=st.sampled_from(["o", "c"]),
+)
+def test_any_request_is_classified_without_error(ua: str, method: str, ip: str, kind: str) -> None:
+    got = flags(kind=kind, method=method, ip=ip, ua=ua)
+    assert isinstance(got, HitFlags)
+    if not ua.strip():
+        assert got.is_scanner
