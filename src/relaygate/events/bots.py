@@ -31,8 +31,8 @@
     browser says more about itself);
   - a click from a proxy network (an image proxy does not follow links);
   - a user agent on the maintained list of generic crawlers (SemrushBot, AhrefsBot, YandexBot,
-    ... : the ``crawlerdetect`` package, a port of the Crawler-Detect list, well over a thousand
-    patterns), unless it is a mail client's: that list names some mail readers as bots
+    ... : the ``crawlerdetect`` package's list, a port of Crawler-Detect's, well over a thousand
+    patterns, matched by ``events.crawlers``), unless it is a mail client's: that list names some mail readers as bots
     ("Microsoft Outlook", "Microsoft Office/16.0 (... Outlook ...)", "Outlook-iOS", Apple Mail's
     "Mail/...", "Airmail"), and a person reading mail in them is exactly what an open is.
     The mail-specific rules come first: an image proxy stays a proxy, not a crawler.
@@ -41,8 +41,8 @@ Both flags can be set at once. ``first`` (the first human open/click per recipie
 store's count of earlier human hits; ``is_first_human`` is the pure rule over that count.
 
 Trusts nothing: every input here comes from an anonymous HTTP request (the tracking app caps
-the user agent at 512 characters; the crawler list's one regular expression costs about 0.4 ms
-for a browser's user agent, and a bounded cache answers repeats).
+the user agent at 512 characters; ``events.crawlers`` bounds the crawler list's cost, and a
+bounded cache answers repeated user agents).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from crawlerdetect import CrawlerDetect
+from relaygate.events.crawlers import is_crawler
 
 from relaygate.store.models import HitFlags, TrackingHit
 
@@ -154,15 +154,11 @@ MAIL_CLIENT_UA_RE = re.compile(
 )
 """User agents of mail clients (people reading mail) that the generic crawler list calls bots."""
 
-_CRAWLERS = CrawlerDetect()
-
 
 @functools.lru_cache(maxsize=4096)
 def is_listed_crawler(user_agent: str) -> bool:
     """True when the generic crawler list names ``user_agent`` and it is no mail client's."""
-    if MAIL_CLIENT_UA_RE.search(user_agent):
-        return False
-    return bool(_CRAWLERS.is_crawler(user_agent))
+    return not MAIL_CLIENT_UA_RE.search(user_agent) and is_crawler(user_agent)
 
 
 APPLE_NETWORKS: tuple[str, ...] = ("17.0.0.0/8",)
