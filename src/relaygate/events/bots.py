@@ -56,7 +56,6 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from relaygate.events.crawlers import is_crawler
-
 from relaygate.store.models import HitFlags, TrackingHit
 
 __all__ = [
