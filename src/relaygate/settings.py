@@ -20,6 +20,11 @@ from relaygate.errors import ConfigError
 DELIVERY_MODES = ("mx", "smarthost", "capture")
 #: The roles of ``relaygate serve`` (``--role``); all of them when none is named.
 ROLES = ("http", "smtp", "relay", "webhooks")
+#: The longest single wait of an outbound SMTP attempt: the reply to the end of DATA (RFC 5321
+#: §4.5.3.2.6, Postfix's smtp_data_done_timeout; ``relay.client.Timeouts.data``). A delivery
+#: lease must outlast it, so that even a renewal that cannot reach the store for a while leaves
+#: the lease standing through the slowest answer.
+LONGEST_SMTP_WAIT = 600.0
 TLS_MODES = ("opportunistic", "required", "verified")
 SMARTHOST_TLS = ("starttls", "implicit", "none")
 
@@ -66,7 +71,7 @@ class DeliverySettings:
     lifetime: float = 5 * 86400.0
     concurrency: int = 50
     per_domain_concurrency: int = 20
-    lease_seconds: float = 300.0
+    lease_seconds: float = 900.0
     max_lease_losses: int = 5
     batch_size: int = 100
     connection_cache_seconds: float = 2.0
@@ -392,7 +397,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         lifetime=float(d.get("lifetime", (int, float), 5 * 86400.0, _positive)),
         concurrency=d.get("concurrency", int, 50, _positive),
         per_domain_concurrency=d.get("per_domain_concurrency", int, 20, _positive),
-        lease_seconds=float(d.get("lease_seconds", (int, float), 300.0, _positive)),
+        lease_seconds=float(d.get("lease_seconds", (int, float), 900.0, _positive)),
         max_lease_losses=d.get("max_lease_losses", int, 5, _positive),
         batch_size=d.get("batch_size", int, 100, _positive),
         connection_cache_seconds=float(
@@ -403,6 +408,11 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         problems.append("delivery.smarthost: required when delivery.mode is 'smarthost'")
     if delivery.min_backoff > delivery.max_backoff:
         problems.append("delivery.min_backoff: must not exceed max_backoff")
+    if 0 < delivery.lease_seconds <= LONGEST_SMTP_WAIT:
+        problems.append(
+            f"delivery.lease_seconds: must exceed the longest SMTP wait of a delivery attempt"
+            f" ({LONGEST_SMTP_WAIT:g} s, the reply to the end of DATA)"
+        )
     d.finish()
 
     n = _Reader(top.table("dns"), "dns", problems)

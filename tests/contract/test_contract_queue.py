@@ -94,6 +94,26 @@ async def test_renew_extends_only_a_lease_still_held(
     )
 
 
+async def test_a_worker_never_reclaims_what_it_has_in_flight(
+    store: Store, account: int, clock: FakeClock
+) -> None:
+    """Past its lease's end (a slow peer, a clock jump), a recipient still in flight stays with
+    its worker: its own claim passes it over, renewing takes it up again, and only another
+    worker's claim — had the lease stayed expired — would put it back."""
+    admit(store, account, "a@d.test", "b@d.test")
+    a, b = await store.queue.claim("w1", limit=10, lease_seconds=60)
+    clock.advance(61)  # both leases ended; a is still in flight, b was abandoned
+    again = await store.queue.claim("w1", limit=10, lease_seconds=60, keep=[a.id])
+    assert [c.id for c in again] == [b.id]  # b went back and came again; a never did
+    assert await store.queue.renew("w1", [a.id], lease_seconds=60) == [a.id]  # still its own
+    clock.advance(59)
+    assert await store.queue.claim("w2", limit=10, lease_seconds=60) == []
+    delivered = Outcome(recipient_id=a.id, state="delivered", response="250 ok")
+    assert await store.queue.record("w1", [delivered]) == []
+    types = [e.type for e in store.messages.events_after(0) if e.recipient_id == a.id]
+    assert types == ["queued", "claimed", "delivery"]
+
+
 async def test_repeated_lease_losses_hold_the_recipient(
     store: Store, account: int, clock: FakeClock
 ) -> None:

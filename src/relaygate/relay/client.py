@@ -50,6 +50,7 @@ import dns.asyncresolver
 
 from relaygate.relay.routing import Route, RouteError, resolve_addresses
 from relaygate.relay.tlspolicy import TlsMode, TlsPolicy
+from relaygate.settings import LONGEST_SMTP_WAIT
 
 # -- values ----------------------------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Timeouts:
     connect: float = 30.0
     greeting: float = 300.0
     command: float = 300.0
-    data: float = 600.0
+    data: float = LONGEST_SMTP_WAIT  # the longest: a delivery lease outlasts it
     quit: float = 5.0
 
 

@@ -4,6 +4,13 @@ batches, hands each batch to the transport, and records per-recipient outcomes.
 Bounded: at most ``batch_size`` recipients are leased per claim and at most ``concurrency``
 transactions run at once, so a backlog of a million queued recipients never grows memory.
 A crash loses nothing: leases expire and the work is claimed again.
+
+Leases (API.md §14): while a transaction runs, its recipients' leases are renewed every third of
+``lease_seconds`` (judged by the injected clock, looked at every ``renew_tick`` seconds), so a
+slow receiver — a tarpit taking the full 600 s to answer DATA — never lets another worker claim
+and deliver the same message again; and this worker's own claims never put back what it still
+has in flight, even past a lease's end (a clock jump, a store too busy to renew). Expiry itself
+is the store's to judge (``Queue.claim`` / ``Queue.renew`` use the store's clock).
 """
 
 from __future__ import annotations
@@ -74,6 +81,12 @@ class DeliveryWorker:
         self._sem = asyncio.Semaphore(settings.delivery.concurrency)
         self.stopping = False
         self.drain_timeout = 20.0
+        #: Recipients in flight in this worker: renewed, and never reclaimed by its own claims.
+        self._held: set[int] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        #: Real seconds between looks at the clock for a due renewal.
+        self.renew_tick = 1.0
+        self.renewals = 0
         #: Called after outcomes are committed (e.g. wakes the webhook dispatcher in this process).
         self.on_record: Callable[[], None] | None = None
 
@@ -124,6 +137,7 @@ class DeliveryWorker:
             limit=limit,
             lease_seconds=d.lease_seconds,
             max_lease_losses=d.max_lease_losses,
+            keep=frozenset(self._held),
         )
         for rcpts in transactions(claimed):
             task = asyncio.create_task(self._deliver_group(rcpts))
@@ -167,6 +181,7 @@ class DeliveryWorker:
             limit=d.batch_size,
             lease_seconds=d.lease_seconds,
             max_lease_losses=d.max_lease_losses,
+            keep=frozenset(self._held),
         )
         if not claimed:
             return 0
@@ -180,7 +195,10 @@ class DeliveryWorker:
         (reason ``rejected``; the client owns the retry), so the 502 and the store agree.
         """
         claimed = await self.store.queue.claim_message(
-            self.owner, message_id, lease_seconds=self.settings.delivery.lease_seconds
+            self.owner,
+            message_id,
+            lease_seconds=self.settings.delivery.lease_seconds,
+            keep=frozenset(self._held),
         )
         results = await asyncio.gather(
             *(self._deliver_group(rcpts, sync=True) for rcpts in transactions(claimed))
@@ -188,6 +206,10 @@ class DeliveryWorker:
         return [o for group in results for o in group]
 
     async def _deliver_group(self, rcpts: list[Claimed], *, sync: bool = False) -> list[Outcome]:
+        ids = [r.id for r in rcpts]
+        self._held.update(ids)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_loop(), name="lease-renewal")
         try:
             return await self._deliver_and_record(rcpts, sync=sync)
         except asyncio.CancelledError:
@@ -199,6 +221,44 @@ class DeliveryWorker:
         except Exception:
             log.exception("delivery error", extra={"msg_id": rcpts[0].message_id})
             return []
+        finally:
+            self._held.difference_update(ids)
+            if not self._held and self._renewer is not None:
+                self._renewer.cancel()  # nothing left to renew
+                self._renewer = None
+
+    async def renew_leases(self) -> int:
+        """Renew the leases of every recipient in flight now; returns how many were renewed."""
+        ids = sorted(self._held)
+        if not ids:
+            return 0
+        renewed = await self.store.queue.renew(
+            self.owner, ids, lease_seconds=self.settings.delivery.lease_seconds
+        )
+        self.renewals += 1
+        lost = len(set(ids) & self._held) - len(renewed)
+        if lost > 0:
+            log.warning("leases lost while in flight", extra={"count": lost})
+        return len(renewed)
+
+    async def _renew_loop(self) -> None:
+        """While anything is in flight: renew every third of the lease, by the injected clock
+        (a look every ``renew_tick`` real seconds; a clock that jumps renews at the next look).
+        A store that cannot take the renewal now is asked again at the next look."""
+        every = self.settings.delivery.lease_seconds / 3
+        due = self.clock.now() + every
+        while self._held:
+            await asyncio.sleep(self.renew_tick)
+            if not self._held or self.clock.now() < due:
+                continue
+            try:
+                await self.renew_leases()
+            except Exception as exc:
+                log.warning(
+                    "lease renewal failed; trying again", extra={"error": type(exc).__name__}
+                )
+                continue
+            due = self.clock.now() + every
 
     async def _deliver_and_record(
         self, rcpts: list[Claimed], *, sync: bool = False

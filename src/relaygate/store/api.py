@@ -34,7 +34,7 @@ module per backend. The places are marked ``Room for`` below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -236,14 +236,21 @@ class Queue(Protocol):
     """Recipients waiting for delivery: claims with leases, outcomes, operator actions."""
 
     async def claim(
-        self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_lease_losses: int = 5,
+        keep: Collection[int] = (),
     ) -> list[Claimed]:
         """Lease up to ``limit`` due recipients. Expired leases go back to the queue first (or
-        to ``held`` after ``max_lease_losses``)."""
+        to ``held`` after ``max_lease_losses``), except ``owner``'s own leases on ``keep``: the
+        recipients it still has in flight, which it never reclaims."""
         ...
 
     async def claim_message(
-        self, owner: str, message_id: str, *, lease_seconds: float
+        self, owner: str, message_id: str, *, lease_seconds: float, keep: Collection[int] = ()
     ) -> list[Claimed]:
         """Lease every pending recipient of one message now (smarthost synchronous hand-off)."""
         ...
@@ -254,8 +261,9 @@ class Queue(Protocol):
     async def renew(
         self, owner: str, recipient_ids: Sequence[int], *, lease_seconds: float
     ) -> list[int]:
-        """Extend to now + ``lease_seconds`` the leases ``owner`` still holds; returns the ids
-        renewed (a lease already lost is not taken back)."""
+        """Extend to now + ``lease_seconds`` the leases ``owner`` still holds (expired ones too,
+        until a claim puts them back); returns the ids renewed (a lease already lost — put back
+        or given to another worker — is not taken back)."""
         ...
 
     async def record(

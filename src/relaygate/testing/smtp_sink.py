@@ -22,7 +22,9 @@ Scripting (all of it may be changed while the sink runs, e.g. ``sink.rcpt["a@x"]
 - ``data``: reply to the end of DATA, or a callable ``ReceivedMessage`` → reply;
 - behaviours: ``delay`` (seconds before every reply), ``data_delay`` (before the DATA reply
   only), ``drop_after_greeting``, ``disconnect_in_data`` (the whole message is read, then the
-  connection is closed without a reply: the client cannot know whether it was delivered).
+  connection is closed without a reply: the client cannot know whether it was delivered);
+  ``tarpit``: an ``asyncio.Event`` the reply to DATA waits for (a receiver as slow as the test
+  wants, without sleeping); the messages waiting are in ``held``.
 
 It records every accepted message (``messages``), every command with whether TLS was on
 (``commands``), AUTH attempts (``auth_attempts``) and connections (``connections``);
@@ -259,6 +261,12 @@ class _Handler:
             await asyncio.Event().wait()
         if sink.data_delay:
             await asyncio.sleep(sink.data_delay)
+        if sink.tarpit is not None:
+            sink.held.append(message)
+            try:
+                await sink.tarpit.wait()
+            finally:
+                sink.held.remove(message)
         reply: str | None = None
         script = sink.data
         if callable(script):
@@ -327,6 +335,8 @@ class SmtpSink:
         self.delay = delay
         self.data_delay = data_delay
         self.drop_after_greeting = drop_after_greeting
+        self.tarpit: asyncio.Event | None = None
+        self.held: list[ReceivedMessage] = []
         self.disconnect_in_data = disconnect_in_data
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls

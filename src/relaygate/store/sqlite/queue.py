@@ -4,14 +4,16 @@ writes its event row in the same transaction.
 
 Leases: a claim sets ``lease_owner`` and ``lease_expires_at = now + lease_seconds``, ``now``
 being the store's clock (the process that writes); a claim first puts back every lease that has
-expired by that clock (to ``held`` after repeated losses); ``renew`` extends leases still held.
+expired by that clock (to ``held`` after repeated losses), except those the claiming owner says
+it still has in flight (``keep``): a worker never reclaims its own transactions, whose outcome
+it will record; ``renew`` extends leases still held.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from relaygate.errors import RequestError
@@ -23,22 +25,30 @@ from relaygate.store.states import State, allowed
 
 class SqliteQueue(Concern):
     async def claim(
-        self, owner: str, *, limit: int, lease_seconds: float, max_lease_losses: int = 5
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_lease_losses: int = 5,
+        keep: Collection[int] = (),
     ) -> list[Claimed]:
         now = self.clock.now()
+        kept = frozenset(keep)
         claimed: list[Claimed] = await self.writer.run(
-            lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now)
+            lambda c: self._claim(c, owner, limit, lease_seconds, max_lease_losses, now, keep=kept)
         )
         return claimed
 
     async def claim_message(
-        self, owner: str, message_id: str, *, lease_seconds: float
+        self, owner: str, message_id: str, *, lease_seconds: float, keep: Collection[int] = ()
     ) -> list[Claimed]:
         """Lease every pending recipient of one message now (smarthost synchronous hand-off)."""
         now = self.clock.now()
+        kept = frozenset(keep)
         claimed: list[Claimed] = await self.writer.run(
             lambda c: self._claim(
-                c, owner, 1000, lease_seconds, 1_000_000, now, message_id=message_id
+                c, owner, 1000, lease_seconds, 1_000_000, now, message_id=message_id, keep=kept
             )
         )
         return claimed
@@ -60,13 +70,18 @@ class SqliteQueue(Concern):
         max_losses: int,
         now: float,
         message_id: str | None = None,
+        keep: frozenset[int] = frozenset(),
     ) -> list[Claimed]:
-        # 1. Leases that expired (their worker died) go back to the queue, or to held after repeated losses.
+        # 1. Leases that expired (their worker died) go back to the queue, or to held after
+        #    repeated losses; never those the claimer says it still has in flight.
         stale = conn.execute(
-            "SELECT id, lease_losses FROM recipients WHERE state = 'active' AND lease_expires_at <= ?",
+            "SELECT id, lease_losses, lease_owner FROM recipients WHERE state = 'active'"
+            " AND lease_expires_at <= ?",
             (now,),
         ).fetchall()
         for row in stale:
+            if row["lease_owner"] == owner and row["id"] in keep:
+                continue
             losses = row["lease_losses"] + 1
             dst = State.HELD if losses >= max_losses else State.QUEUED
             transition(
@@ -194,9 +209,9 @@ class SqliteQueue(Concern):
     async def renew(
         self, owner: str, recipient_ids: Sequence[int], *, lease_seconds: float
     ) -> list[int]:
-        """Extend the leases ``owner`` still holds to now + ``lease_seconds`` (the store's clock).
-        A lease already expired is not renewed: the next claim may have given it to another
-        worker, and a worker never takes back what it lost."""
+        """Extend to now + ``lease_seconds`` (the store's clock) the leases ``owner`` still holds,
+        expired or not: as long as no claim has put a lease back, nobody else has it. One that a
+        claim put back or gave to another worker is lost, and a worker never takes it back."""
         now = self.clock.now()
         ids = list(recipient_ids)
 
@@ -205,8 +220,8 @@ class SqliteQueue(Concern):
             for rid in ids:
                 row = c.execute(
                     "UPDATE recipients SET lease_expires_at = ? WHERE id = ? AND state = 'active'"
-                    " AND lease_owner = ? AND lease_expires_at > ? RETURNING id",
-                    (now + lease_seconds, rid, owner, now),
+                    " AND lease_owner = ? RETURNING id",
+                    (now + lease_seconds, rid, owner),
                 ).fetchone()
                 if row is not None:
                     renewed.append(int(row[0]))
