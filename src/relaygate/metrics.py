@@ -97,7 +97,7 @@ BOUNCE_REASONS: frozenset[str] = frozenset(
 QUEUE_STATES: tuple[str, ...] = ("queued", "active", "deferred", "held")
 
 WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset(
-    {"delivery", "bounce", "open", "click", "complaint", "other"}
+    {"delivery", "bounce", "open", "click", "complaint", "domain", "other"}
 )
 _BOUNCE_TYPES = frozenset({"hard", "soft", "other"})
 _DNS_RTYPES = frozenset({"MX", "A", "AAAA", "TXT", "PTR", "other"})

@@ -106,6 +106,8 @@ class WebhookSettings:
 class DomainSettings:
     recheck_interval: float = 6 * 3600.0
     dkim_grace: float = 7 * 86400.0
+    #: How long a verified domain's records may stay missing (at_risk) before it is failed.
+    failure_grace: float = 72 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -457,6 +459,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     domains = DomainSettings(
         recheck_interval=float(dm.get("recheck_interval", (int, float), 6 * 3600.0, _positive)),
         dkim_grace=float(dm.get("dkim_grace", (int, float), 7 * 86400.0, _positive)),
+        failure_grace=float(dm.get("failure_grace", (int, float), 72 * 3600.0, _positive)),
     )
     dm.finish()
 

@@ -88,9 +88,9 @@ def test_domain_lifecycle_from_the_command_line(tmp_path: Path) -> None:
 
         dns.remove("two._domainkey.example.com")
         report = run("identity", "verify", "example.com", code=1)
-        assert report["status"] == "failing" and "two._domainkey" in report["reason"]
+        assert report["status"] == "at_risk" and "two._domainkey" in report["reason"]
         listed = run("identity", "list")
-        assert listed[0]["status"] == "failing" and "missing" in listed[0]["reason"]
+        assert listed[0]["status"] == "at_risk" and "missing" in listed[0]["reason"]
 
         failure = run("identity", "verify", "nope.example", code=1)
         assert "no domain nope.example" in failure["error"]

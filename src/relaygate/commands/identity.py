@@ -1,8 +1,10 @@
 """``relaygate identity add|list|verify``: sender identities (addresses and domains).
 
 A domain identity brings its DKIM key(s) and the DNS records to publish (``relaygate.domains``).
-``verify`` exits 0 when the domain is verified and 1 otherwise (pending, failing, or a temporary
-DNS failure), after printing the report either way.
+``verify`` exits 0 when the domain's records are found (verified, or asserted and published) and 1
+otherwise (pending, at_risk, failed, asserted with records missing, or a temporary DNS failure),
+after printing the report either way. ``list`` shows each identity's state and what the last check
+found (for an asserted domain too).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 from relaygate import domains
 from relaygate.commands.common import add_command, add_noun, load_settings, open_store, out, table
-from relaygate.store.states import DomainStatus
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -93,7 +94,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     store = open_store(args, settings)
     report = domains.verify_sync(store, settings, args.domain)
     out(args, report.as_dict(), lambda: domains.render_report(report))
-    return 0 if report.status is DomainStatus.VERIFIED else 1
+    return 0 if report.ok else 1
 
 
 def register(sub: Any) -> None:

@@ -135,8 +135,9 @@ def add_domain(
 
     A new domain is ``pending`` with a pending RSA-2048 key (and a pending Ed25519 key with
     ``ed25519``). Adding it again is idempotent (a missing Ed25519 key is added if asked).
-    ``verified``: the operator asserts the domain; it becomes ``verified`` (with an event) and its
-    keys active. RequestError 400 for a bad name, 404 for no such account, 409 when another
+    ``verified``: the operator asserts the domain; it becomes ``asserted`` (with an event) and its
+    keys active: it sends from the first second and the re-check never fails it (it still says
+    what it finds; only keys found published sign once a check has looked). RequestError 400 for a bad name, 404 for no such account, 409 when another
     account holds the domain.
     """
     now = (clock or store.clock).now()
@@ -173,11 +174,11 @@ def add_domain(
             ],
             now=now,
         )
-        if ident.status is not DomainStatus.VERIFIED:
+        if ident.status is not DomainStatus.ASSERTED:
             store.identities.move(
                 ident.identity.id,
                 src=ident.status,
-                dst=DomainStatus.VERIFIED,
+                dst=DomainStatus.ASSERTED,
                 reason="asserted by the operator",
                 now=now,
             )

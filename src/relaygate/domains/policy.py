@@ -12,7 +12,8 @@ def sender_refusal(store: Store, account_id: int, address: str) -> str | None:
     """None when ``address`` may send for the account; else why not, in words for a 403 / 550.
 
     Agrees with ``Store.sender_allowed``: a verified address identity, or an address at a
-    verified domain identity, may send.
+    domain identity that is verified, at_risk or asserted, may send. A failed domain is refused
+    with the record that is missing and since when.
     """
     if store.identities.sender_allowed(account_id, address):
         return None
@@ -25,10 +26,13 @@ def sender_refusal(store: Store, account_id: int, address: str) -> str | None:
     for ident in mine:
         if ident.identity.kind != "domain" or ident.identity.value != domain:
             continue
-        if ident.status is DomainStatus.FAILING:
+        if ident.status is DomainStatus.FAILED:
             since = iso(ident.failing_since) if ident.failing_since is not None else "recently"
-            why = ident.status_reason or "its DNS records are not published"
-            return f"domain {domain} is failing verification since {since}: {why}"
+            why = ident.status_reason or f"its DNS records are missing since {since}"
+            return (
+                f"domain {domain} failed verification: {why}; publish the records again, then"
+                f" run `relaygate identity verify {domain}`"
+            )
         hint = (
             f"publish the TXT record {VERIFY_PREFIX}.{domain} and its DKIM record, then run"
             f" `relaygate identity verify {domain}`"

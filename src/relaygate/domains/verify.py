@@ -1,8 +1,12 @@
 """Checking a domain's records over DNS and moving its state and its keys' accordingly.
 
-Verified when the verification TXT and the active RSA DKIM key are published; a verified domain
-whose records disappear becomes failing (and verified again when they return), each move an
-event. A temporary DNS failure of a required record changes nothing ("temporary DNS failure").
+Verified when the verification TXT and the active RSA DKIM key are published. A verified domain
+whose records disappear becomes ``at_risk`` (it still sends, signing only with keys found
+published), and ``failed`` (refusing mail) once they have stayed missing for ``[domains]
+failure_grace``; verified again when they return. Each move is an event, and at_risk / failed
+are ``warning`` log lines naming what is missing and since when. An ``asserted`` domain (the
+operator's ``--verified``) stays asserted: the check only reports what it finds. A temporary DNS
+failure of a required record changes nothing ("temporary DNS failure").
 SPF, DMARC and the return-path records are advice (warnings) only. Trusts nothing it reads: DNS
 answers are only compared with what relaygate expects.
 """
@@ -74,10 +78,24 @@ class VerifyReport:
     warnings: tuple[str, ...] = ()
     temporary: bool = False
     checked_at: float = 0.0
+    missing: bool = False  # the required records were not found (whatever the status says)
 
     @property
     def changed(self) -> bool:
         return self.status != self.previous
+
+    @property
+    def ok(self) -> bool:
+        """The required records were found: verified, or asserted and published."""
+        return (
+            not self.temporary
+            and not self.missing
+            and self.status
+            in (
+                DomainStatus.VERIFIED,
+                DomainStatus.ASSERTED,
+            )
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +157,38 @@ def _judge(
     if relevant:
         return CheckedRecord(record=record, check=Check.DIFFERENT, found=tuple(relevant))
     return CheckedRecord(record=record, check=Check.MISSING)
+
+
+def next_status(
+    current: DomainStatus,
+    *,
+    problems: list[str],
+    missing_since: float | None,
+    now: float,
+    grace: float,
+) -> tuple[DomainStatus, str]:
+    """Where one completed check moves a domain, and why (a temporary failure moves nothing).
+
+    Records found: verified (from pending, at_risk or failed). Missing: pending stays pending; a
+    verified domain becomes at_risk; at_risk becomes failed once ``grace`` seconds have passed
+    since the records went missing; failed stays failed. Asserted stays asserted either way.
+    """
+    found = not problems
+    what = "; ".join(problems)
+    since = missing_since if missing_since is not None else now
+    if current is DomainStatus.ASSERTED:
+        if found:
+            return current, "asserted by the operator; verification record and DKIM key published"
+        return current, f"asserted by the operator; the check finds: {what} (since {iso(since)})"
+    if found:
+        return DomainStatus.VERIFIED, "verification record and DKIM key published"
+    if current is DomainStatus.PENDING:
+        return current, what
+    if current is DomainStatus.VERIFIED:
+        return DomainStatus.AT_RISK, f"{what} (since {iso(since)})"
+    if current is DomainStatus.AT_RISK and now - since < grace:
+        return current, f"{what} (since {iso(since)}; fails at {iso(since + grace)})"
+    return DomainStatus.FAILED, f"{what} (since {iso(since)})"
 
 
 def _describe(checked: CheckedRecord) -> str:
@@ -256,6 +306,7 @@ async def verify_domain(
         if k.state is KeyState.RETIRING and k.retire_after is not None and k.retire_after <= now
     )
     statuses: dict[int, tuple[DomainStatus, str]] = {}
+    missing_ids: set[int] = set()
     primary_reason = ""
     for ident in idents:
         token = judged.get(("verification", f"{VERIFY_PREFIX}.{domain}"))
@@ -272,15 +323,15 @@ async def verify_domain(
                 ident_problems.insert(
                     0, f"verification record {VERIFY_PREFIX}.{domain} TXT missing"
                 )
-        if not ident_problems:
-            status, reason = DomainStatus.VERIFIED, "verification record and DKIM key published"
-        else:
-            reason = "; ".join(ident_problems)
-            status = (
-                DomainStatus.PENDING
-                if ident.status is DomainStatus.PENDING
-                else DomainStatus.FAILING
-            )
+        status, reason = next_status(
+            ident.status,
+            problems=ident_problems,
+            missing_since=ident.failing_since,
+            now=now,
+            grace=settings.domains.failure_grace,
+        )
+        if ident_problems:
+            missing_ids.add(ident.identity.id)
         statuses[ident.identity.id] = (status, reason)
         if ident.identity.id == primary.identity.id:
             primary_reason = reason
@@ -293,6 +344,7 @@ async def verify_domain(
             activate=tuple(k.id for k in activate),
             retire=retire,
             statuses=statuses,
+            missing=frozenset(missing_ids),
             summary={"status": new_status.value, "reason": primary_reason},
         ),
     )
@@ -308,7 +360,12 @@ async def verify_domain(
             f"the grace period of the old key {k.selector} is over: remove the TXT record"
             f" {k.selector}._domainkey.{domain} from DNS"
         )
-    if new_status != previous:
+    if new_status in (DomainStatus.AT_RISK, DomainStatus.FAILED):
+        # What an operator must act on (API.md §14): journalctl -p warning shows it.
+        log.warning(
+            "domain %s", new_status.value, extra={"domain": domain, "reason": primary_reason}
+        )
+    elif new_status != previous:
         log.info("domain %s", new_status.value, extra={"domain": domain, "reason": primary_reason})
     # Report against the keys as they are now (an activated key shows as active).
     fresh_keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
@@ -326,6 +383,7 @@ async def verify_domain(
         records=tuple(records),
         warnings=tuple(warnings),
         checked_at=now,
+        missing=primary.identity.id in missing_ids,
     )
 
 

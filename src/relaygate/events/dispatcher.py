@@ -49,7 +49,7 @@ import dns.asyncresolver
 
 from relaygate.clock import Clock
 from relaygate.events import schedule
-from relaygate.events.payloads import build_payload
+from relaygate.events.payloads import build_domain_payload, build_payload
 from relaygate.events.sender import SendOutcome, SendResult, post_event
 from relaygate.events.signing import signature_headers
 from relaygate.metrics import Metrics
@@ -98,6 +98,17 @@ def build_body(d: ClaimedDelivery) -> bytes:
     ``bounce_type`` "soft" and ``reason`` "undefined"; for clicks ``url`` "").
     """
     data = d.event_data
+    if d.event_type.startswith("domain_"):
+        since = data.get("missing_since")
+        return build_domain_payload(
+            user_id=d.account_id,
+            domain=_text(data.get("domain")) or "",
+            status=_text(data.get("status")) or d.event_type.removeprefix("domain_"),
+            previous_status=_text(data.get("previous_status")) or "",
+            reason=_text(data.get("reason")) or "",
+            missing_since=float(since) if isinstance(since, int | float) else None,
+            event_timestamp=d.event_created_at,
+        )
     extra: dict[str, Any] = {}
     if d.event_type == "bounce":
         extra = {
@@ -367,9 +378,10 @@ class WebhookDispatcher:
             return
         info = {**extra, "attempt": d.attempts + 1, "status": status, "outcome": outcome}
         if recorded and self.metrics is not None:
-            self.metrics.webhook_attempt(d.event_type, ok=ok)
+            kind = "domain" if d.event_type.startswith("domain_") else d.event_type
+            self.metrics.webhook_attempt(kind, ok=ok)
             if not ok and next_at is None:
-                self.metrics.webhook_given_up(d.event_type)
+                self.metrics.webhook_given_up(kind)
         if not recorded:
             log.warning("webhook lease lost", extra=info)
         elif ok:

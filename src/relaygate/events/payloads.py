@@ -84,6 +84,35 @@ def _type_specific(event_type: str, extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def build_domain_payload(
+    *,
+    user_id: int,
+    domain: str,
+    status: str,
+    previous_status: str,
+    reason: str,
+    missing_since: float | None,
+    event_timestamp: float,
+) -> bytes:
+    """The body of an event that is not about a message (API.md §14): a sending domain moved.
+
+    ``{"event_type": "domain", "user_id": N, "payload": {"domain", "status", "previous_status",
+    "reason", "missing_since" (ISO time or null), "event_timestamp"}}``.
+    """
+    payload: dict[str, Any] = {
+        "domain": domain,
+        "status": status,
+        "previous_status": previous_status,
+        "reason": reason,
+        "missing_since": iso(missing_since) if missing_since is not None else None,
+        "event_timestamp": iso(event_timestamp),
+    }
+    document = {"event_type": "domain", "user_id": user_id, "payload": payload}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
+        "ascii"
+    )
+
+
 def build_payload(
     *,
     event_type: str,

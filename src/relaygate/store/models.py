@@ -141,7 +141,9 @@ class CheckResult:
     ``published``: key id → whether its record was found (keys absent were not looked at).
     ``activate``: pending key ids to make active; any active key of the same algorithm becomes
     ``retiring`` with ``retire_after = now + the new key's grace``. ``retire``: retiring key ids
-    whose grace has passed. ``statuses``: identity id → (new status, reason).
+    whose grace has passed. ``statuses``: identity id → (new status, reason). ``missing``: the
+    identity ids whose required records this check did not find (their ``failing_since`` is set
+    if it was not; the others' is cleared).
     """
 
     domain: str
@@ -150,6 +152,7 @@ class CheckResult:
     activate: tuple[int, ...] = ()
     retire: tuple[int, ...] = ()
     statuses: dict[int, tuple[DomainStatus, str]] = field(default_factory=dict)
+    missing: frozenset[int] = frozenset()
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -525,7 +528,8 @@ class FailingWebhook:
 
 @dataclass(frozen=True, kw_only=True)
 class UnverifiedDomain:
-    """A domain identity that is pending or failing its DNS checks."""
+    """A domain identity that is not verified (failed, at_risk, asserted with records missing,
+    pending); ``failing_since``: since when its required records are missing."""
 
     account_id: int
     domain: str

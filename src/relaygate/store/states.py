@@ -89,13 +89,14 @@ def message_state(states: Sequence[str]) -> str:
 class DomainStatus(StrEnum):
     """A sending domain's verification state (API.md §5, §14).
 
-    Today's schema and checker know ``pending``, ``verified`` and ``failing``; ``at_risk``,
-    ``failed`` and ``asserted`` are the drift states of API.md §5 that replace ``failing``
-    (issue 20 widens the column's CHECK and moves the checker onto them)."""
+    ``pending`` (added, records not yet seen) → ``verified`` (seen) → ``at_risk`` (a re-check
+    misses them: still sends) → ``failed`` (missing for ``[domains] failure_grace``: refuses mail)
+    → ``verified`` again when they return. ``asserted``: added by the operator with
+    ``--verified``; sends, and the re-check only reports what it finds. Schema 10 turned
+    yesterday's ``failing`` rows into ``at_risk``."""
 
     PENDING = "pending"
     VERIFIED = "verified"
-    FAILING = "failing"
     AT_RISK = "at_risk"
     FAILED = "failed"
     ASSERTED = "asserted"
@@ -104,7 +105,6 @@ class DomainStatus(StrEnum):
 #: The event type a domain's move into a status writes.
 EVENT_FOR_DOMAIN_STATUS = {
     DomainStatus.VERIFIED: "domain_verified",
-    DomainStatus.FAILING: "domain_failing",
     DomainStatus.PENDING: "domain_pending",
     DomainStatus.AT_RISK: "domain_at_risk",
     DomainStatus.FAILED: "domain_failed",
@@ -132,5 +132,16 @@ class DeliveryState(StrEnum):
     ABANDONED = "abandoned"
 
 
-#: The event types a webhook can receive (API.md §8).
-WEBHOOK_EVENT_TYPES: tuple[str, ...] = ("delivery", "bounce", "open", "click", "complaint")
+#: The event types a webhook can receive (API.md §8, §14). ``domain`` (a sending domain's moves,
+#: not about a message) goes only to endpoints that name it; an endpoint registered without a
+#: list gets the message events.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
+    "delivery",
+    "bounce",
+    "open",
+    "click",
+    "complaint",
+    "domain",
+)
+#: The stored event types that are delivered as ``domain`` events.
+DOMAIN_EVENT_TYPES: tuple[str, ...] = tuple(sorted(set(EVENT_FOR_DOMAIN_STATUS.values())))

@@ -92,10 +92,13 @@ async def test_sender_refusal_reasons(make_domain: Any) -> None:
     assert domains.sender_refusal(store, acct, "A@Example.com") is None
     d.dns.remove(d.record("dkim").name)
     await d.verify()
-    failing = domains.sender_refusal(store, acct, "a@example.com")
-    assert failing is not None
-    assert failing.startswith("domain example.com is failing verification since 20")
-    assert "DKIM record" in failing and "missing" in failing
+    assert domains.sender_refusal(store, acct, "a@example.com") is None  # at risk: still sends
+    d.clock.advance(d.settings.domains.failure_grace)
+    await d.verify()
+    failed = domains.sender_refusal(store, acct, "a@example.com")
+    assert failed is not None
+    assert failed.startswith("domain example.com failed verification: DKIM record")
+    assert "missing (since 20" in failed and "relaygate identity verify example.com" in failed
     unknown = domains.sender_refusal(store, acct, "a@elsewhere.test")
     assert unknown is not None and "not a verified identity" in unknown
     store.identities.add(acct, "solo@elsewhere.test")

@@ -117,7 +117,7 @@ async def test_timeout_of_a_pending_domain_is_temporary_too(make_domain: Any) ->
     assert d.store.dkim_keys.of_domain("example.com")[0].state is KeyState.PENDING
 
 
-async def test_nxdomain_after_verification_makes_the_domain_failing_and_stops_signing(
+async def test_nxdomain_after_verification_puts_the_domain_at_risk_and_stops_signing(
     make_domain: Any,
 ) -> None:
     d = make_domain()
@@ -125,10 +125,10 @@ async def test_nxdomain_after_verification_makes_the_domain_failing_and_stops_si
     await d.verify()
     d.dns.remove(d.record("dkim").name)  # now NXDOMAIN
     report = await d.verify()
-    assert report.status is DomainStatus.FAILING and report.previous is DomainStatus.VERIFIED
+    assert report.status is DomainStatus.AT_RISK and report.previous is DomainStatus.VERIFIED
     assert "DKIM record" in report.reason and "missing" in report.reason
     assert d.store.dkim_keys.signing("example.com") == []  # never sign with an unpublished key
-    [event] = [e for e in d.events() if e.type == "domain_failing"]
+    [event] = [e for e in d.events() if e.type == "domain_at_risk"]
     assert event.state_from == "verified" and "missing" in event.data["reason"]
     ident = d.store.identities.domains("example.com")[0]
     assert ident.failing_since == d.clock.now() and ident.status_reason == report.reason
@@ -218,19 +218,19 @@ async def test_dmarc_under_a_two_label_public_suffix_is_the_organizations(
     assert not any("DMARC" in w for w in report.warnings), report.warnings
 
 
-async def test_failing_domain_recovers_when_records_return(make_domain: Any) -> None:
+async def test_domain_at_risk_recovers_when_records_return(make_domain: Any) -> None:
     d = make_domain()
     d.publish_required()
     await d.verify()
     d.dns.remove("_relaygate.example.com")
-    assert (await d.verify()).status is DomainStatus.FAILING
+    assert (await d.verify()).status is DomainStatus.AT_RISK
     d.clock.advance(60)
     d.publish_required()
     report = await d.verify()
-    assert report.status is DomainStatus.VERIFIED and report.previous is DomainStatus.FAILING
+    assert report.status is DomainStatus.VERIFIED and report.previous is DomainStatus.AT_RISK
     assert [e.type for e in d.events() if e.type.startswith("domain_")] == [
         "domain_verified",
-        "domain_failing",
+        "domain_at_risk",
         "domain_verified",
     ]
     assert d.store.identities.domains("example.com")[0].failing_since is None

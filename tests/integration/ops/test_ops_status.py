@@ -84,10 +84,10 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
             )
         ],
     )
-    # A pending and a failing domain.
+    # A pending and a failed domain.
     store.identities.add(acct, "pending.example")
     failing = store.identities.add(acct, "failing.example")
-    store.identities.set_status(failing.id, "failing")
+    store.identities.set_status(failing.id, "failed")
     admit(store, acct, "y@small.test")
     hooks.fan_out_sync(now=clock.now())
     claimed = await hooks.claim("d", now=clock.now(), limit=10, per_endpoint=5, lease_seconds=60)
@@ -142,7 +142,7 @@ async def test_status_counts_queue_windows_webhooks_and_domains(
     assert hook["id"] == bad.id and hook["failed_attempts"] == 1 and hook["abandoned"] == 1
     assert "500" in hook["last_error"] and "server error" in hook["last_error"]
     assert [(d["domain"], d["status"]) for d in data["unverified_domains"]] == [
-        ("failing.example", "failing"),
+        ("failing.example", "failed"),
         ("pending.example", "pending"),
     ]
     text = render({**data, "roles": []})

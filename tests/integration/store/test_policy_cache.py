@@ -26,7 +26,7 @@ def test_changes_through_the_same_store_count_at_once(store: Store, sender: dict
     assert store.accounts.get(account.id).plan == "paid"  # type: ignore[union-attr]
     store.keys.revoke(sender["key"].id)
     identity = store.identities.all(account.id)[0]
-    store.identities.set_status(identity.id, "failing")
+    store.identities.set_status(identity.id, "failed")
     store.accounts.update(account.id, plan="free")
     assert store.keys.authenticate(sender["secret"]) is None
     assert not store.identities.sender_allowed(account.id, "app@example.com")
@@ -46,7 +46,7 @@ def test_another_process_changes_count_at_once(
     try:
         cli.keys.revoke(sender["key"].id)
         assert store.keys.authenticate(sender["secret"]) is None
-        cli.identities.set_status(cli.identities.all(account.id)[0].id, "failing")
+        cli.identities.set_status(cli.identities.all(account.id)[0].id, "failed")
         assert not store.identities.sender_allowed(account.id, "app@example.com")
         cli.accounts.update(account.id, plan="free")
         assert store.accounts.get(account.id).plan == "free"  # type: ignore[union-attr]

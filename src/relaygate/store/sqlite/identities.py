@@ -83,7 +83,8 @@ class SqliteIdentities(Concern):
         )
 
     def sender_allowed(self, account_id: int, address: str) -> bool:
-        """True when ``address`` is a verified identity of the account (exact, or at a verified domain)."""
+        """True when ``address`` is an identity of the account that may send (exact, or at a
+        domain that is verified, at_risk or asserted)."""
         addr = address.lower()
         key = ("sender", account_id, addr)
         found, token = self.policy.get(key)
@@ -91,7 +92,8 @@ class SqliteIdentities(Concern):
             return bool(found)
         domain = addr.rpartition("@")[2]
         rows = self._read(
-            "SELECT 1 FROM identities WHERE account_id = ? AND status = 'verified' AND"
+            "SELECT 1 FROM identities WHERE account_id = ?"
+            " AND status IN ('verified', 'at_risk', 'asserted') AND"
             " ((kind = 'address' AND value = ?) OR (kind = 'domain' AND value = ?)) LIMIT 1",
             (account_id, addr, domain),
         )
@@ -293,13 +295,18 @@ def _move(
     dst: DomainStatus,
     reason: str,
     now: float,
+    missing: bool | None = None,
 ) -> bool:
+    """``missing``: the required records were (True) or were not (False) found; None (an
+    operator's move) keeps ``failing_since`` as it is, except that verified clears it."""
+    mode = -1 if missing is None else int(missing)
     row = conn.execute(
         "UPDATE identities SET status = ?, status_reason = ?,"
         " verified_at = CASE WHEN ? = 'verified' AND status != 'verified' THEN ? ELSE verified_at END,"
-        " failing_since = CASE WHEN ? = 'failing' THEN COALESCE(failing_since, ?) ELSE NULL END"
-        " WHERE id = ? AND status = ? RETURNING account_id, value",
-        (dst.value, reason, dst.value, now, dst.value, now, identity_id, src.value),
+        " failing_since = CASE WHEN ? = 1 THEN COALESCE(failing_since, ?) WHEN ? = 0 THEN NULL"
+        " WHEN ? = 'verified' THEN NULL ELSE failing_since END"
+        " WHERE id = ? AND status = ? RETURNING account_id, value, failing_since",
+        (dst.value, reason, dst.value, now, mode, now, mode, dst.value, identity_id, src.value),
     ).fetchone()
     if row is None:
         return False
@@ -313,7 +320,13 @@ def _move(
             now=now,
             state_from=src.value,
             state_to=dst.value,
-            data={"domain": row["value"], "reason": reason},
+            data={
+                "domain": row["value"],
+                "status": dst.value,
+                "previous_status": src.value,
+                "reason": reason,
+                "missing_since": row["failing_since"],
+            },
         )
     return True
 
@@ -368,7 +381,8 @@ def _apply(conn: sqlite3.Connection, result: CheckResult) -> Applied:
         if current is None:
             continue
         src = DomainStatus(current["status"])
-        if _move(conn, identity_id, src, status, reason, now) and src != status:
+        missing = identity_id in result.missing
+        if _move(conn, identity_id, src, status, reason, now, missing) and src != status:
             moved[identity_id] = (src.value, status.value)
         conn.execute(
             "UPDATE identities SET last_checked_at = ?, last_check = ? WHERE id = ?",

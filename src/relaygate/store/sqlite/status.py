@@ -151,11 +151,14 @@ class SqliteStatus(Concern):
         return out
 
     def unverified_domains(self) -> list[UnverifiedDomain]:
-        """Domain identities that are pending or failing, failing first."""
+        """Domain identities that are not verified: failed, at_risk, an asserted one whose records
+        a check did not find, pending; in that order."""
         rows = self._read(
             "SELECT account_id, value, status, status_reason, failing_since, last_checked_at"
             " FROM identities WHERE kind = 'domain' AND status != 'verified'"
-            " ORDER BY status = 'pending', value, account_id"
+            " AND NOT (status = 'asserted' AND failing_since IS NULL)"
+            " ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'at_risk' THEN 1"
+            " WHEN 'asserted' THEN 2 ELSE 3 END, value, account_id"
         )
         return [
             UnverifiedDomain(

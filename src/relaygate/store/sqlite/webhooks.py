@@ -40,7 +40,7 @@ from relaygate.store.models import (
     Webhook,
 )
 from relaygate.store.sqlite.core import Concern
-from relaygate.store.states import WEBHOOK_EVENT_TYPES, DeliveryState
+from relaygate.store.states import DOMAIN_EVENT_TYPES, WEBHOOK_EVENT_TYPES, DeliveryState
 
 
 def _row_webhook(row: sqlite3.Row) -> Webhook:
@@ -374,6 +374,19 @@ def fan_out(conn: sqlite3.Connection, *, now: float, limit: int) -> tuple[int, b
         " ORDER BY e.id, w.id"
         " ON CONFLICT (webhook_id, event_id) DO NOTHING",
         (now, now, now, cursor, upto, *WEBHOOK_EVENT_TYPES),
+    ).rowcount
+    # Events that are not about a message (a domain's moves): only to endpoints that name them.
+    domain_marks = ",".join("?" * len(DOMAIN_EVENT_TYPES))
+    created += conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, account_id, message_id, event_type,"
+        " state, attempts, next_attempt_at, created_at, updated_at)"
+        " SELECT w.id, e.id, e.account_id, NULL, e.type, 'pending', 0, ?, ?, ?"
+        " FROM events e JOIN webhooks w ON w.account_id = e.account_id AND w.removed_at IS NULL"
+        "   AND e.id > w.from_event_id AND instr(' ' || w.events || ' ', ' domain ') > 0"
+        f" WHERE e.id > ? AND e.id <= ? AND e.type IN ({domain_marks})"
+        " ORDER BY e.id, w.id"
+        " ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        (now, now, now, cursor, upto, *DOMAIN_EVENT_TYPES),
     ).rowcount
     conn.execute(
         "UPDATE dispatch_cursor SET last_event_id = ? WHERE id = 1 AND last_event_id = ?",
