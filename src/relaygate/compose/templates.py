@@ -30,9 +30,15 @@ Rules (decided here, documented for template authors):
   iterations and 100,000 function/filter calls per part; every value built by ``*``, ``**``,
   ``+``, ``~``, ``%``, ``replace``, ``join``, ``center``... is checked (most *before* it is built)
   against 1,000,000 characters; all output, including captured ``{% set %}`` blocks and macro
-  bodies, counts against 1,000,000 characters per part; a 2-second wall-clock deadline per
-  render; template sources at most 256 KiB (subject 2 KiB); Python recursion errors become
-  "template recursion too deep".
+  bodies, counts against 1,000,000 characters per part; ``urlize`` and ``wordwrap`` (the slow
+  ones: ~1.4 s and ~0.3 s per million characters) take at most 100,000; a 2-second wall-clock
+  deadline per render (all three parts), checked at every call, filter and loop iteration;
+  template sources at most 256 KiB (subject 2 KiB); Python recursion errors become "template
+  recursion too deep"; variables nested deeper than Python can walk are refused.
+
+A single call can still outrun the deadline check (it is checked between calls): servers render
+through :mod:`relaygate.compose.renderer`, which runs this module in a worker process and kills
+it at the deadline.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class RenderLimits:
     max_iterations: int = 100_000
     max_calls: int = 100_000
     max_seconds: float = 2.0
+    max_slow_filter_chars: int = 100_000
 
 
 DEFAULT_LIMITS = RenderLimits()
@@ -121,12 +128,12 @@ class _LimitExceeded(Exception):
 class _Budget:
     __slots__ = ("calls", "deadline", "iterations", "limits", "output")
 
-    def __init__(self, limits: RenderLimits) -> None:
+    def __init__(self, limits: RenderLimits, deadline: float | None = None) -> None:
         self.limits = limits
         self.iterations = 0
         self.calls = 0
         self.output = 0
-        self.deadline = time.monotonic() + limits.max_seconds
+        self.deadline = time.monotonic() + limits.max_seconds if deadline is None else deadline
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -136,15 +143,13 @@ class _Budget:
         self.iterations += 1
         if self.iterations > self.limits.max_iterations:
             raise _LimitExceeded(f"more than {self.limits.max_iterations} loop iterations")
-        if not self.iterations & 255:
-            self.check_time()
+        self.check_time()
 
     def tick_call(self) -> None:
         self.calls += 1
         if self.calls > self.limits.max_calls:
             raise _LimitExceeded(f"more than {self.limits.max_calls} function or filter calls")
-        if not self.calls & 255:
-            self.check_time()
+        self.check_time()
 
     def emit(self, size: int) -> None:
         self.output += size
@@ -511,7 +516,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 items = list(args[0])
                 _check_join(owner, items)
                 args = (items, *args[1:])
-        elif isinstance(owner, LoopContext) and args:
+        elif isinstance(__obj, LoopContext) and args:  # ``loop(children)`` in a recursive loop
             args = (_counted(args[0]), *args[1:])
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
@@ -546,8 +551,25 @@ def _replace_check(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         _check_replace(str(args[0]), str(args[1]), str(args[2]), -1 if count is None else count)
 
 
+def _slow_check(
+    name: str, then: Callable[[tuple[Any, ...], Mapping[str, Any]], None] | None = None
+) -> Callable[[tuple[Any, ...], Mapping[str, Any]], None]:
+    """urlize/wordwrap: their input is bounded (their cost per character is high)."""
+
+    def check(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        cap = _budget().limits.max_slow_filter_chars
+        if args and _weight(args[0], cap) > cap:
+            raise _LimitExceeded(f"{name}() of more than {cap} characters")
+        if then is not None:
+            then(args, kwargs)
+
+    return check
+
+
 _FILTER_CHECKS: dict[str, Callable[[tuple[Any, ...], Mapping[str, Any]], None]] = {
-    **{name: _shaping_check(name) for name in ("center", "indent", "wordwrap", "batch", "slice")},
+    **{name: _shaping_check(name) for name in ("center", "indent", "batch", "slice")},
+    "wordwrap": _slow_check("wordwrap", _shaping_check("wordwrap")),
+    "urlize": _slow_check("urlize"),
     "sum": _sum_check,
     "replace": _replace_check,
 }
@@ -738,10 +760,15 @@ def compile_check(template: Template, *, limits: RenderLimits = DEFAULT_LIMITS) 
 
 
 def _render_part(
-    source: str, html: bool, part: str, context: Mapping[str, Any], limits: RenderLimits
+    source: str,
+    html: bool,
+    part: str,
+    context: Mapping[str, Any],
+    limits: RenderLimits,
+    deadline: float,
 ) -> str:
     compiled = _compile(source, html, part)
-    token = _BUDGET.set(_Budget(limits))
+    token = _BUDGET.set(_Budget(limits, deadline))
     try:
         return compiled.render(context)
     except TemplateError:
@@ -777,10 +804,24 @@ def render(
     if not isinstance(variables, Mapping):
         raise TemplateError("variables must be an object")
     _check_sources(template, limits)
-    context = {str(k): _wrap(v, str(k)) for k, v in variables.items()}
-    subject = _one_line_subject(_render_part(template.subject, False, "subject", context, limits))
-    html = _render_part(template.html, True, "html", context, limits) if template.html else ""
-    text = _render_part(template.text, False, "text", context, limits) if template.text else ""
+    deadline = time.monotonic() + limits.max_seconds
+    try:
+        context = {str(k): _wrap(v, str(k)) for k, v in variables.items()}
+    except RecursionError:
+        raise TemplateError("variables are nested too deeply") from None
+    subject = _one_line_subject(
+        _render_part(template.subject, False, "subject", context, limits, deadline)
+    )
+    html = (
+        _render_part(template.html, True, "html", context, limits, deadline)
+        if template.html
+        else ""
+    )
+    text = (
+        _render_part(template.text, False, "text", context, limits, deadline)
+        if template.text
+        else ""
+    )
     if not text.strip() and html.strip():
         text = html_to_text(html)
     return Rendered(subject=subject, html=html, text=text)

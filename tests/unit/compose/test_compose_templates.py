@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from relaygate.compose import templates
 from relaygate.compose.templates import (
     RenderLimits,
     Template,
@@ -215,6 +216,43 @@ def test_call_budget_and_deadline() -> None:
             max_seconds=0.0,
             max_iterations=10**9,
         )
+
+
+def test_loop_helpers_see_their_own_arguments() -> None:
+    # loop.cycle once printed a generator's heap address (its arguments were wrapped for counting)
+    out = _html(
+        "{% for i in [1, 1, 2] %}{{ loop.cycle('a', 'b') }}{{ loop.changed(i) }} {% endfor %}"
+    )
+    assert out == "aTrue bFalse aTrue "
+
+
+def test_recursive_loop_iterations_are_counted() -> None:
+    tree = {"children": [{"children": [{"children": []}] * 3}] * 3}  # 1 + 3 + 9 nodes
+    src = "{% for n in [t] recursive %}.{{ loop(n.children) }}{% endfor %}"
+    assert _html(src, {"t": tree}, max_iterations=13) == "." * 13
+    with pytest.raises(TemplateError, match="more than 12 loop iterations"):
+        _html(src, {"t": tree}, max_iterations=12)
+
+
+def test_the_deadline_is_checked_at_every_call() -> None:
+    with pytest.raises(TemplateError, match="took longer than 0 s"):
+        _html("{{ v|upper }}", {"v": "a"}, max_seconds=0.0)
+
+
+def test_one_deadline_covers_all_three_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter(range(1000))  # each reading of the clock is one second later
+    monkeypatch.setattr(templates.time, "monotonic", lambda: float(next(ticks)))
+    t = Template(slug="t", subject="{{ v|upper }}", html="{{ v|upper }}", text="{{ v|upper }}")
+    with pytest.raises(TemplateError, match=r"^text on line 1: limit exceeded: rendering took"):
+        render(t, {"v": "a"}, limits=RenderLimits(max_seconds=2.5))
+
+
+@pytest.mark.parametrize("name", ["urlize", "wordwrap"])
+def test_the_slow_filters_take_bounded_input(name: str) -> None:
+    assert len(_html(f"{{{{ v|{name} }}}}", {"v": "a " * 50_000})) >= 99_000
+    _refused(
+        f"{{{{ v|{name} }}}}", f"{name}() of more than 100000 characters", {"v": "a " * 50_001}
+    )
 
 
 def test_source_size_limit() -> None:
