@@ -5,10 +5,13 @@
 Prints one JSON line of microseconds (CPU time of this process, one thread busy) per operation:
 
 * ``render_welcome_us``: ``templates.render`` of the system ``welcome`` template with
-  bench/send.py's variables;
+  bench/send.py's variables, in this process;
+* ``renderer_parent_us``: this process's CPU per ``await Renderer.render`` of the same, one at a
+  time (the event loop's share of rendering in a worker process; the worker's CPU is not in it);
 * ``admission_template_us`` / ``admission_inline_us``: ``Admission.send`` for bench/send.py's
   template and 2 KB inline bodies with the store's commit (``Store.admit``) stubbed out, so
-  it is the validate + render + compose work of a request (store reads included);
+  it is the validate + render + compose work of a request (store reads included; the render
+  in a worker process, so its CPU is not counted);
 * ``admit_commit_us``: ``Store._admit`` (the SQL of the admission transaction) run in
   batches of 32 in one transaction, without fsync (group commit amortizes that).
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from relaygate.clock import SystemClock
+from relaygate.compose.renderer import Renderer
 from relaygate.compose.templates import render, system_catalog
 from relaygate.gateway.admission import Admission
 from relaygate.policy import Limits
@@ -72,6 +76,13 @@ def main() -> None:
     welcome = system_catalog()["welcome"]
     result: dict[str, Any] = {"bench": "render_template"}
     result["render_welcome_us"] = cpu_us(lambda: render(welcome, VARIABLES), args.seconds)
+    renderer = Renderer(workers=1)
+    pool_loop = asyncio.new_event_loop()
+    result["renderer_parent_us"] = cpu_us(
+        lambda: pool_loop.run_until_complete(renderer.render(welcome, VARIABLES)), args.seconds
+    )
+    pool_loop.run_until_complete(renderer.aclose())
+    pool_loop.close()
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = from_mapping(
@@ -126,6 +137,7 @@ def main() -> None:
                         tags=(),
                         body=body,
                         recipients=(NewRecipient(address="r@dest.test", kind="to"),),
+                        check_suppressions=True,
                     ),
                     time.time(),
                     True,

@@ -7,6 +7,7 @@
     │                          (carries every problem at once)
     ├── TransientError         retry later: 503 / 451
     │   ├── StoreUnavailable   the store cannot commit right now (locked, disk full, read-only)
+    │   ├── RenderUnavailable  no template render worker can take the work right now
     │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
     └── PermanentError         will not work if retried
         ├── RequestError       a client's input is wrong (carries an HTTP status and detail)
@@ -51,6 +52,10 @@ class TransientError(RelaygateError):
 
 class StoreUnavailable(TransientError):
     """The store cannot accept writes right now."""
+
+
+class RenderUnavailable(TransientError):
+    """Template rendering cannot be done right now (every worker busy, or a worker failed)."""
 
 
 class DeliveryDeferred(TransientError):

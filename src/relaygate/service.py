@@ -26,6 +26,7 @@ import uvicorn
 
 from relaygate.bounces.inbound import InboundProcessor
 from relaygate.clock import Clock, SystemClock
+from relaygate.compose.renderer import Renderer
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
 from relaygate.errors import StartupError
@@ -123,6 +124,7 @@ class Service:
         self._http_sock: socket.socket | None = None
         self._smtp_socks: list[socket.socket] = []
         self._smtps_socks: list[socket.socket] = []
+        self.renderer: Renderer | None = None
 
     def prepare(self) -> None:
         """Check the host, lock this process's roles and bind its listeners; StartupError with
@@ -223,7 +225,13 @@ class Service:
                 self.dispatcher.recover()
                 tasks.append(asyncio.create_task(self.dispatcher.run(), name="webhooks"))
             if "http" in self.roles:
-                admission = Admission(store=self.store, settings=self.settings, clock=self.clock)
+                self.renderer = Renderer(workers=self.settings.http.render_workers)
+                admission = Admission(
+                    store=self.store,
+                    settings=self.settings,
+                    clock=self.clock,
+                    renderer=self.renderer,
+                )
                 admission.metrics = self.metrics
                 if self.worker is not None:
                     admission.on_commit = self.worker.wake
@@ -324,6 +332,8 @@ class Service:
             if self._sync_worker is not None and self._sync_worker is not self.worker:
                 with contextlib.suppress(Exception):  # QUIT its idle upstream sessions
                     await asyncio.wait_for(self._sync_worker.transport.aclose(), 10)
+            if self.renderer is not None:  # after the HTTP server's in-flight requests
+                await self.renderer.aclose()
             self.store.close()
             self._close_listeners()
             self._locks.release()

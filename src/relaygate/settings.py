@@ -36,6 +36,7 @@ class HttpSettings:
     max_request_bytes: int = 25 * 1024 * 1024
     auth_failure_limit: int = 10
     auth_failure_window: float = 300.0
+    render_workers: int = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,6 +342,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         max_request_bytes=h.get("max_request_bytes", int, 25 * 1024 * 1024, _positive),
         auth_failure_limit=h.get("auth_failure_limit", int, 10, _positive),
         auth_failure_window=float(h.get("auth_failure_window", (int, float), 300.0, _positive)),
+        render_workers=h.get("render_workers", int, 4, _positive),
     )
     if not http.public_url:
         host, port = parse_hostport(http.listen) if http.listen else ("127.0.0.1", 8025)

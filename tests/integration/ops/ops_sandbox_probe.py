@@ -23,8 +23,11 @@ MODE = sys.argv[1]
 # Import everything first: after dropping to ``nobody`` the interpreter may be unreadable.
 import asyncio  # noqa: E402
 import encodings.idna  # noqa: E402, F401
+import select  # noqa: E402
+import signal  # noqa: E402
 import sqlite3  # noqa: E402
 import ssl  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 import cffi  # noqa: E402
@@ -91,6 +94,15 @@ def exercise() -> str:
         db.commit()
         db.close()
     assert jinja2.Environment().from_string("{{ n * 2 }}").render(n=21) == "42"
+    # what the template renderer does with its workers: a child on pipes, written to, polled,
+    # read from, killed and reaped (the worker is Python; the syscalls are the same)
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    os.write(child.stdin.fileno(), b"ping")
+    assert select.select([child.stdout.fileno()], [], [], 10)[0]
+    assert os.read(child.stdout.fileno(), 4) == b"ping"
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(10) == -signal.SIGKILL
     assert b"relaygate_messages_accepted_total" in Metrics().render()[0]
 
     ca = trustme.CA()
