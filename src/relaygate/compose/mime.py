@@ -88,6 +88,11 @@ _OWNED_HEADERS = frozenset(
         "mime-version",
     }
 )
+#: Trace and authentication results only a receiving system may write: a sender's own would be
+#: forged claims (an ARC set or Authentication-Results vouching for checks nobody made, SPF
+#: results, Resent-* blocks of a resend that did not happen). (The SMTP way in drops them.)
+_TRACE_HEADERS = frozenset({"authentication-results", "received-spf"})
+_TRACE_PREFIXES = ("arc-", "resent-")
 _FTEXT_RE = re.compile(r"[!-9;-~]+\Z")
 _ATOM_PHRASE_RE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z"
@@ -143,7 +148,8 @@ def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
     Refused (:class:`HeaderError`): a header relaygate owns (From, To, Cc, Bcc, Subject, Date,
     Message-ID, Sender, Return-Path, Received, DKIM-Signature, MIME-Version, Content-*; any
-    case); a name that is not RFC 5322 ftext (printable ASCII without ``:`` or space) or longer
+    case); a trace or authentication result (Authentication-Results, Received-SPF, ARC-*,
+    Resent-*); a name that is not RFC 5322 ftext (printable ASCII without ``:`` or space) or longer
     than 76; a name or value with CR or LF; a value with another control character (tab is
     allowed); a value over 4096 characters; more than 100 headers; names or values that are
     not strings. Non-ASCII values are allowed (sent as RFC 2047 encoded-words).
@@ -169,6 +175,11 @@ def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
         lowered = name.lower()
         if lowered in _OWNED_HEADERS or lowered.startswith("content-"):
             raise HeaderError(f"header {name!r} is set by relaygate and cannot be given")
+        if lowered in _TRACE_HEADERS or lowered.startswith(_TRACE_PREFIXES):
+            raise HeaderError(
+                f"header {name!r} is a trace or authentication result only a receiving system"
+                " may write"
+            )
         if not isinstance(value, str):
             raise HeaderError(f"value of header {name!r} must be a string")
         if "\r" in value or "\n" in value:

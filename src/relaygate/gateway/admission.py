@@ -31,6 +31,7 @@ from relaygate.domains import sender_refusal
 from relaygate.errors import RenderUnavailable, RequestError
 from relaygate.events.tracking import track_html
 from relaygate.gateway import rawmail
+from relaygate.gateway.jsonbody import check_body
 from relaygate.metrics import Metrics
 from relaygate.policy import Limits, check_can_send, check_scope
 from relaygate.settings import Settings
@@ -152,6 +153,7 @@ class Admission:
         check_key(key, account, "email:send")
         if not isinstance(body, dict):
             raise RequestError(400, "request body must be a JSON object")
+        check_body(body)
         unknown = sorted(set(body) - _FIELDS)
         if unknown:
             raise RequestError(400, f"unknown field(s): {', '.join(unknown)}")

@@ -54,7 +54,9 @@ MESSAGE_STATES = (
 
 
 def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    # a detail may quote the client's text: anything unencodable (a lone surrogate) as an escape
+    shown = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"detail": shown}, status_code=status, headers=headers)
 
 
 def limit_headers(limits: Limits) -> dict[str, str]:

@@ -265,10 +265,15 @@ async def test_store_failure_is_503_never_500(
     assert "retry" in r.json()["detail"]
 
 
+#: any text a JSON string can carry: half of it with a lone surrogate (a ``\ud800`` escape)
+_surrogate = st.integers(0xD800, 0xDFFF).map(chr)
+any_text = st.text(max_size=30) | st.builds(
+    lambda a, s, b: a + s + b, st.text(max_size=10), _surrogate, st.text(max_size=10)
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
     lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+        st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4)
     ),
     max_leaves=12,
 )
@@ -309,6 +314,39 @@ async def test_fuzzed_bodies_never_500_and_4xx_queue_nothing(
     assert isinstance(r.json()["detail" if r.status_code != 200 else "id"], str)
     if r.status_code != 200:
         assert queued(store) == before
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    field=st.sampled_from(
+        ["subject", "html", "text", "tags", "template", "variables", "headers", "reply_to", "cc"]
+    ),
+    value=any_text | st.lists(any_text, max_size=3) | json_values,
+    templated=st.booleans(),
+)
+async def test_one_hostile_field_in_a_valid_request_is_a_clear_answer(
+    client: httpx.AsyncClient,
+    store: Store,
+    sender: dict[str, Any],
+    field: str,
+    value: Any,
+    templated: bool,
+) -> None:
+    data = (
+        body(subject=None, html=None, text=None, template="welcome", variables={"user": {}})
+        if templated
+        else body()
+    )
+    data[field] = value
+    before = queued(store)
+    r = await client.post(
+        "/v1/send", headers={"X-API-Key": sender["secret"]}, content=json.dumps(data).encode()
+    )
+    assert r.status_code in (200, 400, 404), r.text  # never 503 "retry later" for bad input
+    if r.status_code != 200:
+        assert r.json()["detail"] and queued(store) == before
 
 
 async def test_idempotency_key(

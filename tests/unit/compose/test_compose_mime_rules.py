@@ -190,6 +190,16 @@ def test_owned_headers_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["Authentication-Results", "received-spf", "ARC-Seal", "arc-message-signature",
+     "ARC-Authentication-Results", "Resent-From", "resent-message-id", "RESENT-DATE"],
+)  # fmt: skip
+def test_trace_and_authentication_headers_refused(name: str) -> None:
+    with pytest.raises(HeaderError, match="trace or authentication result"):
+        validate_headers({name: "x"})
+
+
+@pytest.mark.parametrize(
     ("headers", "fragment"),
     [
         ({"X-A": "v\r\nBcc: x@y.z"}, "line break"),
