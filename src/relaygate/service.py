@@ -36,7 +36,7 @@ from relaygate.events.tracking_app import HitRecorder, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.http import HttpApi
-from relaygate.gateway.httpwire import CoalescingHttpToolsProtocol
+from relaygate.gateway.httpwire import http_protocol
 from relaygate.gateway.smtp import SmtpGateway, addresses
 from relaygate.metrics import Metrics, QueueSnapshot
 from relaygate.notify import Notifier, watchdog_loop
@@ -264,7 +264,12 @@ class Service:
                     lifespan="off",
                     log_config=None,
                     access_log=False,
-                    http=CoalescingHttpToolsProtocol,
+                    http=http_protocol(
+                        header_timeout=self.settings.http.header_timeout,
+                        idle_timeout=self.settings.http.idle_timeout,
+                        max_connections=self.settings.http.max_connections,
+                    ),
+                    timeout_keep_alive=self.settings.http.idle_timeout,  # type: ignore[arg-type]
                     loop="none",
                     timeout_graceful_shutdown=10,
                     server_header=False,

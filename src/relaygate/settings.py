@@ -36,6 +36,9 @@ class HttpSettings:
     max_request_bytes: int = 25 * 1024 * 1024
     auth_failure_limit: int = 10
     auth_failure_window: float = 300.0
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
+    max_connections: int = 1000
     render_workers: int = 4
 
 
@@ -342,6 +345,9 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         max_request_bytes=h.get("max_request_bytes", int, 25 * 1024 * 1024, _positive),
         auth_failure_limit=h.get("auth_failure_limit", int, 10, _positive),
         auth_failure_window=float(h.get("auth_failure_window", (int, float), 300.0, _positive)),
+        header_timeout=float(h.get("header_timeout", (int, float), 10.0, _positive)),
+        idle_timeout=float(h.get("idle_timeout", (int, float), 30.0, _positive)),
+        max_connections=h.get("max_connections", int, 1000, _positive),
         render_workers=h.get("render_workers", int, 4, _positive),
     )
     if not http.public_url:

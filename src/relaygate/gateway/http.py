@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -92,6 +92,9 @@ def guarded(handler: Handler) -> Handler:
             return error(exc.status, exc.detail, {**refusal_headers(exc), **exc.headers})
         except RequestError as exc:
             return error(exc.status, exc.detail, exc.headers or None)
+        except ClientDisconnect:  # gone mid-body (or closed by the idle timeout): nobody to answer
+            log.info("client disconnected", extra={"path": request.url.path})
+            return error(400, "the client disconnected before its request was complete")
         except StoreUnavailable:
             log.warning("store unavailable", extra={"path": request.url.path})
             return error(
