@@ -41,8 +41,14 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 
-# Loggers that echo wire data (commands, AUTH continuations, message lines): WARNING at least.
-_QUIET_LOGGERS = ("mail.log",)
+# Loggers held at WARNING at least: aiosmtpd's echoes wire data (commands, AUTH continuations,
+# message lines); httpx and httpcore log a line per request with its URL (one per webhook POST,
+# and a URL's query may carry a token).
+_QUIET_LOGGERS = ("mail.log", "httpx", "httpcore")
+
+# Extra fields libraries add for their own consoles, never written: uvicorn's ``color_message``
+# repeats the message with ANSI colour escapes.
+_IGNORED_EXTRAS = frozenset({"color_message"})
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(
@@ -171,7 +177,9 @@ class RedactingFilter(logging.Filter):
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
+    return {
+        k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS and k not in _IGNORED_EXTRAS
+    }
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -295,7 +303,8 @@ def configure_logging(
 
     Library loggers that echo protocol lines (aiosmtpd's ``mail.log`` logs SMTP commands, AUTH
     LOGIN continuation lines and DATA lines) are held at WARNING whatever ``level`` is: message
-    bodies and AUTH data never reach the log. Uvicorn must be started with ``log_config=None``
+    bodies and AUTH data never reach the log. So are httpx's and httpcore's (a line per webhook
+    POST, with its URL); relaygate logs each webhook attempt itself. Uvicorn must be started with ``log_config=None``
     so its records propagate here.
     """
     root = logging.getLogger()

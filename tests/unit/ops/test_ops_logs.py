@@ -198,3 +198,28 @@ def test_a_key_in_base64_is_masked_in_any_case_at_any_offset(
 
 def test_an_upper_cased_key_is_masked() -> None:
     assert redact("unrecognised: " + API_KEY.upper()) == "unrecognised: SK_LIVE_" + REDACTED
+
+
+def test_httpx_request_lines_are_held_back(stream: io.StringIO) -> None:
+    import httpx
+
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204))) as client:
+        assert client.post("https://hooks.example/in?token=abc", content=b"{}").status_code == 204
+    assert stream.getvalue() == ""  # httpx logs "HTTP Request: POST …" at INFO otherwise
+
+
+async def test_uvicorn_colour_copies_stay_out_of_json_lines(stream: io.StringIO) -> None:
+    import uvicorn
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # what Server.serve does before startup
+    await server.startup()
+    await server.shutdown()
+    out = lines(stream)
+    assert any("Uvicorn running on" in str(o["msg"]) for o in out), out
+    assert "\x1b[" not in stream.getvalue() and not any("color_message" in o for o in out)
