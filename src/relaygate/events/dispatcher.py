@@ -3,7 +3,8 @@
 Each round: fan the new events out into deliveries (``Webhooks.fan_out``, exactly once),
 claim due deliveries with a lease, build each body from the event and its message
 (``payloads.build_payload``), sign it (``signing.signature_headers``: the current secret, plus
-the previous one during a rotation's grace period), POST it (``sender.post_event``: SSRF checks
+the previous one during a rotation's grace period, which alone makes ``X-SM-Signature`` until the
+grace ends), POST it (``sender.post_event``: SSRF checks
 again at send time, pinned address, ``[webhooks] timeout``), and record the attempt with the
 delivery's next state: ``succeeded`` on a 2xx, else ``pending`` at ``schedule.next_attempt``
 (30 s, 5 min, 30 min, 2 h, 6 h after the failed try), else ``abandoned``.

@@ -13,9 +13,12 @@ Headers on every webhook POST (``signature_headers``)::
     webhook-signature   /  so the standardwebhooks libraries verify them unchanged
 
 ``X-SM-Signature`` is the reference's signature, checked by its Node.js snippet with
-``timingSafeEqual`` over the whole header, so it carries exactly one signature, made with the
-*current* secret, and the HMAC key is the secret string exactly as shown to the customer
-(``whsec_...`` included, UTF-8) because the snippet passes that string to ``createHmac``.
+``timingSafeEqual`` over the whole header, so it carries exactly one signature, and the HMAC key
+is the secret string exactly as shown to the customer (``whsec_...`` included, UTF-8) because
+the snippet passes that string to ``createHmac``. During a rotation's grace period that one
+signature is made with the *previous* secret (the oldest live one), so a receiver that knows a
+single secret keeps verifying until the grace ends, and switches to the new secret then; after
+the grace, and without a rotation, it is the current secret.
 
 ``X-SM-Signature-V2`` follows Standard Webhooks (https://www.standardwebhooks.com): the signed
 content is ``{event_id}.{timestamp}.{body}``, so a replayed body with a new timestamp does not
@@ -95,7 +98,8 @@ def sign_v2(*, body: bytes, secret: str, event_id: str, timestamp: int) -> str:
 def signature_headers(
     *, body: bytes, secrets: Sequence[str], event_id: str, timestamp: int
 ) -> dict[str, str]:
-    """All signature headers for one attempt. ``secrets``: current first, then ones in grace."""
+    """All signature headers for one attempt. ``secrets``: current first, then ones in grace;
+    ``X-SM-Signature`` is made with the last (the oldest still live), V2 with each."""
     if isinstance(secrets, str) or not secrets:
         raise ValueError("secrets must be a non-empty sequence, current secret first")
     if not _EVENT_ID.fullmatch(event_id):
@@ -107,7 +111,7 @@ def signature_headers(
     )
     ts = str(timestamp)
     return {
-        HEADER_SIGNATURE: sign(body, secrets[0]),
+        HEADER_SIGNATURE: sign(body, secrets[-1]),
         HEADER_EVENT_ID: event_id,
         HEADER_TIMESTAMP: ts,
         HEADER_SIGNATURE_V2: v2,

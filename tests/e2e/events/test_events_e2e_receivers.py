@@ -101,8 +101,9 @@ async def node_receiver(
 async def test_node_reference_snippet_accepts_our_signature(node_receiver, dns: DNSServer) -> None:
     port, secret, log = node_receiver
     body = _body()
+    # during a rotation's grace the receiver still holds the previous secret: it verifies
     headers = signature_headers(
-        body=body, secrets=[secret, new_secret()], event_id="evt_1", timestamp=int(time.time())
+        body=body, secrets=[new_secret(), secret], event_id="evt_1", timestamp=int(time.time())
     )
     result = await _send(dns, port, body, headers)
     assert result.ok and result.status == 200, result.error
@@ -119,9 +120,9 @@ async def test_node_reference_snippet_refuses_tampering(node_receiver, dns: DNSS
     assert tampered != body
     result = await _send(dns, port, tampered, headers)
     assert not result.ok and result.status == 401 and result.outcome is SendOutcome.HTTP_STATUS
-    # a rotated-out secret in X-SM-Signature is refused too (only the current one is used there)
+    # X-SM-Signature carries one secret only (the oldest live one): another secret is refused
     old = signature_headers(
-        body=body, secrets=[new_secret(), secret], event_id="evt_3", timestamp=1
+        body=body, secrets=[secret, new_secret()], event_id="evt_3", timestamp=1
     )
     assert (await _send(dns, port, body, old)).status == 401
     # malformed header (wrong length would make timingSafeEqual throw): 401, receiver still up

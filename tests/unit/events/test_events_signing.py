@@ -66,7 +66,9 @@ def test_headers_current_secret_only_in_x_sm_signature_and_all_in_v2() -> None:
         "webhook-timestamp",
         "webhook-signature",
     }
-    assert headers["X-SM-Signature"] == sign(BODY, current)
+    assert headers["X-SM-Signature"] == sign(
+        BODY, old
+    )  # single-secret receivers: until the grace ends
     assert headers["X-SM-Event-Id"] == headers["webhook-id"] == "evt_1"
     assert headers["X-SM-Timestamp"] == headers["webhook-timestamp"] == "1000"
     v2 = headers["X-SM-Signature-V2"].split(" ")
@@ -74,8 +76,11 @@ def test_headers_current_secret_only_in_x_sm_signature_and_all_in_v2() -> None:
     assert v2 == [
         sign_v2(body=BODY, secret=s, event_id="evt_1", timestamp=1000) for s in (current, old)
     ]
-    assert verify(BODY, headers["X-SM-Signature"], current)
-    assert not verify(BODY, headers["X-SM-Signature"], old)
+    assert verify(BODY, headers["X-SM-Signature"], old)
+    assert not verify(BODY, headers["X-SM-Signature"], current)
+    # once the grace is over only the current secret is live, and it makes X-SM-Signature
+    after = signature_headers(body=BODY, secrets=[current], event_id="evt_1", timestamp=1000)
+    assert after["X-SM-Signature"] == sign(BODY, current)
     # both the new and the rotated-out secret verify V2
     for secret in (current, old):
         assert verify_v2(body=BODY, headers=headers, secrets=secret, now=1000)
