@@ -48,6 +48,11 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_or_none(ts: float | None) -> str | None:
+    """``iso(ts)``, or None for a time that has not happened (never checked, never expires)."""
+    return None if ts is None else iso(ts)
+
+
 def utc_day(ts: float) -> str:
     """The UTC calendar day of ``ts`` as YYYY-MM-DD (quota windows)."""
     return _utc_day(int(ts // 86400))  # POSIX days are 86,400 s; formatted once per day

@@ -16,8 +16,17 @@ def test_admin_commands_with_json(tmp_path: Path) -> None:
     acc = rg.cli(
         "account", "create", "acme", "--plan", "paid", "--daily-quota", "500", "--rate-limit", "5"
     )
-    assert acc == {"id": 1, "name": "acme", "plan": "paid", "daily_quota": 500, "rate_limit": 5}
-    assert [a["name"] for a in rg.cli("account", "list")] == ["acme"]
+    assert acc == {
+        "id": 1,
+        "name": "acme",
+        "plan": "paid",
+        "daily_quota": 500,
+        "rate_limit": 5,
+        "track_opens": False,
+        "track_clicks": False,
+        "created_at": acc["created_at"],
+    }
+    assert rg.cli("account", "list") == [acc]  # one shape for create, list and set
     key = rg.cli(
         "key",
         "create",

@@ -10,7 +10,8 @@ optional header row; export adds the account, bounce type, source and creation t
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +84,13 @@ def remove(store: Store, account_id: int, address: str) -> str:
     return normalised
 
 
-def import_csv(store: Store, account_id: int, lines: Iterable[str]) -> Imported:
-    """Suppress each ``address[,reason]`` row; a header row and blank rows are skipped."""
+def import_csv(store: Store, account_id: int, text: str) -> Imported:
+    """Suppress each ``address[,reason]`` row of ``text`` (a whole CSV document; a leading
+    byte-order mark, a header row and blank rows are skipped). Rows that are not an address are
+    reported, the others imported."""
     added, problems = 0, []
-    for lineno, row in enumerate(csv.reader(lines), start=1):
+    rows = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    for lineno, row in enumerate(rows, start=1):
         if not row or (lineno == 1 and row[0].strip().lower() == "address"):
             continue
         try:
@@ -98,6 +102,18 @@ def import_csv(store: Store, account_id: int, lines: Iterable[str]) -> Imported:
         store.suppressions.add(account_id, address, reason=reason, source="import")
         added += 1
     return Imported(added=added, problems=tuple(problems))
+
+
+def decode_csv(raw: bytes) -> str:
+    """A CSV file's bytes as text: UTF-8, with or without a byte-order mark; 400 otherwise."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RequestError(
+            400,
+            f'line {line} is not UTF-8 text: save the file as UTF-8 ("CSV UTF-8") and try again',
+        ) from None
 
 
 def export_rows(store: Store, account_id: int | None) -> Iterator[list[Any]]:

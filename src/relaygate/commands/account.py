@@ -5,8 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaygate.commands.common import add_command, add_noun, open_store, out, table
+from relaygate.clock import iso
+from relaygate.commands.common import add_account, add_command, add_noun, open_store, out, table
 from relaygate.policy import PLANS
+from relaygate.store.models import Account
+
+
+def account_data(a: Account) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "name": a.name,
+        "plan": a.plan,
+        "daily_quota": a.daily_quota,
+        "rate_limit": a.rate_limit,
+        "track_opens": bool(a.track_opens),
+        "track_clicks": bool(a.track_clicks),
+        "created_at": iso(a.created_at),
+    }
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -14,17 +29,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     a = store.accounts.create(
         args.name, plan=args.plan, daily_quota=args.daily_quota, rate_limit=args.rate_limit
     )
-    out(
-        args,
-        {
-            "id": a.id,
-            "name": a.name,
-            "plan": a.plan,
-            "daily_quota": a.daily_quota,
-            "rate_limit": a.rate_limit,
-        },
-        f"account {a.id} ({a.name}, {a.plan}) created",
-    )
+    out(args, account_data(a), f"account {a.id} ({a.name}, {a.plan}) created")
     return 0
 
 
@@ -33,7 +38,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = store.accounts.all()
     out(
         args,
-        rows,
+        [account_data(a) for a in rows],
         lambda: table(
             ["id", "name", "plan", "daily_quota", "rate_limit"],
             [[a.id, a.name, a.plan, a.daily_quota, a.rate_limit] for a in rows],
@@ -49,8 +54,8 @@ def cmd_set(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = int(value) if isinstance(value, bool) else value
-    a = store.accounts.update(args.id, **fields)
-    out(args, a, f"account {a.id} updated")
+    a = store.accounts.update(args.account, **fields)
+    out(args, account_data(a), f"account {a.id} updated")
     return 0
 
 
@@ -63,7 +68,7 @@ def register(sub: Any) -> None:
     sp.add_argument("--rate-limit", type=int, default=100)
     add_command(acc, "list", cmd_list, "list accounts")
     sp = add_command(acc, "set", cmd_set, "change an account")
-    sp.add_argument("id", type=int)
+    add_account(sp, required=True, flag="account")
     sp.add_argument("--plan", choices=PLANS)
     sp.add_argument("--daily-quota", type=int)
     sp.add_argument("--rate-limit", type=int)

@@ -56,9 +56,18 @@ def plain(value: Any) -> Any:
     return value
 
 
+def cell(value: Any) -> str:
+    """A value as a person reads it in a table: yes / no, ``-`` for nothing."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns two spaces apart, the header first."""
-    cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
+    cells = [list(map(str, headers))] + [[cell(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
@@ -75,12 +84,42 @@ def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
 
 
 def open_store(args: argparse.Namespace, settings: settings_mod.Settings | None = None) -> Store:
+    """The store of the config, opened. An ``--account`` given as an id or a name (see
+    ``add_account``) is checked here and replaced by the account's id."""
     s = settings or load_settings(args)
     if not s.database.exists():
         raise CliError(
             f"{s.database}: no store yet (run `relaygate --config {args.config} init`)", 2
         )
-    return open_settings_store(s)
+    store = open_settings_store(s)
+    ref = getattr(args, "account", None)
+    if isinstance(ref, str):
+        args.account = account_id(store, ref)
+    return store
+
+
+def account_id(store: Store, ref: str) -> int:
+    """The id of the account ``ref`` names: its id, or its name; an error when there is none."""
+    if ref.isdigit():
+        if store.accounts.get(int(ref)) is None:
+            raise CliError(f"no account {ref}")
+        return int(ref)
+    named = [a.id for a in store.accounts.all() if a.name == ref]
+    if not named:
+        raise CliError(f"no account named {ref!r}")
+    if len(named) > 1:
+        ids = ", ".join(map(str, named))
+        raise CliError(f"{len(named)} accounts are named {ref!r} (ids {ids}): give the id")
+    return named[0]
+
+
+def add_account(sp: argparse.ArgumentParser, *, required: bool, flag: str = "--account") -> None:
+    """The ``--account ID|NAME`` option (``flag`` may be a positional name instead)."""
+    kwargs: dict[str, Any] = {"metavar": "ACCOUNT", "help": "the account's id or name"}
+    if flag.startswith("-"):
+        sp.add_argument(flag, dest="account", required=required, **kwargs)
+    else:
+        sp.add_argument("account", **kwargs)
 
 
 def write_secret_file(path: Path, data: bytes) -> None:

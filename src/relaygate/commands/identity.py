@@ -13,7 +13,16 @@ import argparse
 from typing import Any
 
 from relaygate import domains
-from relaygate.commands.common import add_command, add_noun, load_settings, open_store, out, table
+from relaygate.clock import iso_or_none
+from relaygate.commands.common import (
+    add_account,
+    add_command,
+    add_noun,
+    load_settings,
+    open_store,
+    out,
+    table,
+)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -71,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "value": d.identity.value,
             "status": d.identity.status,
             "reason": d.status_reason,
-            "last_checked_at": d.last_checked_at,
+            "last_checked_at": iso_or_none(d.last_checked_at),
         }
         for d in rows
     ]
@@ -100,12 +109,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     ident = add_noun(sub, "identity", "sender identities")
     sp = add_command(ident, "add", cmd_add, "add an address or domain identity")
-    sp.add_argument("--account", type=int, required=True)
+    add_account(sp, required=True)
     sp.add_argument("identity")
     sp.add_argument("--verified", action="store_true", help="operator asserts the identity")
     sp.add_argument("--ed25519", action="store_true", help="add an Ed25519 DKIM key as well")
     sp.add_argument("--selector", help="DKIM selector (default rg<YYYYMM>)")
     sp = add_command(ident, "list", cmd_list, "list identities")
-    sp.add_argument("--account", type=int)
+    add_account(sp, required=False)
     sp = add_command(ident, "verify", cmd_verify, "check a domain's DNS records now")
     sp.add_argument("domain")

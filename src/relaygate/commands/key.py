@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaygate.commands.common import CliError, add_command, add_noun, open_store, out, table
+from relaygate.clock import iso
+from relaygate.commands.common import (
+    CliError,
+    add_account,
+    add_command,
+    add_noun,
+    open_store,
+    out,
+    table,
+)
 from relaygate.policy import SCOPES
 
 
@@ -38,7 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "name": k.name,
             "scopes": list(k.scopes),
             "hint": k.hint,
-            "created_at": k.created_at,
+            "created_at": iso(k.created_at),
             "revoked": k.revoked_at is not None,
         }
         for k in keys
@@ -75,10 +84,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     key = add_noun(sub, "key", "API keys")
     sp = add_command(key, "create", cmd_create, "create a key (the secret is shown once)")
-    sp.add_argument("--account", type=int, required=True)
+    add_account(sp, required=True)
     sp.add_argument("--scope", action="append", choices=SCOPES)
     sp.add_argument("--name")
     sp = add_command(key, "list", cmd_list, "list keys (never their secrets)")
-    sp.add_argument("--account", type=int)
+    add_account(sp, required=False)
     sp = add_command(key, "revoke", cmd_revoke, "revoke a key")
     sp.add_argument("id")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from relaygate.clock import iso
-from relaygate.commands.common import CliError, add_command, add_noun, open_store, out
-
-ACTIVE_STATES = ("queued", "deferred", "held")
+from relaygate.commands.common import CliError, Handler, add_command, add_noun, open_store, out
+from relaygate.relay import queue_actions
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -97,30 +95,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bulk(action: str, states: tuple[str, ...]) -> Callable[[argparse.Namespace], int]:
+def _bulk(action: str) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if not args.ids and not args.all and args.domain is None:
             raise CliError(f"queue {action}: name message or recipient ids, --domain D, or --all")
         store = open_store(args)
-        ids = store.queue.select(ids=args.ids, domain=args.domain, states=states)
-        show_bar = not args.json and sys.stderr.isatty() and len(ids) > 500
+        bar = not args.json and sys.stderr.isatty()
+        shown = False
 
-        def progress(done: int) -> None:
-            if show_bar:
+        def progress(done: int, total: int) -> None:
+            nonlocal shown
+            if bar and total > 500:
                 width = 40
-                filled = int(width * done / max(1, len(ids)))
+                filled = int(width * done / max(1, total))
                 sys.stderr.write(
-                    f"\r{action} [{'#' * filled}{'.' * (width - filled)}] {done}/{len(ids)}"
+                    f"\r{action} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
                 )
                 sys.stderr.flush()
+                shown = True
 
-        count = store.queue.operate(ids, action, progress=progress)
-        if show_bar:
+        done = queue_actions.act(
+            store, action, ids=args.ids, domain=args.domain, everything=args.all, progress=progress
+        )
+        if shown:
             sys.stderr.write("\n")
+        states = " or ".join(queue_actions.ACTIONS[action])
         out(
             args,
-            {"action": action, "matched": len(ids), "changed": count},
-            f"{action}: {count} of {len(ids)} recipient(s) changed",
+            {"action": action, "matched": done.matched, "changed": done.changed},
+            f"{action}: {done.changed} of {done.matched} recipient(s) changed"
+            + ("" if done.matched else f" (none of them is {states})"),
         )
         return 0
 
@@ -147,13 +151,13 @@ def register(sub: Any) -> None:
     sp.add_argument("--limit", type=int, default=100)
     sp = add_command(queue, "show", cmd_show, "one message with every attempt and event")
     sp.add_argument("id")
-    for action, states, help_ in (
-        ("retry", ("queued", "deferred"), "make recipients due now"),
-        ("hold", ("queued", "deferred"), "hold recipients (not attempted until released)"),
-        ("release", ("held",), "release held recipients"),
-        ("delete", ACTIVE_STATES, "give up on recipients (recorded as bounced: deleted)"),
+    for action, help_ in (
+        ("retry", "make queued or deferred recipients due now"),
+        ("hold", "hold queued or deferred recipients (not attempted until released)"),
+        ("release", "release held recipients"),
+        ("delete", "give up on recipients (recorded as bounced: deleted)"),
     ):
-        sp = add_command(queue, action, _bulk(action, states), help_)
+        sp = add_command(queue, action, _bulk(action), help_)
         sp.add_argument("ids", nargs="*", help="message ids (msg_…) or recipient ids")
         sp.add_argument("--all", action="store_true")
         sp.add_argument("--domain")

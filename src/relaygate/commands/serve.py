@@ -11,7 +11,12 @@ from typing import Any
 
 from relaygate import settings as settings_mod
 from relaygate.commands.common import add_command, load_settings, write_secret_file
-from relaygate.commands.setup import DEFAULT_HTTP_LISTEN, DEFAULT_SMTP_LISTEN, initialise
+from relaygate.commands.setup import (
+    DEFAULT_HTTP_LISTEN,
+    DEFAULT_SMTP_LISTEN,
+    initialise,
+    refuse_conflicts,
+)
 from relaygate.logs import configure_logging, under_journald
 from relaygate.settings import ROLES
 from relaygate.store import open_store
@@ -47,13 +52,14 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """`make run`: initialise ./var once (demo account, key, identity) and serve in capture mode."""
     config = Path(args.config)
+    refuse_conflicts(config, http_listen=args.http_listen, smtp_listen=args.smtp_listen)
     s, _ = initialise(
         config,
         mode="capture",
         state_dir=".",
         hostname="localhost",
-        http_listen=args.http_listen,
-        smtp_listen=args.smtp_listen,
+        http_listen=args.http_listen or DEFAULT_HTTP_LISTEN,
+        smtp_listen=args.smtp_listen or DEFAULT_SMTP_LISTEN,
     )
     from relaygate.service import Service
 
@@ -95,5 +101,5 @@ def register(sub: Any) -> None:
     sp = add_command(
         sub, "quickstart", cmd_quickstart, "initialise a demo setup and serve in capture mode"
     )
-    sp.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
-    sp.add_argument("--smtp-listen", default=DEFAULT_SMTP_LISTEN)
+    sp.add_argument("--http-listen", metavar="HOST:PORT", help=f"default {DEFAULT_HTTP_LISTEN}")
+    sp.add_argument("--smtp-listen", metavar="HOST:PORT", help=f"default {DEFAULT_SMTP_LISTEN}")

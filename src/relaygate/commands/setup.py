@@ -96,17 +96,71 @@ def initialise(
     return s, created
 
 
+def conflicts(config: Path, **asked: str | None) -> list[str]:
+    """What an existing ``config`` says differently from the ``init`` options given (None: not
+    given), as ``key = "config value" (asked "value")`` lines."""
+    s = settings_mod.load(config)
+    have: dict[str, tuple[str, object, object]] = {}
+    if asked.get("mode") is not None:
+        have["mode"] = ("delivery.mode", s.delivery.mode, asked["mode"])
+    if asked.get("hostname") is not None:
+        have["hostname"] = ("hostname", s.hostname, asked["hostname"])
+    if asked.get("http_listen") is not None:
+        have["http_listen"] = ("http.listen", s.http.listen, asked["http_listen"])
+    if asked.get("smtp_listen") is not None:
+        have["smtp_listen"] = ("smtp.listen", list(s.smtp.listen), [asked["smtp_listen"]])
+    if asked.get("state_dir") is not None:
+        wanted = Path(str(asked["state_dir"])).expanduser()
+        if not wanted.is_absolute():
+            wanted = config.resolve().parent / wanted
+        have["state_dir"] = ("state_dir", s.state_dir.resolve(), wanted.resolve())
+    return [
+        f"{key} = {_show(now)} (asked for {_show(want)})"
+        for key, now, want in have.values()
+        if now != want
+    ]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return '"' + str(value) + '"'
+
+
+def refuse_conflicts(config: Path, **asked: str | None) -> None:
+    """An existing config is never rewritten: options that disagree with it are an error."""
+    if not config.exists():
+        return
+    found = conflicts(config, **asked)
+    if found:
+        raise CliError(
+            f"{config} already exists and init does not rewrite it; it has "
+            + "; ".join(found)
+            + ". Edit the file (or move it away and run init again)",
+            2,
+        )
+
+
 def cmd_init(args: argparse.Namespace) -> int:
+    config = Path(args.config)
+    asked = {
+        "mode": args.mode,
+        "http_listen": args.http_listen,
+        "smtp_listen": args.smtp_listen,
+        "state_dir": args.state_dir,
+        "hostname": args.hostname,
+    }
+    refuse_conflicts(config, **asked)
     s, created = initialise(
-        Path(args.config),
-        mode=args.mode,
-        http_listen=args.http_listen,
-        smtp_listen=args.smtp_listen,
-        state_dir=args.state_dir,
+        config,
+        mode=args.mode or "mx",
+        http_listen=args.http_listen or DEFAULT_HTTP_LISTEN,
+        smtp_listen=args.smtp_listen or DEFAULT_SMTP_LISTEN,
+        state_dir=args.state_dir or "./var",
         hostname=args.hostname,
     )
     data = {
-        "config": str(Path(args.config)),
+        "config": str(config),
         "config_created": created,
         "state_dir": str(s.state_dir),
         "database": str(s.database),
@@ -114,9 +168,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     out(
         args,
         data,
-        lambda: (
-            ("wrote " if created else "kept existing ") + f"{args.config}; store at {s.database}"
-        ),
+        lambda: ("wrote " if created else "kept existing ") + f"{config}; store at {s.database}",
     )
     return 0
 
@@ -135,9 +187,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     sp = add_command(sub, "init", cmd_init, "write a config (if none) and create the store")
-    sp.add_argument("--mode", default="mx", choices=settings_mod.DELIVERY_MODES)
-    sp.add_argument("--http-listen", default=DEFAULT_HTTP_LISTEN)
-    sp.add_argument("--smtp-listen", default=DEFAULT_SMTP_LISTEN)
-    sp.add_argument("--state-dir", default="./var")
-    sp.add_argument("--hostname", default=None)
+    sp.add_argument(
+        "--mode", choices=settings_mod.DELIVERY_MODES, help="delivery mode (default mx)"
+    )
+    sp.add_argument("--http-listen", metavar="HOST:PORT", help=f"default {DEFAULT_HTTP_LISTEN}")
+    sp.add_argument("--smtp-listen", metavar="HOST:PORT", help=f"default {DEFAULT_SMTP_LISTEN}")
+    sp.add_argument(
+        "--state-dir", metavar="DIR", help="default ./var, relative to the config file's directory"
+    )
+    sp.add_argument(
+        "--hostname", help="this host's name in SMTP and Message-IDs (default localhost)"
+    )
     add_command(sub, "check-config", cmd_check_config, "validate the config, listing every problem")

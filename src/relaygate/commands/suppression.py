@@ -8,15 +8,25 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from pathlib import Path
 from typing import Any
 
 from relaygate.bounces import suppressions
-from relaygate.commands.common import Handler, add_command, add_noun, open_store, out
+from relaygate.commands.common import (
+    CliError,
+    Handler,
+    add_account,
+    add_command,
+    add_noun,
+    open_store,
+    out,
+)
+from relaygate.errors import RequestError
 
 
 def _add(parent: Any, name: str, func: Handler, help_: str) -> argparse.ArgumentParser:
     sp = add_command(parent, name, func, help_)
-    sp.add_argument("--account", type=int, required=name not in ("list", "export"))
+    add_account(sp, required=name not in ("list", "export"))
     return sp
 
 
@@ -65,11 +75,20 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(path: str) -> str:
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        return suppressions.decode_csv(raw)
+    except RequestError as exc:
+        raise CliError(f"{path}: {exc.detail}") from None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    handle = sys.stdin if args.file == "-" else open(args.file, newline="", encoding="utf-8")  # noqa: SIM115
-    with handle:
-        result = suppressions.import_csv(store, args.account, handle)
+    text = _read(args.file)
+    result = suppressions.import_csv(open_store(args), args.account, text)
     out(
         args,
         {"account_id": args.account, "imported": result.added, "problems": list(result.problems)},

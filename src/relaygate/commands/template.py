@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from relaygate.commands.common import CliError, add_command, add_noun, open_store, out
+from relaygate.commands.common import CliError, add_account, add_command, add_noun, open_store, out
 from relaygate.compose import library
 from relaygate.compose.templates import Template
 
@@ -52,6 +52,8 @@ def _read(path: str | None) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path}: not UTF-8 text") from None
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -76,20 +78,24 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     tpl = add_noun(sub, "template", "email templates")
     sp = add_command(tpl, "list", cmd_list, "system templates, and an account's own")
-    sp.add_argument("--account", type=int)
+    add_account(sp, required=False)
     sp = add_command(tpl, "show", cmd_show, "print a template")
     sp.add_argument("slug")
-    sp.add_argument("--account", type=int)
+    add_account(sp, required=False)
     sp = add_command(tpl, "clone", cmd_clone, "copy a system template into an account")
     sp.add_argument("slug")
-    sp.add_argument("--account", type=int, required=True)
+    add_account(sp, required=True)
     sp.add_argument("--as", dest="as_slug", help="store it under another slug")
     sp = add_command(tpl, "create", cmd_create, "create or replace an account template")
     sp.add_argument("slug")
-    sp.add_argument("--account", type=int, required=True)
-    sp.add_argument("--subject", required=True)
-    sp.add_argument("--html")
-    sp.add_argument("--text")
+    add_account(sp, required=True)
+    sp.add_argument("--subject", required=True, metavar="TEXT", help="the subject (Jinja2)")
+    sp.add_argument("--html", metavar="FILE", help="read the HTML part (Jinja2) from FILE")
+    sp.add_argument(
+        "--text",
+        metavar="FILE",
+        help="read the plain-text part from FILE (default: made from the HTML)",
+    )
     sp = add_command(tpl, "delete", cmd_delete, "delete an account template")
     sp.add_argument("slug")
-    sp.add_argument("--account", type=int, required=True)
+    add_account(sp, required=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relaygate.clock import iso
+from relaygate.clock import iso, iso_or_none
 from relaygate.commands.common import (
     CliError,
+    add_account,
     add_command,
     add_noun,
     load_settings,
@@ -25,7 +26,6 @@ from relaygate.events import endpoints
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.ids import delivery_ref, parse_delivery_ref
-from relaygate.store.models import Attempt, Delivery, Webhook
 from relaygate.store.states import WEBHOOK_EVENT_TYPES
 
 
@@ -38,46 +38,6 @@ def _when(ts: float | None) -> str:
     return iso(ts) if ts is not None else "-"
 
 
-def _hook_data(w: Webhook) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "account_id": w.account_id,
-        "url": w.url,
-        "events": list(w.events) or list(WEBHOOK_EVENT_TYPES),
-        "created_at": w.created_at,
-        "removed": w.removed_at is not None,
-        "previous_secret_expires_at": w.previous_secret_expires_at,
-    }
-
-
-def _delivery_data(d: Delivery) -> dict[str, Any]:
-    return {
-        "id": delivery_ref(d.id),
-        "webhook_id": d.webhook_id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "message_id": d.message_id,
-        "state": d.state,
-        "attempts": d.attempts,
-        "next_attempt_at": d.next_attempt_at,
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "replays": d.replays,
-    }
-
-
-def _attempt_data(a: Attempt) -> dict[str, Any]:
-    return {
-        "delivery_id": delivery_ref(a.delivery_id),
-        "attempt": a.attempt,
-        "at": a.at,
-        "status": a.status,
-        "outcome": a.outcome,
-        "error": a.error,
-        "duration_ms": a.duration_ms,
-    }
-
-
 # -- commands -------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     s, store = _open(args)
@@ -85,7 +45,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         store, s, account_id=args.account, url=args.url, events=args.event or ()
     )
     w, secret, warnings = new.webhook, new.secret, list(new.warnings)
-    data = {**_hook_data(w), "secret": secret, "warnings": warnings}
+    data = {**endpoints.webhook_dict(w), "secret": secret, "warnings": warnings}
 
     def human() -> str:
         lines = [
@@ -103,7 +63,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     _, store = _open(args)
     hooks = store.webhooks
-    rows = [_hook_data(w) for w in hooks.all(account_id=args.account, include_removed=args.all)]
+    rows = [
+        endpoints.webhook_dict(w)
+        for w in hooks.all(account_id=args.account, include_removed=args.all)
+    ]
     out(
         args,
         rows,
@@ -122,7 +85,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _, store = _open(args)
     hooks = store.webhooks
     w = endpoints.get(store, args.id)
-    data = {**_hook_data(w), "deliveries": hooks.counts(w.id)}
+    data = {**endpoints.webhook_dict(w), "deliveries": hooks.counts(w.id)}
     if args.reveal:
         data["secret"] = hooks.reveal_secret(w.id)
 
@@ -135,7 +98,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             "deliveries: " + ", ".join(f"{k} {v}" for k, v in data["deliveries"].items()),
         ]
         if w.previous_secret_expires_at:
-            lines.append(f"previous secret valid until {_when(w.previous_secret_expires_at)}")
+            lines.append(
+                f"previous secret: makes X-SM-Signature until {_when(w.previous_secret_expires_at)}"
+            )
         if args.reveal:
             lines.append(f"secret: {data['secret']}")
         return "\n".join(lines)
@@ -160,23 +125,29 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     _, store = _open(args)
     w, secret = endpoints.rotate_secret(store, args.id, grace=args.grace)
+    until = w.previous_secret_expires_at
     data = {
         "id": w.id,
         "secret": secret,
-        "previous_secret_expires_at": w.previous_secret_expires_at,
+        "previous_secret_expires_at": iso_or_none(until),
     }
-    out(
-        args,
-        data,
-        lambda: (
-            f"webhook {w.id}: new secret {secret}\n"
-            + (
-                f"the previous secret also signs until {_when(w.previous_secret_expires_at)}"
-                if w.previous_secret_expires_at
-                else "the previous secret no longer signs"
+
+    def human() -> str:
+        if until is None:
+            return (
+                f"webhook {w.id}: new secret {secret}\n"
+                "the previous secret no longer signs: every signature header uses the new one"
             )
-        ),
-    )
+        return (
+            f"webhook {w.id}: new secret {secret}\n"
+            f"until {iso(until)} X-SM-Signature is still made with the previous secret, and"
+            " X-SM-Signature-V2 / webhook-signature carry one signature per secret;\n"
+            f"from {iso(until)} every header uses the new secret only. A receiver that checks"
+            " X-SM-Signature with one secret switches to the new one then (or accepts both"
+            " until then)."
+        )
+
+    out(args, data, human)
     return 0
 
 
@@ -190,8 +161,8 @@ def cmd_attempts(args: argparse.Namespace) -> int:
             raise CliError(f"no webhook delivery {args.id}")
         attempts = hooks.attempts(delivery_id)
         data: Any = {
-            "delivery": _delivery_data(d),
-            "attempts": [_attempt_data(a) for a in attempts],
+            "delivery": endpoints.delivery_dict(d),
+            "attempts": [endpoints.attempt_dict(a) for a in attempts],
         }
         header = (
             f"delivery {delivery_ref(d.id)} of event {d.event_id} ({d.event_type}) to {d.webhook_id}: "
@@ -201,7 +172,7 @@ def cmd_attempts(args: argparse.Namespace) -> int:
     else:
         endpoints.get(store, args.id)
         attempts = hooks.recent_attempts(args.id, limit=args.limit)
-        data = [_attempt_data(a) for a in attempts]
+        data = [endpoints.attempt_dict(a) for a in attempts]
         header = f"recent attempts of webhook {args.id}"
     rows = [
         [
@@ -255,13 +226,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     hook = add_noun(sub, "webhook", "webhook endpoints and deliveries")
     sp = add_command(hook, "add", cmd_add, "register an endpoint (its secret is shown)")
-    sp.add_argument("--account", type=int, required=True)
+    add_account(sp, required=True)
     sp.add_argument(
         "--event", action="append", choices=WEBHOOK_EVENT_TYPES, help="repeatable; default all"
     )
     sp.add_argument("url")
     sp = add_command(hook, "list", cmd_list, "list endpoints (never their secrets)")
-    sp.add_argument("--account", type=int)
+    add_account(sp, required=False)
     sp.add_argument("--all", action="store_true", help="include removed endpoints")
     sp = add_command(hook, "show", cmd_show, "an endpoint and its delivery counts")
     sp.add_argument("id")
@@ -271,7 +242,10 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("id")
     sp = add_command(
-        hook, "rotate-secret", cmd_rotate, "new secret; the old one signs too for --grace seconds"
+        hook,
+        "rotate-secret",
+        cmd_rotate,
+        "new secret; X-SM-Signature stays on the old one for --grace seconds",
     )
     sp.add_argument("id")
     sp.add_argument(

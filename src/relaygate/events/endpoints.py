@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from relaygate.clock import iso, iso_or_none
 from relaygate.dnsresolver import make_resolver
 from relaygate.errors import DeliveryDeferred, RequestError
 from relaygate.events.signing import new_secret
@@ -24,7 +26,8 @@ from relaygate.events.ssrf import UnsafeTarget, resolve_and_check, validate_url
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.ids import delivery_ref
-from relaygate.store.models import Webhook
+from relaygate.store.models import Attempt, Delivery, Webhook
+from relaygate.store.states import WEBHOOK_EVENT_TYPES
 
 #: How long a rotated-out secret keeps signing unless the caller says otherwise (seconds).
 DEFAULT_GRACE = 24 * 3600.0
@@ -37,6 +40,49 @@ class Registered:
     webhook: Webhook
     secret: str
     warnings: tuple[str, ...]
+
+
+def webhook_dict(w: Webhook) -> dict[str, Any]:
+    """An endpoint for output (never its secret)."""
+    return {
+        "id": w.id,
+        "account_id": w.account_id,
+        "url": w.url,
+        "events": list(w.events) or list(WEBHOOK_EVENT_TYPES),
+        "created_at": iso(w.created_at),
+        "removed": w.removed_at is not None,
+        "previous_secret_expires_at": iso_or_none(w.previous_secret_expires_at),
+    }
+
+
+def delivery_dict(d: Delivery) -> dict[str, Any]:
+    """One event's delivery to one endpoint, for output."""
+    return {
+        "id": delivery_ref(d.id),
+        "webhook_id": d.webhook_id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "message_id": d.message_id,
+        "state": d.state,
+        "attempts": d.attempts,
+        "next_attempt_at": iso_or_none(d.next_attempt_at),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "replays": d.replays,
+    }
+
+
+def attempt_dict(a: Attempt) -> dict[str, Any]:
+    """One POST of a delivery, for output."""
+    return {
+        "delivery_id": delivery_ref(a.delivery_id),
+        "attempt": a.attempt,
+        "at": iso(a.at),
+        "status": a.status,
+        "outcome": a.outcome,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+    }
 
 
 def check_target(url: str, settings: Settings) -> tuple[str, list[str]]:

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from relaygate.clock import iso
+from relaygate.clock import iso, iso_or_none
 from relaygate.ops import runstate
 from relaygate.store import Store
 from relaygate.store.states import PENDING_STATES
@@ -35,7 +35,11 @@ def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
             "pending": sum(pending.values()),
             "pending_by_state": pending,
             "by_domain": [
-                {**asdict(d), "oldest_age_seconds": round(now - d.oldest_queued_at, 1)}
+                {
+                    **asdict(d),
+                    "oldest_queued_at": iso(d.oldest_queued_at),
+                    "oldest_age_seconds": round(now - d.oldest_queued_at, 1),
+                }
                 for d in store.status.queue_by_domain(limit=top)
             ],
         },
@@ -51,8 +55,22 @@ def collect(store: Store, *, now: float, top: int = 10) -> dict[str, Any]:
         "rates_per_second": {
             name: round(outcomes["5m"][name] / 300.0, 2) for name in ("accepted", "delivered")
         },
-        "failing_webhooks": [asdict(w) for w in store.status.failing_webhooks(since=now - 86400.0)],
-        "unverified_domains": [asdict(d) for d in store.status.unverified_domains()],
+        "failing_webhooks": [
+            {
+                **asdict(w),
+                "last_failure_at": iso_or_none(w.last_failure_at),
+                "last_success_at": iso_or_none(w.last_success_at),
+            }
+            for w in store.status.failing_webhooks(since=now - 86400.0)
+        ],
+        "unverified_domains": [
+            {
+                **asdict(d),
+                "failing_since": iso_or_none(d.failing_since),
+                "last_checked_at": iso_or_none(d.last_checked_at),
+            }
+            for d in store.status.unverified_domains()
+        ],
     }
 
 

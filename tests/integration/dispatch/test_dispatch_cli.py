@@ -194,7 +194,7 @@ def test_attempts_and_replay(run, tmp_path: Path) -> None:
         {
             "delivery_id": f"whd_{d.id}",
             "attempt": 1,
-            "at": 100.0,
+            "at": "1970-01-01T00:01:40Z",
             "status": 503,
             "outcome": "http_status",
             "error": "HTTP 503",
