@@ -208,8 +208,19 @@ def test_httpx_request_lines_are_held_back(stream: io.StringIO) -> None:
     assert stream.getvalue() == ""  # httpx logs "HTTP Request: POST …" at INFO otherwise
 
 
-async def test_uvicorn_colour_copies_stay_out_of_json_lines(stream: io.StringIO) -> None:
+async def test_uvicorn_colour_copies_stay_out_of_json_lines(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import uvicorn
+
+    # As in `serve` (a fresh process, uvicorn started with log_config=None): uvicorn's loggers
+    # propagate to ours. Another test may have run uvicorn with its own logging config.
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [])
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "level", logging.NOTSET)
 
     async def app(scope: object, receive: object, send: object) -> None:
         return None
