@@ -15,7 +15,15 @@ import sys
 from typing import Any
 
 from relaygate.clock import iso
-from relaygate.commands.common import CliError, add_command, add_noun, open_store, out, table
+from relaygate.commands.common import (
+    CliError,
+    add_account,
+    add_command,
+    add_noun,
+    open_store,
+    out,
+    table,
+)
 from relaygate.store.models import InboundReport
 
 _MAX_LIMIT = 10_000
@@ -31,7 +39,7 @@ def register(sub: Any) -> None:
         choices=STATUSES,
         help="only reports with this outcome (repeatable; default: all)",
     )
-    sp.add_argument("--account", type=int, help="only reports counted for this account")
+    add_account(sp, required=False)
     sp.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     sp.add_argument(
         "--counts", action="store_true", help="the number of reports per account and status"
