@@ -33,9 +33,10 @@ class Imported:
 
 
 def normalise_address(value: str) -> str:
-    """The address as the list keys it (lower case, no display name); 400 when it is not one."""
+    """The address as the list keys it (canonical domain, lower case, no display name); 400 when
+    it is not one. ``sup@Bücher.example`` and ``sup@xn--bcher-kva.example`` are one entry."""
     try:
-        return parse_mailbox(value.strip()).addr_spec.lower()
+        return parse_mailbox(value.strip()).ascii_addr_spec.lower()
     except AddressError as exc:
         raise RequestError(400, str(exc)) from None
 
@@ -94,7 +95,7 @@ def import_csv(store: Store, account_id: int, text: str) -> Imported:
         if not row or (lineno == 1 and row[0].strip().lower() == "address"):
             continue
         try:
-            address = parse_mailbox(row[0].strip()).addr_spec.lower()
+            address = parse_mailbox(row[0].strip()).ascii_addr_spec.lower()
         except AddressError as exc:
             problems.append(f"line {lineno}: {exc}")
             continue

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import idna
 
 from relaygate.errors import PermanentError
+from relaygate.idn import ascii_domain
 
 __all__ = ["AddressError", "Mailbox", "domain_of", "parse_mailbox"]
 
@@ -105,8 +106,8 @@ def _check_characters(value: str, what: str) -> None:
 
 
 def _to_ascii(domain: str) -> str:
-    """A-label form of an already validated domain."""
-    return idna.encode(domain, uts46=True).decode("ascii")
+    """A-label form of an already validated domain (``relaygate.idn``, the one normaliser)."""
+    return ascii_domain(domain)
 
 
 def _validate_domain(domain: str, address: str) -> str:
@@ -135,22 +136,24 @@ def _validate_domain(domain: str, address: str) -> str:
                     raise AddressError(
                         f"domain label {_shown(label)} is not a valid IDNA A-label {where}"
                     ) from None
-        ascii_domain = domain.lower()
     else:
         try:
-            ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise AddressError(
-                f"domain {_shown(domain)} is not a valid internationalised domain {where}: {exc}"
-            ) from None
-        labels = ascii_domain.split(".")
+            a_labels = ascii_domain(domain)
+        except ValueError as exc:
+            raise AddressError(f"{exc} {where}") from None
+        labels = a_labels.split(".")
+        return _check_labels(domain, labels, a_labels, where)
+    return _check_labels(domain, labels, domain.lower(), where)
+
+
+def _check_labels(domain: str, labels: list[str], a_labels: str, where: str) -> str:
     if len(labels) < 2:
         raise AddressError(f"domain {_shown(domain)} needs at least two labels {where}")
     if labels[-1].isdigit():
         raise AddressError(f"domain {_shown(domain)} has a numeric top-level label {where}")
-    if len(ascii_domain) > 253:
+    if len(a_labels) > 253:
         raise AddressError(f"domain {_shown(domain)} is longer than 253 octets {where}")
-    return ascii_domain
+    return a_labels
 
 
 def _validate_addr_spec(addr: str, original: str) -> str:

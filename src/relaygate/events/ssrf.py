@@ -33,6 +33,7 @@ import dns.exception
 import dns.resolver
 
 from relaygate.errors import DeliveryDeferred, PermanentError
+from relaygate.idn import ascii_domain
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
@@ -196,8 +197,8 @@ def _normalise_host(raw: str, allow_private: bool) -> tuple[str, str | None]:
     host = raw.rstrip(".") if raw.endswith(".") and not raw.endswith("..") else raw
     if not host.isascii():
         try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
+            host = ascii_domain(host)
+        except ValueError:
             raise UnsafeTarget("host is not a valid internationalised domain name") from None
     host = host.lower()
     labels = host.split(".")

@@ -32,6 +32,7 @@ from relaygate.errors import RenderUnavailable, RequestError
 from relaygate.events.tracking import track_html
 from relaygate.gateway import rawmail
 from relaygate.gateway.jsonbody import check_body
+from relaygate.idn import ascii_address, ascii_domain
 from relaygate.metrics import Metrics
 from relaygate.policy import Limits, check_can_send, check_scope
 from relaygate.settings import Settings
@@ -116,12 +117,21 @@ def _size(html: str | None, text: str | None, attachments: Sequence[Attachment])
 
 
 def _envelope_domain(address: str) -> str:
-    """The domain of an address that may have a UTF-8 local part (SMTPUTF8): lowercased, IDNA."""
-    domain = address.rpartition("@")[2].rstrip(".").lower()
+    """The domain of an address that may have a UTF-8 local part (SMTPUTF8), in the canonical
+    form of ``relaygate.idn`` (the one normaliser)."""
+    domain = address.rpartition("@")[2]
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
+        return ascii_domain(domain)
+    except ValueError:
+        return domain.rstrip(".").lower()
+
+
+def _envelope_address(address: str) -> str:
+    """An envelope address with its domain canonical (outbound SMTP speaks A-labels)."""
+    try:
+        return ascii_address(address)
+    except ValueError:
+        return address
 
 
 class Admission:
@@ -190,9 +200,9 @@ class Admission:
             raise RequestError(400, f"headers: {exc.detail}") from None
         tags = self._tags(body.get("tags"))
         attachments = self._attachments(body.get("attachments"))
-        if not self.store.identities.sender_allowed(account.id, sender.addr_spec):
+        if not self.store.identities.sender_allowed(account.id, sender.ascii_addr_spec):
             reason = await asyncio.to_thread(
-                sender_refusal, self.store, account.id, sender.addr_spec
+                sender_refusal, self.store, account.id, sender.ascii_addr_spec
             )
             raise RequestError(403, f"from_email {sender.addr_spec} is not allowed: {reason}")
         opens, clicks = self._tracking(account, body)
@@ -232,7 +242,7 @@ class Admission:
             await asyncio.to_thread(
                 self.store.suppressions.lookup,
                 account.id,
-                [b.addr_spec for b in (*to, *cc, *bcc)],
+                [b.ascii_addr_spec for b in (*to, *cc, *bcc)],
             )
             if tracked
             else {}
@@ -309,7 +319,7 @@ class Admission:
             raise RequestError(
                 403, "the null sender <> is only accepted for bounce and feedback addresses"
             )
-        if not self.store.identities.sender_allowed(account.id, mail_from):
+        if not self.store.identities.sender_allowed(account.id, _envelope_address(mail_from)):
             raise RequestError(
                 403, f"MAIL FROM {mail_from} is not a verified identity of this account"
             )
@@ -343,10 +353,11 @@ class Admission:
         froms = rawmail.header_addresses(block.headers, "From")
         if len(block.headers.get_all("From", [])) != 1 or not froms:
             raise RequestError(400, "the message needs exactly one From header with an address")
-        checked = mail_from.lower()  # allowed a moment ago by check_smtp_sender
+        checked = _envelope_address(mail_from).lower()  # allowed a moment ago
         for addr in froms:
-            if addr.lower() != checked and not self.store.identities.sender_allowed(
-                account.id, addr
+            canonical = _envelope_address(addr)
+            if canonical.lower() != checked and not self.store.identities.sender_allowed(
+                account.id, canonical
             ):
                 raise RequestError(
                     403, f"header From {addr} is not a verified identity of this account"
@@ -409,7 +420,8 @@ class Admission:
         cc = {a.lower() for a in rawmail.header_addresses(block.headers, "Cc")}
         first: dict[str, str] = {}
         for r in rcpts:
-            first.setdefault(r.lower(), r)
+            canonical = _envelope_address(r)
+            first.setdefault(canonical.lower(), canonical)
         return tuple(
             NewRecipient(address=addr, kind="to" if low in to else "cc" if low in cc else "bcc")
             for low, addr in first.items()
@@ -426,7 +438,7 @@ class Admission:
         out = []
         for kind, boxes in (("to", to), ("cc", cc), ("bcc", bcc)):
             for box in boxes:
-                addr = box.addr_spec
+                addr = box.ascii_addr_spec  # the envelope speaks A-labels
                 if addr.lower() in seen:
                     continue
                 seen.add(addr.lower())

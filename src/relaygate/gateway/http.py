@@ -32,6 +32,7 @@ from relaygate.errors import IdempotentReplay, LimitExceeded, RequestError, Stor
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.authlimit import FailedAuthThrottle
 from relaygate.gateway.openapi import openapi_document
+from relaygate.idn import address_key
 from relaygate.metrics import Metrics
 from relaygate.policy import Limits
 from relaygate.store import Store
@@ -259,7 +260,7 @@ class HttpApi:
             account.id,
             tag=q.get("tag") or None,
             status=status,
-            recipient=q.get("recipient") or None,
+            recipient=_search_address(q.get("recipient") or ""),
             since=since,
             limit=limit,
             before=before,
@@ -415,3 +416,14 @@ def present_message(m: dict[str, Any]) -> dict[str, Any]:
             for r in m["recipients"]
         ],
     }
+
+
+def _search_address(value: str) -> str | None:
+    """A recipient to search for, in the form recipients are stored in (canonical domain): a
+    search for ``sup@Bücher.example`` finds mail sent to ``sup@xn--bcher-kva.example``."""
+    if not value:
+        return None
+    try:
+        return address_key(value)
+    except ValueError:
+        return value.lower()

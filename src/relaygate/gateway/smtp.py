@@ -51,6 +51,7 @@ from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
 from relaygate.gateway.reportlimits import REPORT_TOO_BIG, ReportLimits, declared_size
 from relaygate.gateway.smtpdata import DataState, read_message
+from relaygate.idn import ascii_domain
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.models import Account, ApiKey
@@ -201,13 +202,13 @@ def valid_recipient(address: str) -> bool:
     local, at, domain = address.rpartition("@")
     try:
         local.encode("utf-8")
-        ascii_domain = domain.encode("idna").decode("ascii")
+        a_labels = ascii_domain(domain)
     except (UnicodeError, ValueError):
         return False
     if not at or not _UTF8_LOCAL.match(local):
         return False
     try:
-        parse_mailbox(f"x@{ascii_domain}")
+        parse_mailbox(f"x@{a_labels}")
     except AddressError:
         return False
     return True

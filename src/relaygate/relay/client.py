@@ -692,7 +692,7 @@ class _Attempt:
             return [self._result(r, Outcome.BOUNCED, None, "5.3.4", text) for r in rcpts]
         picked = self._mail_options(smtp)
         if picked is None:
-            text = f"SMTPUTF8 is required, but was not offered by host {self.where}"
+            text = f"a non-ASCII local part needs SMTPUTF8, which host {self.where} does not offer"
             self.clean = True
             return [self._result(r, Outcome.BOUNCED, None, "5.6.7", text) for r in rcpts]
         options, encoding = picked

@@ -19,6 +19,7 @@ import dns.asyncresolver
 import dns.resolver
 
 from relaygate.dnsresolver import make_resolver
+from relaygate.idn import ascii_address
 from relaygate.metrics import Metrics
 from relaygate.relay.client import DeliveryResult, SessionCache, Timeouts, deliver_via
 from relaygate.relay.routing import (
@@ -123,7 +124,7 @@ class NetworkTransport:
             route,
             helo=self.helo,
             mail_from=sender,
-            recipients=[r.address for r in rcpts],
+            recipients=[_wire(r.address) for r in rcpts],
             data=data,
             resolver=self.resolver,
             timeouts=self.timeouts,
@@ -146,7 +147,7 @@ class NetworkTransport:
         by_addr = {r.recipient: r for r in result.recipients}
         out = []
         for c in rcpts:
-            r = by_addr.get(c.address)
+            r = by_addr.get(_wire(c.address))
             if r is None:
                 out.append(
                     RecipientResult(
@@ -203,6 +204,15 @@ class NetworkTransport:
             )
             for c in rcpts
         ]
+
+
+def _wire(address: str) -> str:
+    """The envelope form of a stored address: its domain in A-labels (mail stored before the
+    one normaliser may still hold a Unicode domain); only a non-ASCII local part needs SMTPUTF8."""
+    try:
+        return ascii_address(address)
+    except ValueError:
+        return address
 
 
 def make_network_transport(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
 from relaygate.errors import StoreUnavailable
+from relaygate.store.sqlite.idnfix import canonical_addresses
 
 #: How long a statement waits for another connection's lock before the store is "unavailable".
 #: RELAYGATE_SQLITE_BUSY_TIMEOUT_MS overrides it (fault tests make it short).
@@ -97,6 +98,10 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+#: Data steps SQL cannot do, run after the migration of that version, in its transaction.
+_PYTHON_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {11: canonical_addresses}
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied. Returns the names applied now."""
     applied_now: list[str] = []
@@ -112,6 +117,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             try:
                 for statement in _split(sql):
                     conn.execute(statement)
+                step = _PYTHON_STEPS.get(version)
+                if step is not None:
+                    step(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)
                 )
