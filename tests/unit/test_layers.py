@@ -31,7 +31,7 @@ import relaygate
 LEVELS: tuple[frozenset[str], ...] = (
     frozenset(
         {"__init__", "errors", "clock", "settings", "logs", "metrics", "notify", "owners"}
-        | {"dnsresolver", "policy"}
+        | {"dnsresolver", "policy", "idn"}
     ),
     frozenset({"store"}),
     frozenset({"compose", "dkim", "domains", "bounces", "events", "relay"}),
