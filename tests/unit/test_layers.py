@@ -23,6 +23,8 @@ nothing in ``src`` imports it. A new part must be given a level here, or this te
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -149,3 +151,15 @@ def test_the_check_sees_function_level_imports_and_circles(tmp_path: Path) -> No
     assert set(edges) == {("store", "gateway"), ("gateway", "store")}
     assert _circles(edges) == [["gateway", "store", "gateway"]]
     assert _level("store") == 1 and _level("gateway") == 3  # so store → gateway is upward
+
+
+def test_importing_the_store_loads_no_library_of_the_parts_above() -> None:
+    """The store is imported by every role: it must not drag in Jinja2, Starlette, dkimpy,
+    aiosmtpd or dnspython (it did, through its upward imports)."""
+    code = (
+        "import sys, relaygate.store, relaygate.store.sqlite\n"
+        "print(sorted(m for m in ('jinja2', 'starlette', 'dkim', 'aiosmtpd', 'dns', 'uvicorn')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

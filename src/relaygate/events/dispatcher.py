@@ -201,7 +201,7 @@ class WebhookDispatcher:
             task.cancel()
         if leftover:
             with contextlib.suppress(Exception):
-                await self.hooks.release(self.owner, leftover, now=self.clock.now())
+                await self.hooks.release(self.owner, leftover)
 
     async def run(self) -> None:
         """Fan out, claim and send until ``stop()``; sleeps while nothing is due."""
@@ -265,9 +265,8 @@ class WebhookDispatcher:
         free = self.window - len(self._inflight)
         if free <= 0 or self.stopping or not self.hooks.anything_due(now):
             return 0, more
-        claimed = await self.hooks.claim(
+        claimed = await self.hooks.claim(  # leases judged by the store's clock
             self.owner,
-            now=now,
             limit=free,
             per_endpoint=self.settings.webhooks.concurrency_per_endpoint,
             lease_seconds=self.lease_seconds,

@@ -299,44 +299,61 @@ class SqliteWebhooks(Concern):
         return int(self._write(lambda c: _release(c, dead, None, now)))
 
     # -- the dispatcher's hot path (group commit) ------------------------------------------------
-    async def fan_out(self, *, now: float, limit: int = FAN_OUT_BATCH) -> tuple[int, bool]:
-        """Fan out up to ``limit`` events. Returns (deliveries created, whether more events wait)."""
-        return await self.writer.run(lambda c: fan_out(c, now=now, limit=limit))
+    def _at(self, now: float | None) -> float:
+        """The time a lease or attempt is judged by: the store's clock unless a caller (a
+        test, a replay of history) says otherwise."""
+        return self.clock.now() if now is None else now
 
-    def fan_out_sync(self, *, now: float, limit: int = FAN_OUT_BATCH) -> tuple[int, bool]:
-        return self._write(lambda c: fan_out(c, now=now, limit=limit))
+    async def fan_out(
+        self, *, now: float | None = None, limit: int = FAN_OUT_BATCH
+    ) -> tuple[int, bool]:
+        """Fan out up to ``limit`` events. Returns (deliveries created, whether more events wait)."""
+        at = self._at(now)
+        return await self.writer.run(lambda c: fan_out(c, now=at, limit=limit))
+
+    def fan_out_sync(
+        self, *, now: float | None = None, limit: int = FAN_OUT_BATCH
+    ) -> tuple[int, bool]:
+        at = self._at(now)
+        return self._write(lambda c: fan_out(c, now=at, limit=limit))
 
     async def claim(
         self,
         owner: str,
         *,
-        now: float,
+        now: float | None = None,
         limit: int,
         per_endpoint: int,
         lease_seconds: float,
     ) -> list[ClaimedDelivery]:
+        at = self._at(now)
         return await self.writer.run(
             lambda c: claim(
                 c,
                 owner,
-                now=now,
+                now=at,
                 limit=limit,
                 per_endpoint=per_endpoint,
                 lease_seconds=lease_seconds,
             )
         )
 
-    async def record(self, owner: str, result: AttemptResult, *, now: float) -> bool:
+    async def record(self, owner: str, result: AttemptResult, *, now: float | None = None) -> bool:
         """Record one attempt. False when the lease was lost (nothing recorded)."""
-        return await self.writer.run(lambda c: record(c, owner, result, now=now))
+        at = self._at(now)
+        return await self.writer.run(lambda c: record(c, owner, result, now=at))
 
-    def record_sync(self, owner: str, result: AttemptResult, *, now: float) -> bool:
-        return self._write(lambda c: record(c, owner, result, now=now))
+    def record_sync(self, owner: str, result: AttemptResult, *, now: float | None = None) -> bool:
+        at = self._at(now)
+        return self._write(lambda c: record(c, owner, result, now=at))
 
-    async def release(self, owner: str, delivery_ids: Sequence[int], *, now: float) -> int:
+    async def release(
+        self, owner: str, delivery_ids: Sequence[int], *, now: float | None = None
+    ) -> int:
         """Give leased deliveries back (shutdown), due now, without counting an attempt."""
+        at = self._at(now)
         ids = list(delivery_ids)
-        return await self.writer.run(lambda c: _release(c, [owner], ids, now))
+        return await self.writer.run(lambda c: _release(c, [owner], ids, at))
 
 
 # -- the statements (each runs inside the caller's transaction) -----------------------------------
