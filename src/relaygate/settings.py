@@ -55,6 +55,8 @@ class SmtpSettings:
     timeout: float = 300.0
     auth_failure_limit: int = 10
     auth_failure_window: float = 300.0
+    max_connections: int = 100
+    max_connections_per_client: int = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -380,6 +382,8 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         timeout=float(s.get("timeout", (int, float), 300.0, _positive)),
         auth_failure_limit=s.get("auth_failure_limit", int, 10, _positive),
         auth_failure_window=float(s.get("auth_failure_window", (int, float), 300.0, _positive)),
+        max_connections=s.get("max_connections", int, 100, _positive),
+        max_connections_per_client=s.get("max_connections_per_client", int, 50, _positive),
     )
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
         problems.append("smtp: tls_cert and tls_key must be given together")

@@ -49,6 +49,7 @@ from relaygate.errors import RequestError, StoreUnavailable
 from relaygate.gateway import wirelog
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
+from relaygate.gateway.connlimit import ConnectionSlots, Listener
 from relaygate.gateway.reportlimits import REPORT_TOO_BIG, ReportLimits, declared_size
 from relaygate.gateway.smtpdata import DataState, read_message
 from relaygate.idn import ascii_domain
@@ -79,6 +80,9 @@ NULL_SENDER = "550 5.7.1 The null sender <> is only accepted for bounce and feed
 STORE_UNAVAILABLE = "451 4.3.0 The spool cannot accept mail right now; try again later"
 INTERNAL = "451 4.3.0 Internal error; try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+TOO_MANY = "421 4.7.0 Too many connections; try again later"
+TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address; try again later"
+TLS_ACTIVE = "503 5.5.1 TLS already active"
 
 #: RequestError.status (the HTTP contract) → SMTP code and enhanced status code.
 STATUS_REPLIES: Mapping[int, tuple[int, str]] = {
@@ -215,7 +219,10 @@ def valid_recipient(address: str) -> bool:
 
 
 def peer_ip(session: Session) -> str:
-    peer: Any = session.peer
+    return peer_ip_of(session.peer)
+
+
+def peer_ip_of(peer: Any) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer or "")
@@ -679,9 +686,20 @@ class SubmissionSMTP(SMTP):
     #: property of the classes, so it is computed once.
     _introspected: ClassVar[dict[tuple[type, type], _Introspection]] = {}
 
-    def __init__(self, handler: SubmissionHandler, gateway: SmtpGateway, **options: Any) -> None:
-        """``options``: the keywords of ``_setup`` (aiosmtpd's constructor's, for the verified
-        release: ``_setup`` reproduces it; any other release runs its own)."""
+    _slot: tuple[Listener, str] | None = None  # what ConnectionSlots counted for this connection
+    _refused: str | None = None  # which connection cap refused it
+
+    def __init__(
+        self,
+        handler: SubmissionHandler,
+        gateway: SmtpGateway,
+        listener: Listener | None = None,
+        **options: Any,
+    ) -> None:
+        """``listener``: the listening socket's connection count (None: no caps). ``options``:
+        the keywords of ``_setup`` (aiosmtpd's constructor's, for the verified release:
+        ``_setup`` reproduces it; any other release runs its own)."""
+        self._listener = listener
         if _VERIFIED:
             self._setup(handler, gateway, **options)
         else:
@@ -882,13 +900,38 @@ class SubmissionSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
+        if first and self._listener is not None:
+            ip = peer_ip_of(transport.get_extra_info("peername"))
+            self._refused = self._gateway.slots.take(self._listener, ip)
+            if self._refused is None:
+                self._slot = (self._listener, ip)
         super().connection_made(transport)
         if first:
             self._gateway.connections.add(self)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._gateway.connections.discard(self)
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            self._gateway.slots.give_back(*slot)
         super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session; a connection over a cap is greeted with 421 and closed instead."""
+        if self._refused is not None:
+            await self.push(TOO_MANY_FROM_CLIENT if self._refused == "client" else TOO_MANY)
+            self.close()
+            return
+        await super()._handle_client()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """aiosmtpd answers STARTTLS inside TLS with 220 and a TLS handshake inside the TLS
+        session (the client sees EOF), and 454 on the implicit-TLS port: both are 503 here."""
+        if tls_active(self):
+            await self.push(TLS_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg)
 
     async def push(self, status: Any) -> None:
         """Send one reply line; the lines of a multi-line reply (``250-...``, as EHLO sends them
@@ -965,18 +1008,26 @@ class SmtpGateway:
         self.connections: set[SubmissionSMTP] = set()
         self.bound_hooks: tuple[SubmissionHandler, dict[str, Any]] | None = None
         self.draining = False
+        self.slots = ConnectionSlots(
+            per_client=settings.smtp.max_connections_per_client,
+            exempt=lambda ip: self.handler.trusted_account(ip) is not None,
+            clock=clock,
+        )
         # aiosmtpd's logger logs every command line at INFO
         if aiosmtpd_log.level == logging.NOTSET:
             aiosmtpd_log.setLevel(logging.WARNING)
         install_quiet_log()
         wirelog.install()  # aiosmtpd's lines keep no client text (no AUTH data, no commands)
 
-    def _factory(self, *, implicit_tls: bool) -> Callable[[], SubmissionSMTP]:
+    def _factory(
+        self, *, implicit_tls: bool, listener: Listener | None = None
+    ) -> Callable[[], SubmissionSMTP]:
         s = self.settings
         loop = asyncio.get_running_loop()  # aiosmtpd would look it up per connection
         return lambda: SubmissionSMTP(
             self.handler,
             self,
+            listener,
             loop=loop,
             hostname=s.hostname,
             ident="relaygate",
@@ -995,8 +1046,13 @@ class SmtpGateway:
         loop = asyncio.get_running_loop()
         if implicit_tls and self.tls_context is None:
             raise ValueError("implicit TLS needs smtp.tls_cert and smtp.tls_key")
+        host, port = sock.getsockname()[:2]
+        listener = Listener(
+            limit=self.settings.smtp.max_connections,
+            name=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        )
         server = await loop.create_server(
-            self._factory(implicit_tls=implicit_tls),
+            self._factory(implicit_tls=implicit_tls, listener=listener),
             sock=sock,
             ssl=self.tls_context if implicit_tls else None,
             ssl_handshake_timeout=30.0 if implicit_tls else None,
