@@ -240,7 +240,10 @@ class Service:
                     self.recorder = HitRecorder(self._write_hits)
                     await self.recorder.start()
                     extra_routes = tracking_routes(
-                        keys=[self.settings.secret_key()], recorder=self.recorder, clock=self.clock
+                        keys=[self.settings.secret_key()],
+                        recorder=self.recorder,
+                        clock=self.clock,
+                        lifetime=self.settings.tracking.token_lifetime,
                     )
                 api = HttpApi(
                     store=self.store,

@@ -109,6 +109,11 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TrackingSettings:
+    token_lifetime: float = 365 * 86400.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class DomainSettings:
     recheck_interval: float = 6 * 3600.0
     dkim_grace: float = 7 * 86400.0
@@ -129,6 +134,7 @@ class Settings:
     bounces: BounceSettings
     webhooks: WebhookSettings
     domains: DomainSettings = field(default_factory=DomainSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
     log_level: str = "info"
     log_json: bool = True
 
@@ -475,6 +481,11 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     )
     dm.finish()
 
+    t = _Reader(top.table("tracking"), "tracking", problems)
+    tracking = TrackingSettings(
+        token_lifetime=float(t.get("token_lifetime", (int, float), 365 * 86400.0, _positive)),
+    )
+    t.finish()
     top.finish()
 
     if problems:
@@ -491,6 +502,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         bounces=bounces,
         webhooks=webhooks,
         domains=domains,
+        tracking=tracking,
         log_level=log_level,
         log_json=log_json,
     )

@@ -2,26 +2,31 @@
 
 Owns two pure things the composer calls once per recipient:
 
-* **Tokens.** ``make_token`` packs (kind, account, message, recipient[, original URL]) into a
-  compact binary record, appends a truncated HMAC-SHA256 (128 bits) made with a server key, and
-  encodes it base64url without padding. ``read_token`` is the only way back: it returns ``None``
-  for anything malformed, forged, too long or of the wrong kind, and tries every key it is given
-  so keys can be rotated (sign with the newest, accept the old ones for a while). Tokens are
-  stateless: they keep redirecting after the data retention purge, and since the original URL is
-  inside the signed bytes they cannot be turned into an open redirect.
+* **Tokens.** ``make_token`` packs (kind, account, message, recipient, issue time[, original
+  URL]) into a compact binary record, appends a truncated HMAC-SHA256 (128 bits) made with a
+  server key, and encodes it base64url without padding. ``read_token`` is the only way back: it
+  returns ``None`` for anything malformed, forged, too long or of the wrong kind, and tries every
+  key it is given so keys can be rotated (sign with the newest, accept the old ones for a while).
+  Tokens are stateless: they keep working after the data retention purge, and since the original
+  URL is inside the signed bytes they cannot be turned into an open redirect. They carry the time
+  they were made (``issued_at``), so the endpoint can stop honouring them after a lifetime
+  (``tracking_app``); a version 1 token (made before there was an issue time) reads with
+  ``issued_at`` None.
 
-  Binary layout (version 1), before base64url::
+  Binary layout (version 2), before base64url::
 
-      0      version (0x01)
+      0      version (0x02)
       1      flags: bit 0 = click (else open), bit 1 = URL is raw-deflate compressed
       2..    account id        unsigned LEB128 varint
       ..     message id        16 bytes (the 32 hex digits of "msg_<hex>")
       ..     recipient id      unsigned LEB128 varint
+      ..     issued at         unsigned LEB128 varint, whole seconds since the epoch (UTC)
       ..     URL (clicks only) UTF-8, or raw deflate of it when that is shorter
       -16    tag               HMAC-SHA256(key, b"relaygate/tracking/v1\\0" + all of the above)[:16]
 
-  An open token is 48 characters (small ids); a click token for a 100-character URL is about
-  160-190 (deflate helps on typical UTM-laden URLs, never hurts).
+  Version 1 is the same without "issued at". An open token is 55 characters (small ids); a
+  click token for a 100-character URL is about 170-200 (deflate helps on typical UTM-laden
+  URLs, never hurts).
 
 * **HTML rewriting.** ``rewrite_html`` changes only the value of the ``href`` of ``<a>`` and
   ``<area>`` start tags whose link is absolute http(s), and adds a 1x1 pixel before the last real
@@ -65,7 +70,8 @@ __all__ = [
 
 TrackKind = Literal["o", "c"]
 
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
+_VERSIONS = frozenset({1, TOKEN_VERSION})
 MAX_TOKEN_CHARS = 8192
 """Longest token ``read_token`` looks at and ``make_token`` produces."""
 MIN_KEY_BYTES = 16
@@ -93,6 +99,8 @@ class TrackingRef:
     url: str | None
     key_index: int
     """Which of the keys given to ``read_token`` verified it (0 = the first)."""
+    issued_at: int | None = None
+    """When the token was made (seconds since the epoch); None for a version 1 token."""
 
 
 # --------------------------------------------------------------------------- tokens
@@ -171,12 +179,14 @@ def make_token(
     recipient_id: int,
     url: str | None,
     key: bytes,
+    issued_at: float,
 ) -> str:
     """A signed, URL-safe tracking token. Raises ``ValueError`` on inputs it cannot encode.
 
     ``message_id`` is ``"msg_"`` + 32 lowercase hex digits. ``url`` is required for clicks
     (absolute http/https, no control characters, at most 6 KiB of UTF-8) and must be ``None`` for
-    opens. The same inputs and key always give the same token.
+    opens. ``issued_at`` (the clock's ``now()``) is kept to the whole second. The same inputs
+    and key always give the same token.
     """
     if kind not in ("o", "c"):
         raise ValueError("kind must be 'o' or 'c'")
@@ -188,6 +198,8 @@ def make_token(
         raise ValueError("recipient_id must be a non-negative int")
     if account_id >= 1 << 63 or recipient_id >= 1 << 63:
         raise ValueError("ids must fit in 63 bits")
+    if not 0 <= issued_at < 1 << 40:  # (NaN fails too)
+        raise ValueError("issued_at must be a time since the epoch")
     if not _MESSAGE_ID.fullmatch(message_id):
         raise ValueError("message_id must be 'msg_' + 32 lowercase hex digits")
     flags = 0
@@ -214,6 +226,7 @@ def make_token(
         + _varint(account_id)
         + bytes.fromhex(message_id[4:])
         + _varint(recipient_id)
+        + _varint(int(issued_at))
         + url_part
     )
     token = _b64encode(body + _tag(key, body))
@@ -245,7 +258,7 @@ def read_token(
     if key_index < 0:
         return None
     version, flags = body[0], body[1]
-    if version != TOKEN_VERSION or flags & ~_KNOWN_FLAGS:
+    if version not in _VERSIONS or flags & ~_KNOWN_FLAGS:
         return None
     got = _read_varint(body, 2)
     if got is None:
@@ -258,6 +271,12 @@ def read_token(
     if got is None:
         return None
     recipient_id, pos = got
+    issued_at: int | None = None
+    if version >= 2:
+        got = _read_varint(body, pos)
+        if got is None:
+            return None
+        issued_at, pos = got
     rest = body[pos:]
     token_kind: TrackKind = "c" if flags & _FLAG_CLICK else "o"
     if kind is not None and token_kind != kind:
@@ -282,6 +301,7 @@ def read_token(
         recipient_id=recipient_id,
         url=url,
         key_index=key_index,
+        issued_at=issued_at,
     )
 
 
@@ -500,6 +520,7 @@ def track_html(
     account_id: int,
     message_id: str,
     recipient_id: int,
+    issued_at: float,
     opens: bool = True,
     clicks: bool = True,
 ) -> str:
@@ -517,6 +538,7 @@ def track_html(
                 recipient_id=recipient_id,
                 url=url,
                 key=key,
+                issued_at=issued_at,
             )
         except ValueError:
             return None
@@ -533,6 +555,7 @@ def track_html(
                 recipient_id=recipient_id,
                 url=None,
                 key=key,
+                issued_at=issued_at,
             ),
         )
     if not clicks and pixel is None:

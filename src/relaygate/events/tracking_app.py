@@ -1,10 +1,19 @@
 """The two public tracking endpoints, and the bounded path from a hit to the store.
 
 * ``GET|HEAD /t/o/{token}``: a 43-byte transparent GIF with no-cache headers.
-* ``GET|HEAD /t/c/{token}``: ``302`` to the original URL carried in the signed token.
+* ``GET|HEAD /t/c/{token}``: ``302`` to the original URL carried in the signed token (``410``
+  and a page naming it once the token has expired).
 
 A token that does not verify (forged, altered, signed with an unknown key, wrong kind, too
 long) gets a small 404 HTML page, never a redirect, and records nothing.
+
+A genuine token honours its link for ``lifetime`` seconds after it was made (default one year,
+``[tracking] token_lifetime``; a version 1 token, which has no issue time, counts as expired).
+Then a click gets a ``410`` page that names the link's target as text (HTML-escaped, not a link,
+under a ``default-src 'none'`` Content-Security-Policy) instead of a redirect: the recipient can
+still go there by hand, while an old token found anywhere no longer turns our domain into a
+one-click hop to wherever an account once linked. An expired pixel is still a pixel. Neither
+records anything.
 
 A verified hit becomes a ``TrackingHit`` that is rate limited (token buckets per client IP and
 per token, with an injected clock) and then *offered* to a ``HitRecorder``: a bounded in-memory
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import inspect
 import logging
 import urllib.parse
@@ -76,6 +86,13 @@ _NOT_FOUND_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
 }
+_EXPIRED_HEADERS = {**_NOT_FOUND_HEADERS, "Content-Security-Policy": "default-src 'none'"}
+EXPIRED_HTML = (
+    '<!doctype html><html><head><meta charset="utf-8"><title>Link expired</title></head>'
+    "<body><h1>This link has expired</h1><p>It led to:</p><p><code>{url}</code></p>"
+    "<p>If you still want to go there, copy the address into your browser.</p></body></html>"
+)
+DEFAULT_LIFETIME = 365 * 86400.0
 NOT_FOUND_HTML = (
     '<!doctype html><html><head><meta charset="utf-8"><title>Link not found</title></head>'
     "<body><h1>Link not found</h1><p>This link is not valid.</p></body></html>"
@@ -287,6 +304,7 @@ class TrackingCounters:
     hits: int = 0
     invalid: int = 0
     limited: int = 0
+    expired: int = 0
 
 
 def _default_client_ip(request: Request) -> str:
@@ -305,11 +323,13 @@ def tracking_routes(
     limits: RateLimits | None = None,
     client_ip: Callable[[Request], str] = _default_client_ip,
     counters: TrackingCounters | None = None,
+    lifetime: float = DEFAULT_LIFETIME,
 ) -> list[BaseRoute]:
     """Routes for ``/t/o/{token}`` and ``/t/c/{token}`` to add to the public HTTP app.
 
     ``keys`` verify tokens, newest first (see ``tracking.read_token``). Verified, not rate
-    limited hits are offered to ``recorder``; pass ``counters`` to read request counts.
+    limited hits of tokens younger than ``lifetime`` seconds are offered to ``recorder``; pass
+    ``counters`` to read request counts.
     """
     key_list = list(keys)
     limiter = _Limiter(limits or RateLimits())
@@ -318,6 +338,12 @@ def tracking_routes(
     def not_found() -> Response:
         count.invalid += 1
         return HTMLResponse(NOT_FOUND_HTML, status_code=404, headers=_NOT_FOUND_HEADERS)
+
+    def expired(ref: TrackingRef) -> bool:
+        if ref.issued_at is None or clock.now() - ref.issued_at > lifetime:
+            count.expired += 1
+            return True
+        return False
 
     def note(request: Request, token: str, ref: TrackingRef) -> None:
         count.hits += 1
@@ -345,7 +371,8 @@ def tracking_routes(
         ref = read_token(token, keys=key_list, kind="o")
         if ref is None:
             return not_found()
-        note(request, token, ref)
+        if not expired(ref):
+            note(request, token, ref)
         return Response(PIXEL_GIF, media_type="image/gif", headers=NO_CACHE_HEADERS)
 
     async def click(request: Request) -> Response:
@@ -353,6 +380,9 @@ def tracking_routes(
         ref = read_token(token, keys=key_list, kind="c")
         if ref is None or ref.url is None or trackable_url(ref.url) != ref.url:
             return not_found()
+        if expired(ref):
+            page = EXPIRED_HTML.format(url=html.escape(ref.url, quote=True))
+            return HTMLResponse(page, status_code=410, headers=_EXPIRED_HEADERS)
         note(request, token, ref)
         return Response(
             status_code=302, headers={**_REDIRECT_HEADERS, "Location": _location(ref.url)}
@@ -372,6 +402,7 @@ def tracking_app(
     limits: RateLimits | None = None,
     client_ip: Callable[[Request], str] = _default_client_ip,
     counters: TrackingCounters | None = None,
+    lifetime: float = DEFAULT_LIFETIME,
 ) -> Starlette:
     """A standalone Starlette app serving only the tracking routes; starts/stops ``recorder``."""
     routes = tracking_routes(
@@ -381,6 +412,7 @@ def tracking_app(
         limits=limits,
         client_ip=client_ip,
         counters=counters,
+        lifetime=lifetime,
     )
 
     @asynccontextmanager

@@ -265,6 +265,7 @@ class Admission:
                             account_id=account.id,
                             message_id=msg_id,
                             recipient_id=i,
+                            issued_at=date,
                             opens=opens,
                             clicks=clicks,
                         )

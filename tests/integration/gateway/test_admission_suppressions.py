@@ -6,12 +6,15 @@ admission transaction, except for tracked messages (their bodies are built befor
 from __future__ import annotations
 
 import base64
+import re
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relaygate.clock import FakeClock
+from relaygate.events.tracking import read_token
 from relaygate.gateway.admission import Admission
 from relaygate.store.sqlite import SqliteStore as Store
 
@@ -71,7 +74,15 @@ async def test_http_send(
     assert used == 1  # only the live recipient counts against the daily quota
     if tracked:
         assert store.messages.body_for_delivery(accepted.id, 0)[0] == b""  # nothing to send to it
-        assert b"t.relay.test" in store.messages.body_for_delivery(accepted.id, 1)[0]
+        body = store.messages.body_for_delivery(accepted.id, 1)[0]
+        assert b"t.relay.test" in body
+        # The links carry the admission clock's time, from which they expire.
+        part = message_from_bytes(body, policy=policy.default).get_body(("html",))
+        assert part is not None
+        found = re.search(r"/t/c/([A-Za-z0-9_-]+)", part.get_content())
+        assert found is not None
+        ref = read_token(found[1], keys=[admission.tracking_key or b""], kind="c")
+        assert ref is not None and ref.issued_at == int(clock.now())
 
 
 async def test_smtp_submission(

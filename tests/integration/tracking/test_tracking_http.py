@@ -30,6 +30,7 @@ MSG_A = "msg_" + "a" * 32
 MSG_B = "msg_" + "b" * 32
 ACCOUNT_A, ACCOUNT_B = 101, 202
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0"
+NOW = 1_790_000_000.0  # the FakeClock's start: tokens made "now"
 NO_LIMITS = RateLimits(per_ip_burst=1e9, per_token_burst=1e9)
 
 
@@ -41,6 +42,7 @@ def token(
     recipient_id: int = 1,
     url: str | None = None,
     key: bytes = KEY,
+    issued_at: float = NOW,
 ) -> str:
     return make_token(
         kind=kind,  # type: ignore[arg-type]
@@ -49,6 +51,7 @@ def token(
         recipient_id=recipient_id,
         url=url,
         key=key,
+        issued_at=issued_at,
     )
 
 

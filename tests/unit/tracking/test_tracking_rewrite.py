@@ -277,12 +277,14 @@ def test_track_html_uses_real_tokens_per_recipient() -> None:
         account_id=7,
         message_id="msg_" + "0" * 31 + "1",
         recipient_id=99,
+        issued_at=1_790_000_000.5,
     )
     m = re.search(r'href="https://track\.example\.net/t/c/([A-Za-z0-9_-]+)"', out)
     assert m is not None
     ref = read_token(m.group(1), keys=[key], kind="c")
     assert ref is not None
     assert (ref.account_id, ref.recipient_id, ref.url) == (7, 99, "https://a.example/x?y=1&z=2")
+    assert ref.issued_at == 1_790_000_000
     p = re.search(r'src="https://track\.example\.net/t/o/([A-Za-z0-9_-]+)"', out)
     assert p is not None
     oref = read_token(p.group(1), keys=[key], kind="o")
@@ -293,7 +295,7 @@ def test_track_html_uses_real_tokens_per_recipient() -> None:
 
 def test_track_html_switches_and_untrackable_urls() -> None:
     key = b"k" * 32
-    ids = {"account_id": 1, "message_id": "msg_" + "a" * 32, "recipient_id": 2}
+    ids = {"account_id": 1, "message_id": "msg_" + "a" * 32, "recipient_id": 2, "issued_at": 0}
     doc = '<body><a href="https://a.example/">x</a></body>'
     assert (
         track_html(doc, public_url="https://t.x", key=key, opens=False, clicks=False, **ids) == doc

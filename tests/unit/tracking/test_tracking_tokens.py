@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -16,17 +18,30 @@ OLD_KEY = b"an older tracking key, retired.."
 MSG = "msg_0123456789abcdef0123456789abcdef"
 URL100 = "https://www.example.com/articles/2026/05/how-we-ship?utm_source=mail&utm_medium=email&utm_id=4242123"
 B64URL = re.compile(r"[A-Za-z0-9_-]+")
+T = 1_790_000_000
 
 
 def click(url: str = URL100, *, account_id: int = 42, key: bytes = KEY) -> str:
     return make_token(
-        kind="c", account_id=account_id, message_id=MSG, recipient_id=7, url=url, key=key
+        kind="c",
+        account_id=account_id,
+        message_id=MSG,
+        recipient_id=7,
+        url=url,
+        key=key,
+        issued_at=T,
     )
 
 
 def opened(*, account_id: int = 42, key: bytes = KEY) -> str:
     return make_token(
-        kind="o", account_id=account_id, message_id=MSG, recipient_id=7, url=None, key=key
+        kind="o",
+        account_id=account_id,
+        message_id=MSG,
+        recipient_id=7,
+        url=None,
+        key=key,
+        issued_at=T,
     )
 
 
@@ -43,7 +58,7 @@ def test_open_round_trip_and_size() -> None:
     assert B64URL.fullmatch(token)
     assert len(token) <= 60
     assert read_token(token, keys=[KEY]) == TrackingRef(
-        kind="o", account_id=42, message_id=MSG, recipient_id=7, url=None, key_index=0
+        kind="o", account_id=42, message_id=MSG, recipient_id=7, url=None, key_index=0, issued_at=T
     )
 
 
@@ -158,6 +173,9 @@ def test_two_kilobyte_url_works_and_oversize_is_refused() -> None:
         {"url": "/relative"},
         {"url": "https://example.com/\r\nSet-Cookie: x"},
         {"kind": "o", "url": "https://example.com/"},
+        {"issued_at": -1},
+        {"issued_at": float("nan")},
+        {"issued_at": 2.0**40},
     ],
 )
 def test_bad_inputs_raise(kwargs: dict[str, object]) -> None:
@@ -168,6 +186,7 @@ def test_bad_inputs_raise(kwargs: dict[str, object]) -> None:
         "recipient_id": 1,
         "url": "https://example.com/",
         "key": KEY,
+        "issued_at": T,
     }
     args.update(kwargs)
     with pytest.raises(ValueError):
@@ -185,9 +204,10 @@ def test_short_keys_in_the_key_list_are_ignored() -> None:
     recipient_id=st.integers(0, 2**63 - 1),
     hexid=st.text("0123456789abcdef", min_size=32, max_size=32),
     path=st.text(st.characters(blacklist_categories=["Cc", "Cs"]), max_size=300),
+    issued_at=st.floats(0, 2**40, exclude_max=True),
 )
 def test_round_trip_property(
-    kind: str, account_id: int, recipient_id: int, hexid: str, path: str
+    kind: str, account_id: int, recipient_id: int, hexid: str, path: str, issued_at: float
 ) -> None:
     url = ("https://example.com/" + path).rstrip(" ") if kind == "c" else None
     token = make_token(
@@ -197,6 +217,7 @@ def test_round_trip_property(
         recipient_id=recipient_id,
         url=url,
         key=KEY,
+        issued_at=issued_at,
     )
     ref = read_token(token, keys=[OLD_KEY, KEY])
     assert ref == TrackingRef(
@@ -206,4 +227,30 @@ def test_round_trip_property(
         recipient_id=recipient_id,
         url=url,
         key_index=1,
+        issued_at=int(issued_at),
     )
+
+
+def v1_token(body_tail: bytes, key: bytes = KEY) -> str:
+    """A version 1 token (no issue time), as relaygate made them before the expiry existed."""
+    body = bytes((1, 0x01)) + bytes((42,)) + bytes.fromhex(MSG[4:]) + bytes((7,)) + body_tail
+    return b64(
+        body + hmac.new(key, b"relaygate/tracking/v1\0" + body, hashlib.sha256).digest()[:16]
+    )
+
+
+def test_version_1_tokens_still_verify_and_have_no_issue_time() -> None:
+    ref = read_token(v1_token(b"https://example.com/a"), keys=[KEY], kind="c")
+    assert ref is not None and ref.url == "https://example.com/a" and ref.issued_at is None
+    assert read_token(v1_token(b"https://example.com/a", key=OLD_KEY), keys=[KEY]) is None
+
+
+def test_the_issue_time_is_signed() -> None:
+    later = make_token(
+        kind="o", account_id=42, message_id=MSG, recipient_id=7, url=None, key=KEY, issued_at=T + 1
+    )
+    assert later != opened()
+    raw = bytearray(unb64(opened()))
+    issued_at = raw.index(bytes.fromhex(MSG[4:])) + 16 + 1  # after the message id and recipient
+    raw[issued_at] ^= 0x01
+    assert read_token(b64(bytes(raw)), keys=[KEY]) is None
