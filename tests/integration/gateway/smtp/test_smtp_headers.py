@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosmtplib
 
-from relaygate.store.spool import Store
+from relaygate.store.sqlite import SqliteStore as Store
 
 FORGED = (
     "Return-Path: <ceo@bank.example>\r\n"
@@ -61,13 +61,13 @@ async def test_bcc_and_forged_fields_never_reach_the_recipients(
         )
     assert errors == {}
     msg_id = reply.rsplit(" ", 1)[1]
-    body = store.body(msg_id)
+    body = store.messages.body(msg_id)
     delivered = message_from_bytes(body)
     assert [name for name in delivered if name.lower() in DROPPED] == []
     assert b"hidden@dest.test" not in body and b"bank.example" not in body
     assert delivered["Subject"] == "Quarterly numbers" and delivered["To"] == "r@dest.test"
     assert body.endswith(b"\r\n\r\nHi.\r\nBcc: a line of the body is the body's business\r\n")
-    found = store.message(msg_id)
+    found = store.messages.get(msg_id)
     assert found is not None and found["tags"] == ["q3"]
     assert [(r["address"], r["kind"]) for r in found["recipients"]] == [
         ("r@dest.test", "to"),
