@@ -55,6 +55,9 @@ def test_admin_commands_with_json(tmp_path: Path) -> None:
         and ident["kind"] == "domain"
     )
     assert rg.cli("identity", "list")[0]["value"] == "example.com"
+    # An address identity is stored in the one canonical form (A-label domain, lower case).
+    unicode_ident = rg.cli("identity", "add", "--account", "1", "Me@Bücher.Example", "--verified")
+    assert unicode_ident["value"] == "me@xn--bcher-kva.example"
     # The database never holds the secret, only its hash.
     assert key["key"].encode() not in (rg.state_dir / "relaygate.sqlite3").read_bytes()
 

@@ -23,13 +23,19 @@ from relaygate.commands.common import (
     out,
     table,
 )
+from relaygate.errors import RequestError
+from relaygate.idn import address_key
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     if "@" not in args.identity:
         return _add_domain(args)
+    try:
+        address = address_key(args.identity)  # the one normaliser: A-label domain, lower case
+    except ValueError as exc:
+        raise RequestError(400, f"identity: {exc}") from None
     store = open_store(args)
-    ident = store.identities.add(args.account, args.identity, verified=args.verified)
+    ident = store.identities.add(args.account, address, verified=args.verified)
     data = {
         "id": ident.id,
         "account_id": ident.account_id,
