@@ -1,36 +1,58 @@
-"""Prometheus metrics: the counters relaygate keeps and the ``GET /metrics`` body.
+"""Prometheus metrics: what relaygate counts and the ``GET /metrics`` body.
 
 Owns: one private ``prometheus_client.CollectorRegistry`` per ``Metrics`` object (never the
 global one, so tests and several app instances can each build their own), the metric names,
-their help texts and their label sets, and the scrape-time queue gauges.
+their help texts and their label sets.
+
+Two kinds of metrics, by where the truth lives:
+
+* **Read from the store at scrape time** (``status=``, given to the process that serves the HTTP
+  API): messages and recipients accepted, delivered, deferred, bounced by reason, expired,
+  complained; delivery latency; webhook attempts and failures; the queue by state and its
+  oldest age; webhook deliveries waiting or abandoned. Whatever role did the work (split roles
+  run in separate processes, later on separate nodes), it is in the store, so every role's work
+  is counted wherever ``/metrics`` is scraped, survives restarts, and several instances report
+  the same values (aggregate them with ``max``, not ``sum``). The counters are kept up to date
+  incrementally: each scrape reads only what was recorded after the previous one (the store's
+  ``Status.totals`` cursor); the first read counts the whole history once
+  (``Metrics.refresh`` does it at start-up, off the event loop).
+* **Kept by this process** (the recording methods below): DNS errors, SMTP sessions and their
+  TLS, the duration of each outbound attempt, ``process_*``. They describe one process; with
+  split roles each role serves its own (``[metrics] listen``), with ``relaygate_build_info``'s
+  ``role`` label saying whose.
 
 Label policy (cardinality is bounded by construction):
 
-- ``channel``: ``http`` | ``smtp`` (a ``Channel``; anything else is a programming error).
+- ``channel``: ``http`` | ``smtp`` (others → ``other``).
 - ``reason`` (bounces): one of ``BOUNCE_REASONS``; any other value is counted as ``other``.
 - ``bounce_type``: ``hard`` | ``soft`` (anything else → ``other``).
-- ``state`` (queue depth): whatever states the store's snapshot reports (a small fixed enum).
+- ``state``: ``QUEUE_STATES`` (recipients), ``WEBHOOK_STATES`` (webhook deliveries).
 - ``event_type`` (webhooks): ``WEBHOOK_EVENT_TYPES``, others → ``other``.
 - ``rtype``/``kind`` (DNS errors) and ``direction``/``tls`` (SMTP sessions): small fixed sets.
 - Never a label: recipient domain, account, address, message id, URL. Per-domain figures belong
   in logs and the read API, not in a time series per domain.
 
-Trusts: its callers. ``channel`` and ``direction`` are chosen by relaygate's own code, so a wrong
-one is a programming error (``ValueError``); labels derived from outside data (reasons, event
-types, DNS and TLS details) are folded into ``other``, never rejected (a metric must not break
-delivery). The queue snapshot callable is called during a scrape;
-if it raises, the scrape still succeeds and ``relaygate_queue_snapshot_up`` is 0.
+Trusts: its callers. ``direction`` is chosen by relaygate's own code, so a wrong one is a
+programming error (``ValueError``); labels derived from outside data (reasons, event types, DNS
+and TLS details) are folded into ``other``, never rejected (a metric must not break delivery).
+If the store cannot be read during a scrape, the scrape still succeeds with the counters as
+last read and ``relaygate_queue_snapshot_up`` 0.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -41,11 +63,12 @@ from relaygate.clock import Clock, SystemClock
 
 __all__ = [
     "BOUNCE_REASONS",
+    "LATENCY_BUCKETS",
     "QUEUE_STATES",
     "WEBHOOK_EVENT_TYPES",
-    "Channel",
+    "WEBHOOK_STATES",
     "Metrics",
-    "QueueSnapshot",
+    "StatusReader",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,8 +116,10 @@ BOUNCE_REASONS: frozenset[str] = frozenset(
     }
 )
 
-#: States that always appear in ``relaygate_queue_recipients`` (0 when the snapshot omits them).
+#: States that always appear in ``relaygate_queue_recipients`` (0 when the store has none).
 QUEUE_STATES: tuple[str, ...] = ("queued", "active", "deferred", "held")
+#: States that always appear in ``relaygate_webhook_deliveries``.
+WEBHOOK_STATES: tuple[str, ...] = ("pending", "active", "abandoned")
 
 WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset(
     {"delivery", "bounce", "open", "click", "complaint", "domain", "other"}
@@ -128,76 +153,254 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 ATTEMPT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-class Channel(StrEnum):
-    """The ways a message can be accepted."""
-
-    HTTP = "http"
-    SMTP = "smtp"
+_CHANNELS = frozenset({"http", "smtp", "other"})
 
 
-@dataclass(frozen=True, kw_only=True)
-class QueueSnapshot:
-    """What the store reports at scrape time.
+class BacklogView(Protocol):
+    """What ``StatusReader.backlog`` answers (``relaygate.store.models.Backlog``)."""
 
-    ``by_state``: recipient count per state (non-terminal states at least).
-    ``oldest_queued_at``: epoch seconds at which the oldest still-undelivered recipient
-    (queued, active or deferred) was accepted, or None when there is none.
-    """
+    @property
+    def recipients(self) -> Mapping[str, int]: ...
+    @property
+    def oldest_queued_at(self) -> float | None: ...
+    @property
+    def webhook_deliveries(self) -> Mapping[str, int]: ...
 
-    by_state: Mapping[str, int] = field(default_factory=dict)
-    oldest_queued_at: float | None = None
+
+class TotalsView(Protocol):
+    """What ``StatusReader.totals`` answers (``relaygate.store.models.Totals``)."""
+
+    @property
+    def cursor(self) -> Any: ...
+    @property
+    def messages_accepted(self) -> Mapping[str, int]: ...
+    @property
+    def recipients_accepted(self) -> Mapping[str, int]: ...
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def deferred(self) -> int: ...
+    @property
+    def bounced(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def expired(self) -> int: ...
+    @property
+    def complained(self) -> int: ...
+    @property
+    def latency(self) -> Sequence[int]: ...
+    @property
+    def latency_sum(self) -> float: ...
+    @property
+    def webhook_attempts(self) -> Mapping[str, int]: ...
+    @property
+    def webhook_failures(self) -> Mapping[str, int]: ...
+
+
+class StatusReader(Protocol):
+    """The store's read-only views the metrics need (``relaygate.store.api.Status``)."""
+
+    def backlog(self) -> BacklogView: ...
+    def totals(self, after: Any, *, latency_buckets: Sequence[float]) -> TotalsView: ...
 
 
 def _fold(value: str, allowed: frozenset[str]) -> str:
     return value if value in allowed else "other"
 
 
-class _QueueCollector(Collector):
-    """Computes the queue gauges from the store when Prometheus scrapes."""
+def _event_type(event_type: str) -> str:
+    """A webhook's event type as a label: domain_* events (§14) are ``domain``."""
+    return "domain" if event_type.startswith("domain_") else _fold(event_type, WEBHOOK_EVENT_TYPES)
 
-    def __init__(self, snapshot: Callable[[], QueueSnapshot], clock: Clock) -> None:
-        self._snapshot = snapshot
+
+def _add(into: dict[Any, int], key: Any, n: int) -> None:
+    if n:
+        into[key] = into.get(key, 0) + n
+
+
+class _StoreCollector(Collector):
+    """The store-derived families: running totals advanced by each scrape, and the backlog."""
+
+    def __init__(self, status: StatusReader, clock: Clock) -> None:
+        self._status = status
         self._clock = clock
+        self._lock = threading.Lock()
+        self._cursor: Any = None
+        self._messages: dict[str, int] = dict.fromkeys(("http", "smtp"), 0)
+        self._recipients: dict[str, int] = dict.fromkeys(("http", "smtp"), 0)
+        self._outcomes: dict[str, int] = dict.fromkeys(
+            ("delivered", "deferred", "expired", "complained"), 0
+        )
+        self._bounced: dict[tuple[str, str], int] = {}
+        self._latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum = 0.0
+        self._hooks: dict[str, int] = {}
+        self._hook_failures: dict[str, int] = {}
+
+    def refresh(self) -> BacklogView | None:
+        """Read what the store recorded since the last read; the backlog, or None on failure."""
+        with self._lock:
+            try:
+                totals = self._status.totals(self._cursor, latency_buckets=LATENCY_BUCKETS)
+                backlog = self._status.backlog()
+            except Exception:
+                log.exception("reading the store for /metrics failed")
+                return None
+            self._add(totals)
+            return backlog
+
+    def _add(self, t: TotalsView) -> None:
+        self._cursor = t.cursor
+        for channel, n in t.messages_accepted.items():
+            _add(self._messages, _fold(channel, _CHANNELS), n)
+        for channel, n in t.recipients_accepted.items():
+            _add(self._recipients, _fold(channel, _CHANNELS), n)
+        for name in self._outcomes:
+            self._outcomes[name] += int(getattr(t, name))
+        for (bounce_type, reason), n in t.bounced.items():
+            _add(
+                self._bounced, (_fold(bounce_type, _BOUNCE_TYPES), _fold(reason, BOUNCE_REASONS)), n
+            )
+        for i, n in enumerate(t.latency[: len(self._latency)]):
+            self._latency[i] += n
+        self._latency_sum += t.latency_sum
+        for event_type, n in t.webhook_attempts.items():
+            _add(self._hooks, _event_type(event_type), n)
+        for event_type, n in t.webhook_failures.items():
+            _add(self._hook_failures, _event_type(event_type), n)
 
     def describe(self) -> Iterable[Metric]:
         # Describing without calling the store keeps registration free of I/O.
-        return self._families(QueueSnapshot(), up=True)
+        return self._families(None, up=True)
 
     def collect(self) -> Iterable[Metric]:
-        try:
-            snap = self._snapshot()
-        except Exception:
-            log.exception("queue snapshot for /metrics failed")
-            return self._families(QueueSnapshot(), up=False)
-        return self._families(snap, up=True)
+        backlog = self.refresh()
+        return self._families(backlog, up=backlog is not None)
 
-    def _families(self, snap: QueueSnapshot, *, up: bool) -> list[Metric]:
-        up_family = GaugeMetricFamily(
-            "relaygate_queue_snapshot_up",
-            "1 when the queue gauges below were read from the store in this scrape, 0 when that failed.",
-            value=1 if up else 0,
+    def _families(self, backlog: BacklogView | None, *, up: bool) -> list[Metric]:
+        def counter(
+            name: str, doc: str, labels: Sequence[str], values: Mapping[Any, int]
+        ) -> Metric:
+            family = CounterMetricFamily(name, doc, labels=list(labels))
+            for key, value in sorted(values.items()):
+                family.add_metric(
+                    list(key) if isinstance(key, tuple) else ([key] if labels else []), value
+                )
+            return family
+
+        out: list[Metric] = [
+            counter(
+                "relaygate_messages_accepted",
+                "Messages accepted (committed to the store), by the channel they came in on.",
+                ["channel"],
+                self._messages,
+            ),
+            counter(
+                "relaygate_recipients_accepted",
+                "Recipients of accepted messages (to+cc+bcc, suppressed ones included), by channel.",
+                ["channel"],
+                self._recipients,
+            ),
+            counter(
+                "relaygate_recipients_delivered",
+                "Recipients whose delivery the next hop accepted with a 2xx (or captured).",
+                [],
+                {(): self._outcomes["delivered"]},
+            ),
+            counter(
+                "relaygate_recipients_deferred",
+                "Delivery attempts that failed temporarily (4xx, network, DNS) and were rescheduled.",
+                [],
+                {(): self._outcomes["deferred"]},
+            ),
+            counter(
+                "relaygate_recipients_bounced",
+                "Recipients that bounced (5xx, no route, a DSN after delivery, suppressed at acceptance), by bounce type and reason.",
+                ["bounce_type", "reason"],
+                self._bounced,
+            ),
+            counter(
+                "relaygate_recipients_expired",
+                "Recipients still undelivered at the end of the queue lifetime.",
+                [],
+                {(): self._outcomes["expired"]},
+            ),
+            counter(
+                "relaygate_recipients_complained",
+                "Recipients who reported a message as spam (feedback reports).",
+                [],
+                {(): self._outcomes["complained"]},
+            ),
+            counter(
+                "relaygate_webhook_attempts",
+                "Webhook POSTs made, by event type.",
+                ["event_type"],
+                self._hooks,
+            ),
+            counter(
+                "relaygate_webhook_failures",
+                "Webhook POSTs without a 2xx within the timeout, by event type.",
+                ["event_type"],
+                self._hook_failures,
+            ),
+        ]
+        latency = HistogramMetricFamily(
+            "relaygate_delivery_latency_seconds",
+            "Time from acceptance to successful delivery of a recipient.",
         )
-        if not up:
-            return [up_family]
+        cumulative, buckets = 0, []
+        for bound, n in zip((*LATENCY_BUCKETS, float("inf")), self._latency, strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        latency.add_metric([], buckets, sum_value=self._latency_sum)
+        out.append(latency)
+        out.append(
+            GaugeMetricFamily(
+                "relaygate_queue_snapshot_up",
+                "1 when the store was read in this scrape (the gauges below and the counters are current), 0 when that failed.",
+                value=1 if up else 0,
+            )
+        )
+        if backlog is None:
+            if up:  # describe(): the families, without values
+                backlog = _EMPTY
+            else:
+                return out
         depth = GaugeMetricFamily(
             "relaygate_queue_recipients",
-            "Recipients in the spool by state, read from the store at scrape time.",
+            "Recipients waiting for delivery by state, read from the store at scrape time.",
             labels=["state"],
         )
         counts = dict.fromkeys(QUEUE_STATES, 0)
-        counts.update({str(k): int(v) for k, v in snap.by_state.items()})
-        for state in sorted(counts):
-            depth.add_metric([state], counts[state])
-        oldest = GaugeMetricFamily(
-            "relaygate_queue_oldest_age_seconds",
-            "Age of the oldest recipient not yet delivered, bounced or expired; 0 when the queue is empty.",
-            value=(
-                0.0
-                if snap.oldest_queued_at is None
-                else max(0.0, self._clock.now() - snap.oldest_queued_at)
-            ),
+        counts.update({k: int(v) for k, v in backlog.recipients.items() if k in counts})
+        for state, n in counts.items():
+            depth.add_metric([state], n)
+        oldest = backlog.oldest_queued_at
+        hooks = GaugeMetricFamily(
+            "relaygate_webhook_deliveries",
+            "Webhook deliveries waiting (pending, active) or given up after the last retry (abandoned; a replay takes them back).",
+            labels=["state"],
         )
-        return [up_family, depth, oldest]
+        for state in WEBHOOK_STATES:
+            hooks.add_metric([state], int(backlog.webhook_deliveries.get(state, 0)))
+        out += [
+            depth,
+            GaugeMetricFamily(
+                "relaygate_queue_oldest_age_seconds",
+                "Age of the oldest recipient not yet delivered, bounced or expired; 0 when the queue is empty.",
+                value=0.0 if oldest is None else max(0.0, self._clock.now() - oldest),
+            ),
+            hooks,
+        ]
+        return out
+
+
+class _NoBacklog:
+    recipients: Mapping[str, int] = {}
+    oldest_queued_at: float | None = None
+    webhook_deliveries: Mapping[str, int] = {}
+
+
+_EMPTY = _NoBacklog()
 
 
 class _WithoutCreated(Collector):
@@ -220,23 +423,22 @@ class _WithoutCreated(Collector):
 class Metrics:
     """relaygate's metrics on a private registry. Record with the methods; serve ``render()``.
 
-    ``queue_snapshot`` (optional, or set later with ``set_queue_snapshot``) is called on every
-    scrape to produce ``relaygate_queue_recipients{state}`` and
-    ``relaygate_queue_oldest_age_seconds``. ``process=True`` adds the standard ``process_*`` and
-    ``python_info`` collectors (Linux /proc based) to this registry.
+    ``status`` (the store's ``Status`` concern), given to the process that serves ``/metrics``,
+    adds the store-derived families (see the module docstring). ``process=True`` adds the
+    standard ``process_*`` and ``python_info`` collectors (Linux /proc based).
     """
 
     def __init__(
         self,
         *,
-        queue_snapshot: Callable[[], QueueSnapshot] | None = None,
+        status: StatusReader | None = None,
         clock: Clock | None = None,
         process: bool = True,
         role: str = "all",
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock: Clock = clock or SystemClock()
-        self._queue_collector: _QueueCollector | None = None
+        self._store: _StoreCollector | None = None
         self._exposed = _WithoutCreated(self.registry)
         reg = self.registry
 
@@ -244,153 +446,45 @@ class Metrics:
             "relaygate_build", "relaygate version and the role(s) this process runs.", registry=reg
         )
         info.info({"version": __version__, "role": role})
-
-        self._accepted: dict[str, tuple[Counter, Counter]] = {}
-        self.messages_accepted = Counter(
-            "relaygate_messages_accepted",
-            "Messages accepted (committed to the spool), by the channel they came in on.",
-            ["channel"],
-            registry=reg,
-        )
-        self.recipients_accepted = Counter(
-            "relaygate_recipients_accepted",
-            "Recipients accepted (to+cc+bcc of accepted messages), by channel.",
-            ["channel"],
-            registry=reg,
-        )
-        self.recipients_delivered = Counter(
-            "relaygate_recipients_delivered",
-            "Recipients whose delivery was accepted with a 2xx by the next hop (or captured).",
-            registry=reg,
-        )
-        self.recipients_deferred = Counter(
-            "relaygate_recipients_deferred",
-            "Delivery attempts that ended in a temporary failure (4xx, network, DNS) and were rescheduled.",
-            registry=reg,
-        )
-        self.recipients_bounced = Counter(
-            "relaygate_recipients_bounced",
-            "Recipients that bounced (5xx, no route, late DSN, suppressed), by bounce type and reason.",
-            ["bounce_type", "reason"],
-            registry=reg,
-        )
-        self.recipients_expired = Counter(
-            "relaygate_recipients_expired",
-            "Recipients still undelivered at the end of the queue lifetime.",
-            registry=reg,
-        )
-        self.delivery_latency = Histogram(
-            "relaygate_delivery_latency_seconds",
-            "Time from acceptance to successful delivery of a recipient.",
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
         self.delivery_attempt_duration = Histogram(
             "relaygate_delivery_attempt_duration_seconds",
-            "Duration of one outbound SMTP delivery attempt, by outcome.",
+            "Duration of one outbound SMTP delivery attempt made by this process, by outcome.",
             ["outcome"],
             buckets=ATTEMPT_BUCKETS,
             registry=reg,
         )
-        self.webhook_attempts = Counter(
-            "relaygate_webhook_attempts",
-            "Webhook POSTs attempted, by event type.",
-            ["event_type"],
-            registry=reg,
-        )
-        self.webhook_failures = Counter(
-            "relaygate_webhook_failures",
-            "Webhook POSTs that did not get a 2xx within the timeout, by event type.",
-            ["event_type"],
-            registry=reg,
-        )
-        self.webhook_abandoned = Counter(
-            "relaygate_webhook_abandoned",
-            "Webhook deliveries given up after the last retry, by event type.",
-            ["event_type"],
-            registry=reg,
-        )
         self.dns_errors = Counter(
             "relaygate_dns_errors",
-            "DNS lookups that failed, by record type and kind of failure.",
+            "DNS lookups by this process that failed, by record type and kind of failure.",
             ["rtype", "kind"],
             registry=reg,
         )
         self.smtp_sessions = Counter(
             "relaygate_smtp_sessions",
-            "SMTP sessions by direction (inbound submission / outbound delivery) and TLS version ('none' = plaintext).",
+            "SMTP sessions of this process by direction (inbound submission / outbound delivery) and TLS version ('none' = plaintext).",
             ["direction", "tls"],
             registry=reg,
         )
-        for channel in Channel:
-            self.messages_accepted.labels(channel.value)
-            self.recipients_accepted.labels(channel.value)
-
         if process:
             ProcessCollector(registry=reg)
             PlatformCollector(registry=reg)
-        if queue_snapshot is not None:
-            self.set_queue_snapshot(queue_snapshot)
+        if status is not None:
+            self._store = _StoreCollector(status, self._clock)
+            reg.register(self._store)
 
-    # -- the scrape-time hook ------------------------------------------------------------------
-
-    def set_queue_snapshot(self, snapshot: Callable[[], QueueSnapshot]) -> None:
-        """Install (or replace) the callable that reports queue depth at scrape time."""
-        if self._queue_collector is not None:
-            self.registry.unregister(self._queue_collector)
-        self._queue_collector = _QueueCollector(snapshot, self._clock)
-        self.registry.register(self._queue_collector)
+    def refresh(self) -> None:
+        """Read the store now (blocking; the first read counts the whole history), so that a
+        scrape only reads what is new. A no-op without ``status``."""
+        if self._store is not None:
+            self._store.refresh()
 
     # -- recording ---------------------------------------------------------------------------
-
-    def accepted(self, channel: Channel | str, *, recipients: int) -> None:
-        """One message with ``recipients`` recipients was committed to the spool."""
-        children = self._accepted.get(channel)
-        if children is None:  # once per channel: labels() is a lock and a lookup per call
-            ch = Channel(channel).value
-            children = (self.messages_accepted.labels(ch), self.recipients_accepted.labels(ch))
-            self._accepted[channel] = children
-        messages, recipients_counter = children
-        messages.inc()
-        if recipients > 0:
-            recipients_counter.inc(recipients)
-
-    def delivered(self, *, latency_seconds: float | None = None) -> None:
-        """One recipient delivered; ``latency_seconds`` = delivered_at - accepted_at."""
-        self.recipients_delivered.inc()
-        if latency_seconds is not None and latency_seconds >= 0:
-            self.delivery_latency.observe(latency_seconds)
-
-    def deferred(self) -> None:
-        """One recipient's attempt failed temporarily and was rescheduled."""
-        self.recipients_deferred.inc()
-
-    def bounced(self, reason: str, *, bounce_type: str = "hard") -> None:
-        """One recipient bounced. ``reason`` outside ``BOUNCE_REASONS`` counts as ``other``."""
-        self.recipients_bounced.labels(
-            _fold(bounce_type, _BOUNCE_TYPES), _fold(reason, BOUNCE_REASONS)
-        ).inc()
-
-    def expired(self) -> None:
-        """One recipient reached the end of the queue lifetime undelivered."""
-        self.recipients_expired.inc()
 
     def delivery_attempt(self, outcome: str, seconds: float) -> None:
         """One outbound SMTP attempt finished (``delivered`` | ``deferred`` | ``bounced``)."""
         self.delivery_attempt_duration.labels(_fold(outcome, _ATTEMPT_OUTCOMES)).observe(
             max(0.0, seconds)
         )
-
-    def webhook_attempt(self, event_type: str, *, ok: bool) -> None:
-        """One webhook POST made; ``ok`` False also counts a failure."""
-        et = _fold(event_type, WEBHOOK_EVENT_TYPES)
-        self.webhook_attempts.labels(et).inc()
-        if not ok:
-            self.webhook_failures.labels(et).inc()
-
-    def webhook_given_up(self, event_type: str) -> None:
-        """One webhook delivery abandoned after its last retry."""
-        self.webhook_abandoned.labels(_fold(event_type, WEBHOOK_EVENT_TYPES)).inc()
 
     def dns_error(self, rtype: str, kind: str) -> None:
         """One failed DNS lookup (``kind``: timeout | servfail | nxdomain | nonameservers | other)."""
@@ -409,8 +503,8 @@ class Metrics:
         """The ``GET /metrics`` body and its Content-Type.
 
         ``accept`` is the request's Accept header: Prometheus text format 0.0.4 by default,
-        OpenMetrics when the scraper asks for it. Calls the queue snapshot (blocking): from an
-        async handler, run it in a thread (``starlette.concurrency.run_in_threadpool``).
+        OpenMetrics when the scraper asks for it. Reads the store (blocking): from an async
+        handler, run it in a thread (``starlette.concurrency.run_in_threadpool``).
         """
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self._exposed), content_type  # type: ignore[arg-type]

@@ -35,10 +35,10 @@ from relaygate.events.dispatcher import WebhookDispatcher
 from relaygate.events.tracking_app import HitRecorder, tracking_routes
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.authlimit import AuthLimits, FailedAuthThrottle
-from relaygate.gateway.http import HttpApi
+from relaygate.gateway.http import HttpApi, metrics_app
 from relaygate.gateway.httpwire import http_protocol
 from relaygate.gateway.smtp import SmtpGateway, addresses
-from relaygate.metrics import Metrics, QueueSnapshot
+from relaygate.metrics import Metrics
 from relaygate.notify import Notifier, watchdog_loop
 from relaygate.ops import preflight
 from relaygate.ops.runstate import HEARTBEAT_SECONDS, RoleLocks
@@ -111,8 +111,12 @@ class Service:
         self.stop_event = asyncio.Event()
         self.ready_info: dict[str, Any] = {}
         self.worker: DeliveryWorker | None = None
+        # The store-derived counters go with the HTTP API's /metrics; a process without it
+        # serves its own process metrics on [metrics] listen, if configured.
         self.metrics = Metrics(
-            queue_snapshot=self._queue_snapshot, clock=self.clock, role="+".join(self.roles)
+            status=self.store.status if "http" in self.roles else None,
+            clock=self.clock,
+            role="+".join(self.roles),
         )
         self.notifier = Notifier.from_env()
         self.dispatcher: WebhookDispatcher | None = None
@@ -122,6 +126,7 @@ class Service:
         self._sync_worker: DeliveryWorker | None = None
         self._locks: RoleLocks | None = None
         self._http_sock: socket.socket | None = None
+        self._metrics_sock: socket.socket | None = None
         self._smtp_socks: list[socket.socket] = []
         self._smtps_socks: list[socket.socket] = []
         self.renderer: Renderer | None = None
@@ -155,6 +160,11 @@ class Service:
 
         if "http" in self.roles:
             self._http_sock = attempt("http.listen", self.settings.http.listen)
+        else:
+            own = self.settings.metrics.listen
+            role = next((r for r in self.roles if r in own), None)
+            if role is not None:
+                self._metrics_sock = attempt(f"metrics.listen.{role}", own[role])
         if "smtp" in self.roles:
             for key, listens, into in (
                 ("smtp.listen", self.settings.smtp.listen, self._smtp_socks),
@@ -168,7 +178,7 @@ class Service:
             raise StartupError(problems)
 
     def _close_listeners(self) -> None:
-        for sock in [self._http_sock, *self._smtp_socks, *self._smtps_socks]:
+        for sock in [self._http_sock, self._metrics_sock, *self._smtp_socks, *self._smtps_socks]:
             if sock is not None:
                 sock.close()
 
@@ -191,7 +201,6 @@ class Service:
                     settings=self.settings,
                     clock=self.clock,
                     transport=make_transport(self.settings, self.metrics),
-                    metrics=self.metrics,
                     bodies=MessageSigner(self.store),
                     verp_secret=self.settings.secret_key()
                     if self.settings.secret_key_file.exists()
@@ -219,7 +228,6 @@ class Service:
                 self.dispatcher = WebhookDispatcher(
                     self.store, self.settings, self.clock, make_resolver(self.settings)
                 )
-                self.dispatcher.metrics = self.metrics
                 if self.worker is not None:
                     self.worker.on_record = self.dispatcher.wake
                 self.dispatcher.recover()
@@ -232,7 +240,6 @@ class Service:
                     clock=self.clock,
                     renderer=self.renderer,
                 )
-                admission.metrics = self.metrics
                 if self.worker is not None:
                     admission.on_commit = self.worker.wake
                 extra_routes: list[Any] = []
@@ -260,35 +267,24 @@ class Service:
                         ),
                     ),
                 )
-                sock = self._http_sock
-                assert sock is not None
-                config = uvicorn.Config(
-                    api.app(),
-                    lifespan="off",
-                    log_config=None,
-                    access_log=False,
-                    http=http_protocol(
-                        header_timeout=self.settings.http.header_timeout,
-                        idle_timeout=self.settings.http.idle_timeout,
-                        max_connections=self.settings.http.max_connections,
-                    ),
-                    timeout_keep_alive=self.settings.http.idle_timeout,  # type: ignore[arg-type]
-                    loop="none",
-                    timeout_graceful_shutdown=10,
-                    server_header=False,
-                    date_header=True,
+                assert self._http_sock is not None
+                self.ready_info["http"] = await self._serve_http(
+                    api.app(), self._http_sock, "http", tasks, servers
                 )
-                server = _Uvicorn(config)
-                servers.append(server)
-                tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
-                self.ready_info["http"] = _addr(sock)
-                while not server.started and not tasks[-1].done():
-                    await asyncio.sleep(0.01)
+                # the first read of the store's totals counts its whole history: not in a scrape
+                tasks.append(
+                    asyncio.create_task(
+                        asyncio.to_thread(self.metrics.refresh), name="metrics-warmup"
+                    )
+                )
+            elif self._metrics_sock is not None:
+                self.ready_info["metrics"] = await self._serve_http(
+                    metrics_app(self.metrics), self._metrics_sock, "metrics", tasks, servers
+                )
             if "smtp" in self.roles:
                 smtp_admission = Admission(
                     store=self.store, settings=self.settings, clock=self.clock
                 )
-                smtp_admission.metrics = self.metrics
                 if self.worker is not None:
                     smtp_admission.on_commit = self.worker.wake
                 smtp = SmtpGateway(
@@ -382,6 +378,38 @@ class Service:
             log.warning("store busy or failing; the process is alive")
         return True
 
+    async def _serve_http(
+        self,
+        app: Any,
+        sock: socket.socket,
+        name: str,
+        tasks: list[asyncio.Task[Any]],
+        servers: list[Any],
+    ) -> str:
+        """Run ``app`` under uvicorn on ``sock`` until shutdown; its address once it listens."""
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            http=http_protocol(
+                header_timeout=self.settings.http.header_timeout,
+                idle_timeout=self.settings.http.idle_timeout,
+                max_connections=self.settings.http.max_connections,
+            ),
+            timeout_keep_alive=self.settings.http.idle_timeout,  # type: ignore[arg-type]
+            loop="none",
+            timeout_graceful_shutdown=10,
+            server_header=False,
+            date_header=True,
+        )
+        server = _Uvicorn(config)
+        servers.append(server)
+        tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name=name))
+        while not server.started and not tasks[-1].done():
+            await asyncio.sleep(0.01)
+        return _addr(sock)
+
     def _sync_deliver(self) -> Callable[[str], Awaitable[list[Outcome]]] | None:
         """smarthost_sync: /v1/send hands the message to the upstream before it answers."""
         d = self.settings.delivery
@@ -391,8 +419,7 @@ class Service:
             store=self.store,
             settings=self.settings,
             clock=self.clock,
-            transport=make_transport(self.settings),
-            metrics=self.metrics,
+            transport=make_transport(self.settings, self.metrics),
             bodies=MessageSigner(self.store),
             verp_secret=self.settings.secret_key()
             if self.settings.secret_key_file.exists()
@@ -404,9 +431,3 @@ class Service:
         await self.store.tracking.record_hits(hits, classify_tracking_hit)
         if self.dispatcher is not None:
             self.dispatcher.wake()  # open/click events are webhook events
-
-    def _queue_snapshot(self) -> QueueSnapshot:
-        return QueueSnapshot(
-            by_state=self.store.queue.count_by_state(),
-            oldest_queued_at=self.store.queue.oldest_pending(),
-        )

@@ -121,6 +121,17 @@ class DomainSettings:
     failure_grace: float = 72 * 3600.0
 
 
+#: Roles that may have a metrics listener of their own (the http role serves /metrics itself).
+METRICS_ROLES = ("smtp", "relay", "webhooks")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """``listen``: role → host:port where a process without the HTTP API serves its own metrics."""
+
+    listen: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     path: Path
@@ -135,6 +146,7 @@ class Settings:
     webhooks: WebhookSettings
     domains: DomainSettings = field(default_factory=DomainSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log_level: str = "info"
     log_json: bool = True
 
@@ -250,6 +262,19 @@ def _not_negative(v: Any) -> str | None:
 
 def _path(v: Any) -> str | None:
     return "must not contain a NUL character" if "\x00" in v else None
+
+
+def _metrics_listen(v: Any) -> str | None:
+    for role, listen in v.items():
+        if role not in METRICS_ROLES:
+            return f"{role!r} is not one of {', '.join(METRICS_ROLES)} (the http role serves /metrics on http.listen)"
+        if not isinstance(listen, str):
+            return f"{role}: must be a host:port string"
+        try:
+            parse_hostport(listen)
+        except ValueError as exc:
+            return f"{role}: {exc}"
+    return None
 
 
 def _port(v: Any) -> str | None:
@@ -486,6 +511,10 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         token_lifetime=float(t.get("token_lifetime", (int, float), 365 * 86400.0, _positive)),
     )
     t.finish()
+    mt = _Reader(top.table("metrics"), "metrics", problems)
+    metrics = MetricsSettings(listen=mt.get("listen", dict, {}, _metrics_listen))
+    mt.finish()
+
     top.finish()
 
     if problems:
@@ -503,6 +532,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         webhooks=webhooks,
         domains=domains,
         tracking=tracking,
+        metrics=metrics,
         log_level=log_level,
         log_json=log_json,
     )

@@ -74,6 +74,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         ("bounces", settings_mod.BounceSettings),
         ("webhooks", settings_mod.WebhookSettings),
         ("domains", settings_mod.DomainSettings),
+        ("metrics", settings_mod.MetricsSettings),
     ):
         body = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
         for f in dataclasses.fields(cls):

@@ -53,7 +53,6 @@ from relaygate.events import schedule
 from relaygate.events.payloads import build_domain_payload, build_payload
 from relaygate.events.sender import SendOutcome, SendResult, post_event
 from relaygate.events.signing import signature_headers
-from relaygate.metrics import Metrics
 from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.settings import Settings
 from relaygate.store import Store
@@ -169,7 +168,6 @@ class WebhookDispatcher:
         self.window = window
         self.rng = rng
         self.owner = owner or new_owner()
-        self.metrics: Metrics | None = None
         self.lease_seconds = settings.webhooks.timeout + 60.0
         self._wake = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -377,11 +375,6 @@ class WebhookDispatcher:
             log.exception("webhook attempt not recorded", extra=extra)
             return
         info = {**extra, "attempt": d.attempts + 1, "status": status, "outcome": outcome}
-        if recorded and self.metrics is not None:
-            kind = "domain" if d.event_type.startswith("domain_") else d.event_type
-            self.metrics.webhook_attempt(kind, ok=ok)
-            if not ok and next_at is None:
-                self.metrics.webhook_given_up(kind)
         if not recorded:
             log.warning("webhook lease lost", extra=info)
         elif ok:

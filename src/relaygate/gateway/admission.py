@@ -33,7 +33,6 @@ from relaygate.events.tracking import track_html
 from relaygate.gateway import rawmail
 from relaygate.gateway.jsonbody import check_body
 from relaygate.idn import ascii_address, ascii_domain
-from relaygate.metrics import Metrics
 from relaygate.policy import Limits, check_can_send, check_scope
 from relaygate.settings import Settings
 from relaygate.store import Store
@@ -148,7 +147,6 @@ class Admission:
         self.settings = settings
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None
-        self.metrics: Metrics | None = None
         self.tracking_key = settings.secret_key() if settings.secret_key_file.exists() else None
 
     async def send(
@@ -293,8 +291,6 @@ class Admission:
         )
         if self.on_commit is not None:
             self.on_commit()
-        if self.metrics is not None:
-            self.metrics.accepted("http", recipients=len(recipients))
         log.info(
             "accepted",
             extra={
@@ -399,8 +395,6 @@ class Admission:
         )
         if self.on_commit is not None:
             self.on_commit()
-        if self.metrics is not None:
-            self.metrics.accepted("smtp", recipients=len(recipients))
         log.info(
             "accepted",
             extra={

@@ -357,6 +357,26 @@ class HttpApi:
         )
 
 
+def metrics_app(metrics: Metrics) -> Starlette:
+    """The listener of a process without the HTTP API (``[metrics] listen``): its own
+    ``GET /metrics`` and ``GET /healthz``, nothing else."""
+
+    async def endpoint(request: Request) -> Response:
+        body, ctype = await run_in_threadpool(metrics.render, request.headers.get("accept"))
+        return Response(body, media_type=ctype)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/metrics", guarded(endpoint), methods=["GET"]),
+            Route("/healthz", guarded(healthz), methods=["GET"]),
+        ],
+        exception_handlers={404: _not_found, 405: _not_allowed, 500: _internal},
+    )
+
+
 class _App(Starlette):
     """Starlette, with ``POST /v1/send`` (the hot path) handed straight to its handler.
 

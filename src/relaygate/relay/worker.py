@@ -26,7 +26,6 @@ from relaygate.bounces import verp
 from relaygate.bounces.changes import outcome_suppression
 from relaygate.bounces.classify import classify, classify_expired
 from relaygate.clock import Clock
-from relaygate.metrics import Metrics
 from relaygate.owners import is_dead_local_owner, new_owner
 from relaygate.relay.backoff import RetryPolicy
 from relaygate.relay.signing import Body, BodySource
@@ -59,9 +58,7 @@ class DeliveryWorker:
         verp_secret: bytes | None = None,
         bodies: BodySource | None = None,
         rng: random.Random | None = None,
-        metrics: Metrics | None = None,
     ) -> None:
-        self.metrics = metrics
         self.verp_secret = verp_secret
         self.store = store
         self.settings = settings
@@ -306,8 +303,6 @@ class DeliveryWorker:
             self._bodies.saved(save)
         if self.on_record is not None:
             self.on_record()
-        if self.metrics is not None:
-            self._count(outcomes, lost, by_id)
         for o in outcomes:
             if o.recipient_id in lost:
                 log.warning(
@@ -352,24 +347,6 @@ class DeliveryWorker:
             )
             for r in rcpts
         )
-
-    def _count(self, outcomes: list[Outcome], lost: list[int], claimed: dict[int, Claimed]) -> None:
-        assert self.metrics is not None
-        now = self.clock.now()
-        for o in outcomes:
-            if o.recipient_id in lost:
-                continue
-            if o.state == "delivered":
-                self.metrics.delivered(latency_seconds=now - claimed[o.recipient_id].queued_at)
-            elif o.state == "deferred":
-                self.metrics.deferred()
-            elif o.state == "bounced":
-                self.metrics.bounced(
-                    str(o.data.get("reason", "undefined")),
-                    bounce_type=str(o.data.get("bounce_type", "soft")),
-                )
-            elif o.state == "expired":
-                self.metrics.expired()
 
     def _outcome(self, c: Claimed, res: RecipientResult) -> Outcome:
         data = {"status": res.status, "remote": res.remote, "code": res.code}

@@ -47,6 +47,7 @@ from relaygate.store.models import (
     Applied,
     Attempt,
     AttemptResult,
+    Backlog,
     CheckResult,
     Claimed,
     ClaimedDelivery,
@@ -70,6 +71,8 @@ from relaygate.store.models import (
     Suppression,
     Template,
     TemplateInfo,
+    Totals,
+    TotalsCursor,
     TrackingHit,
     UnverifiedDomain,
     Webhook,
@@ -494,6 +497,18 @@ class Status(Protocol):
     def outcome_counts(self, *, since: float) -> dict[str, int]: ...
     def failing_webhooks(self, *, since: float) -> list[FailingWebhook]: ...
     def unverified_domains(self) -> list[UnverifiedDomain]: ...
+    def backlog(self) -> Backlog:
+        """Pending recipients by state, the oldest one, webhook deliveries waiting or abandoned;
+        reading only what is pending (cheap on a store of any size)."""
+        ...
+
+    def totals(self, after: TotalsCursor | None, *, latency_buckets: Sequence[float]) -> Totals:
+        """What was recorded after ``after`` (None: since the beginning): accepted
+        messages and recipients by channel, outcomes, delivery latency in ``latency_buckets``
+        (upper bounds, ascending), webhook attempts and failures. Every row is counted by
+        exactly one call in a chain of cursors, even with writers committing meanwhile: the
+        cursor covers only what this read saw committed."""
+        ...
 
 
 # Room for (issues 18 and 19), each a concern like the ones above:

@@ -537,3 +537,46 @@ class UnverifiedDomain:
     reason: str
     failing_since: float | None
     last_checked_at: float | None
+
+
+# -- metrics --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TotalsCursor:
+    """Where a ``Status.totals`` read stopped: the last event, message and webhook attempt read."""
+
+    event_id: int = 0
+    message_row: int = 0
+    attempt_id: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """What the store recorded after a cursor: counts that only grow (the reader adds them up).
+
+    ``bounced`` is keyed by (bounce type, reason) as recorded; ``latency`` counts delivered
+    recipients per latency bucket (the last one past the largest bound), ``latency_sum`` their
+    latencies in seconds; webhook attempts and failures are by event type.
+    """
+
+    cursor: TotalsCursor
+    messages_accepted: dict[str, int]
+    recipients_accepted: dict[str, int]
+    delivered: int
+    deferred: int
+    bounced: dict[tuple[str, str], int]
+    expired: int
+    complained: int
+    latency: tuple[int, ...]
+    latency_sum: float
+    webhook_attempts: dict[str, int]
+    webhook_failures: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backlog:
+    """Work waiting now: recipients in each pending state, the oldest one's acceptance time, and
+    webhook deliveries by state (``pending``, ``active``, ``abandoned``)."""
+
+    recipients: dict[str, int]
+    oldest_queued_at: float | None
+    webhook_deliveries: dict[str, int]

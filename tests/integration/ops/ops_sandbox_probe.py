@@ -103,7 +103,7 @@ def exercise() -> str:
     assert os.read(child.stdout.fileno(), 4) == b"ping"
     child.send_signal(signal.SIGKILL)
     assert child.wait(10) == -signal.SIGKILL
-    assert b"relaygate_messages_accepted_total" in Metrics().render()[0]
+    assert b"relaygate_build_info" in Metrics().render()[0]
 
     ca = trustme.CA()
     cert = ca.issue_cert("localhost")

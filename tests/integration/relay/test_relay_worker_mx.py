@@ -234,9 +234,8 @@ async def test_delivery_metrics(
 
     from relaygate.metrics import Metrics
 
-    metrics = Metrics(process=False)
+    metrics = Metrics(status=store.status, clock=clock, process=False)
     worker = worker_for(tmp_path, store, clock, dns_server, sink)
-    worker.metrics = metrics
     worker.transport.metrics = metrics  # type: ignore[attr-defined]
     admit(store, sender["account"].id, "ok@dest.test")
     admit(store, sender["account"].id, "x@gone.test")

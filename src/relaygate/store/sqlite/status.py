@@ -1,5 +1,10 @@
-"""Read-only queries behind ``relaygate status``: queue shape, recent outcome counts, oldest
-pending recipient, failing webhook endpoints and sending domains that are not verified.
+"""Read-only queries behind ``relaygate status`` and ``/metrics``: queue shape, recent outcome
+counts, oldest pending recipient, failing webhook endpoints, sending domains that are not
+verified; the backlog, and running totals read after a cursor.
+
+``totals`` relies on rows that are never updated and ids that grow in commit order (one writer
+at a time): events, webhook attempts, and messages by rowid. Each read is bounded by the largest
+id committed when it starts, so a chain of cursors counts every row exactly once.
 
 Every method only reads; none of them holds a write
 lock, so ``status`` is safe to run against a busy live store. The events table has no index on
@@ -9,7 +14,16 @@ over ids (a handful of primary-key lookups), and only the tail after it is scann
 
 from __future__ import annotations
 
-from relaygate.store.models import DomainQueue, FailingWebhook, UnverifiedDomain
+from collections.abc import Sequence
+
+from relaygate.store.models import (
+    Backlog,
+    DomainQueue,
+    FailingWebhook,
+    Totals,
+    TotalsCursor,
+    UnverifiedDomain,
+)
 from relaygate.store.sqlite.core import Concern
 from relaygate.store.states import OUTCOMES, PENDING_STATES
 
@@ -23,6 +37,10 @@ _OUTCOME_FOR_EVENT: dict[tuple[str, str | None], str] = {
     ("deferred", "deferred"): "deferred",
     ("complaint", "complained"): "complained",
 }
+
+
+#: The data of a queued event, as admission writes it.
+_HTTP, _SMTP = '{"channel":"http"}', '{"channel":"smtp"}'
 
 
 class SqliteStatus(Concern):
@@ -171,3 +189,119 @@ class SqliteStatus(Concern):
             )
             for r in rows
         ]
+
+    def backlog(self) -> Backlog:
+        marks = ",".join("?" * len(PENDING_STATES))
+        recipients = self._read(
+            f"SELECT state, COUNT(*) FROM recipients WHERE state IN ({marks}) GROUP BY state",
+            PENDING_STATES,
+        )
+        oldest = self._read(
+            "SELECT MIN(queued_at) FROM recipients WHERE state IN ('queued', 'deferred', 'active')"
+        )
+        hooks = self._read(
+            "SELECT state, COUNT(*) FROM webhook_deliveries"
+            " WHERE state IN ('pending', 'active', 'abandoned') GROUP BY state"
+        )
+        return Backlog(
+            recipients={str(r[0]): int(r[1]) for r in recipients},
+            oldest_queued_at=oldest[0][0] if oldest and oldest[0][0] is not None else None,
+            webhook_deliveries={str(r[0]): int(r[1]) for r in hooks},
+        )
+
+    def totals(self, after: TotalsCursor | None, *, latency_buckets: Sequence[float]) -> Totals:
+        after = after or TotalsCursor()
+        ends = self._read(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM events),"
+            " (SELECT COALESCE(MAX(rowid), 0) FROM messages),"
+            " (SELECT COALESCE(MAX(id), 0) FROM webhook_attempts)"
+        )[0]
+        cursor = TotalsCursor(
+            event_id=max(after.event_id, int(ends[0])),
+            message_row=max(after.message_row, int(ends[1])),
+            attempt_id=max(after.attempt_id, int(ends[2])),
+        )
+        events = (after.event_id, cursor.event_id)
+        messages = {
+            str(r[0]): int(r[1])
+            for r in self._read(
+                "SELECT channel, COUNT(*) FROM messages WHERE rowid > ? AND rowid <= ?"
+                " GROUP BY channel",
+                (after.message_row, cursor.message_row),
+            )
+        }
+        # One pass over the new events for the plain counts; admission writes a queued event's
+        # data as exactly {"channel":"http"} or {"channel":"smtp"} (anything else is parsed).
+        sums = self._read(
+            "SELECT COALESCE(SUM(type = 'queued' AND state_from IS NULL AND data = ?), 0),"
+            " COALESCE(SUM(type = 'queued' AND state_from IS NULL AND data = ?), 0),"
+            " COALESCE(SUM(type = 'queued' AND state_from IS NULL), 0),"
+            " COALESCE(SUM(type = 'delivery' AND state_to = 'delivered'), 0),"
+            " COALESCE(SUM(type = 'deferred' AND state_to = 'deferred'), 0),"
+            " COALESCE(SUM(type = 'bounce' AND state_to = 'expired'), 0),"
+            " COALESCE(SUM(type = 'complaint' AND state_to = 'complained'), 0)"
+            " FROM events WHERE id > ? AND id <= ?",
+            (_HTTP, _SMTP, *events),
+        )[0]
+        http, smtp, queued, delivered, deferred, expired, complained = (int(v) for v in sums)
+        accepted = {k: v for k, v in (("http", http), ("smtp", smtp)) if v}
+        if queued > http + smtp:
+            for channel, n in self._read(
+                "SELECT json_extract(data, '$.channel'), COUNT(*) FROM events"
+                " WHERE id > ? AND id <= ? AND type = 'queued' AND state_from IS NULL"
+                " AND data NOT IN (?, ?) GROUP BY 1",
+                (*events, _HTTP, _SMTP),
+            ):
+                accepted[str(channel)] = accepted.get(str(channel), 0) + int(n)
+        bounced: dict[tuple[str, str], int] = {}
+        for btype, reason, n in self._read(
+            "SELECT json_extract(data, '$.bounce_type'), json_extract(data, '$.reason'), COUNT(*)"
+            " FROM events WHERE id > ? AND id <= ? AND type = 'bounce'"
+            " AND state_to IN ('bounced', 'suppressed') GROUP BY 1, 2",
+            events,
+        ):
+            key = (str(btype or "hard"), str(reason or "other"))
+            bounced[key] = bounced.get(key, 0) + int(n)
+        for channel, n in self._read(  # suppressed at admission: accepted, then bounced
+            "SELECT m.channel, COUNT(*) FROM events e JOIN messages m ON m.id = e.message_id"
+            " WHERE e.id > ? AND e.id <= ? AND e.type = 'bounce' AND e.state_from IS NULL"
+            " AND e.state_to = 'suppressed' GROUP BY m.channel",
+            events,
+        ):
+            accepted[str(channel)] = accepted.get(str(channel), 0) + int(n)
+        bounds = list(latency_buckets)
+        row = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(lat), 0)"
+            + "".join(", COALESCE(SUM(lat <= ?), 0)" for _ in bounds)
+            + " FROM (SELECT MAX(e.created_at - r.queued_at, 0) AS lat FROM events e"
+            " JOIN recipients r ON r.id = e.recipient_id"
+            " WHERE e.id > ? AND e.id <= ? AND e.type = 'delivery' AND e.state_to = 'delivered')",
+            (*bounds, *events),
+        )[0]
+        cumulative = [int(v) for v in row[2:]] + [int(row[0])]
+        latency = tuple(c - (cumulative[i - 1] if i else 0) for i, c in enumerate(cumulative))
+        attempts: dict[str, int] = {}
+        failures: dict[str, int] = {}
+        for event_type, ok, n in self._read(
+            "SELECT d.event_type, a.outcome = 'ok', COUNT(*) FROM webhook_attempts a"
+            " JOIN webhook_deliveries d ON d.id = a.delivery_id"
+            " WHERE a.id > ? AND a.id <= ? GROUP BY 1, 2",
+            (after.attempt_id, cursor.attempt_id),
+        ):
+            attempts[str(event_type)] = attempts.get(str(event_type), 0) + int(n)
+            if not ok:
+                failures[str(event_type)] = failures.get(str(event_type), 0) + int(n)
+        return Totals(
+            cursor=cursor,
+            messages_accepted=messages,
+            recipients_accepted=accepted,
+            delivered=delivered,
+            deferred=deferred,
+            bounced=bounced,
+            expired=expired,
+            complained=complained,
+            latency=latency,
+            latency_sum=float(row[1]),
+            webhook_attempts=attempts,
+            webhook_failures=failures,
+        )
