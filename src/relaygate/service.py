@@ -125,6 +125,7 @@ class Service:
         self.inbound: InboundProcessor | None = None
         self._sync_worker: DeliveryWorker | None = None
         self._locks: RoleLocks | None = None
+        self._probed: tuple[float, bool] | None = None  # (loop time, committed) of the last probe
         self._http_sock: socket.socket | None = None
         self._metrics_sock: socket.socket | None = None
         self._smtp_socks: list[socket.socket] = []
@@ -349,17 +350,29 @@ class Service:
         """Rewrite the ready files every ``HEARTBEAT_SECONDS`` with whether the store answered
         (``relaygate status`` reads them); runs until cancelled."""
         assert self._locks is not None
+        loop = asyncio.get_running_loop()
         while True:
             await sleep(HEARTBEAT_SECONDS)
-            try:
-                store_ok = await asyncio.wait_for(self.store.probe(), WATCHDOG_PROBE_SECONDS)
-            except TimeoutError:
-                store_ok = False
+            if self._probed is not None and loop.time() - self._probed[0] < HEARTBEAT_SECONDS:
+                store_ok = self._probed[1]  # the watchdog has just asked the store
+            else:
+                store_ok = bool(await self._probe())
             info = {**self.ready_info, "started": started, "heartbeat": self.clock.now()}
             try:
                 await asyncio.to_thread(self._locks.write_ready, {**info, "store_ok": store_ok})
             except OSError:
                 log.warning("could not write the heartbeat to run/")
+
+    async def _probe(self) -> bool | None:
+        """Whether the store committed a probe write; None when its writer did not answer within
+        ``WATCHDOG_PROBE_SECONDS``. Kept for the heartbeat, which reuses a recent answer."""
+        try:
+            committed = await asyncio.wait_for(self.store.probe(), WATCHDOG_PROBE_SECONDS)
+        except TimeoutError:
+            self._probed = (asyncio.get_running_loop().time(), False)
+            return None
+        self._probed = (asyncio.get_running_loop().time(), committed)
+        return committed
 
     async def _alive(self) -> bool:
         """The watchdog's check: the store's writer answers a probe — committed, or "busy" when
@@ -369,9 +382,8 @@ class Service:
         and a restart loop would end in systemd's start limit with relaygate down. /readyz
         reports the busy store (503) instead.
         """
-        try:
-            committed = await asyncio.wait_for(self.store.probe(), WATCHDOG_PROBE_SECONDS)
-        except TimeoutError:
+        committed = await self._probe()
+        if committed is None:
             log.warning("store writer did not answer the watchdog probe")
             return False
         if not committed:
