@@ -4,9 +4,10 @@ Owns the tokenizer and the tree builder behind :mod:`relaygate.compose.htmltext`
 nothing: the HTML comes from templates an account wrote and from the variables its requests
 fill in, up to the render limit (1,000,000 characters).
 
-Why not ``html.parser``: on Python 3.11.7 it is quadratic or worse on unterminated markup:
-``'<a b="' * 10_000`` (60 KB) takes 19 s and ``'<a' * 40_000`` 11 s on this project's CI host,
-because each unterminated tag is re-scanned to the end of the input. Here every character is
+Why not ``html.parser``: on Python 3.11.7 its end-of-input recovery (``close()``, which a
+converter needs to read unterminated markup at all) is quadratic or worse: ``'<a b="' * 10_000``
+(60 KB) takes 19 s and ``'<a' * 40_000`` 11 s on this project's CI host, because each
+unterminated tag is re-scanned to the end of the input. Here every character is
 looked at a bounded number of times: a tag, comment or raw-text element that never ends takes
 the rest of the input with it (as a browser does), and is never scanned again.
 
