@@ -1,8 +1,11 @@
 """``relaygate bounce parse FILE... [--json]``: what relaygate understands of saved reports.
 
 The command-line face of ``relaygate.bounces.parse``: read saved report messages (.eml), parse
-each one and print what relaygate would record. ``--json`` is the top-level flag and is also
-accepted after the subcommand. Exit status 0 only if every file could be read.
+each one and print what relaygate would record: per file its kind (``bounce``, ``complaint``,
+``delay`` for a report that only says delivery is delayed, which changes nothing, or ``other``)
+and the reporting MTA; per recipient the DSN action, status, hard or soft, the reason and the
+diagnostic. ``--json`` is the top-level flag and is also accepted after the subcommand. Exit
+status 0 only if every file could be read.
 """
 
 from __future__ import annotations
@@ -68,16 +71,30 @@ def run_parse(files: list[str], *, as_json: bool, out: TextIO) -> int:
     return 0 if ok else 1
 
 
+def kind_of(report: Report) -> str:
+    """What the report is to the operator: ``delay`` for a bounce report whose every row is a
+    delay notice (relaygate records nothing for those: the message is still being tried), else
+    the parser's kind (``bounce``, ``complaint``, ``other``)."""
+    rows = report.recipients
+    if report.kind == "bounce" and rows and all(r.action == "delayed" for r in rows):
+        return "delay"
+    return report.kind
+
+
 def _as_dict(name: str, report: Report) -> dict[str, Any]:
     return {
         "file": name,
-        "kind": report.kind,
+        "kind": kind_of(report),
+        "reporting_mta": report.reporting_mta,
+        "feedback_type": report.feedback_type,
         "recipients": [
             {
                 "recipient": r.recipient,
+                "action": r.action,
                 "status": r.status,
                 "bounce_type": r.bounce_type,
                 "reason": r.reason,
+                "remote_mta": r.remote_mta,
                 "diagnostic": r.diagnostic,
             }
             for r in report.recipients
@@ -86,25 +103,35 @@ def _as_dict(name: str, report: Report) -> dict[str, Any]:
 
 
 def _table(results: list[dict[str, Any]], out: TextIO) -> None:
-    header = ("FILE", "KIND", "RECIPIENT", "STATUS", "TYPE", "REASON", "DIAGNOSTIC")
+    header = (
+        "FILE",
+        "KIND",
+        "RECIPIENT",
+        "ACTION",
+        "STATUS",
+        "TYPE",
+        "REASON",
+        "REPORTED-BY",
+        "DIAGNOSTIC",
+    )
     rows: list[tuple[str, ...]] = []
     for item in results:
         if "error" in item:
-            rows.append((item["file"], item["kind"], "-", "-", "-", "-", f"error: {item['error']}"))
+            rows.append((item["file"], item["kind"], *("-" * 6), f"error: {item['error']}"))
             continue
-        recipients = item["recipients"] or [
-            {"recipient": "-", "status": "", "bounce_type": "", "reason": "", "diagnostic": ""}
-        ]
+        recipients = item["recipients"] or [{}]
         for r in recipients:
-            diag = " ".join(str(r["diagnostic"]).split())
+            diag = " ".join(str(r.get("diagnostic", "")).split())
             rows.append(
                 (
                     item["file"],
                     item["kind"],
-                    r["recipient"] or "-",
-                    r["status"] or "-",
-                    r["bounce_type"] or "-",
-                    r["reason"] or "-",
+                    r.get("recipient") or "-",
+                    r.get("action") or "-",
+                    r.get("status") or "-",
+                    r.get("bounce_type") or "-",
+                    r.get("reason") or "-",
+                    item.get("reporting_mta") or r.get("remote_mta") or "-",
                     diag[:60] + ("…" if len(diag) > 60 else ""),
                 )
             )

@@ -1,4 +1,4 @@
-"""`relaygate bounce parse FILE... [--json]` through a parser built like the lead's."""
+"""`relaygate bounce parse FILE... [--json]` through a parser built like the entry point's."""
 
 from __future__ import annotations
 
@@ -65,17 +65,27 @@ def test_json_in_either_position(
         {
             "file": bounce,
             "kind": "bounce",
+            "reporting_mta": out[0]["reporting_mta"],
+            "feedback_type": "",
             "recipients": [
                 {
                     "recipient": "nobody@example.net",
+                    "action": "failed",
                     "status": "5.1.1",
                     "bounce_type": "hard",
                     "reason": "userunknown",
+                    "remote_mta": out[0]["recipients"][0]["remote_mta"],
                     "diagnostic": out[0]["recipients"][0]["diagnostic"],
                 }
             ],
         },
-        {"file": plain, "kind": "other", "recipients": []},
+        {
+            "file": plain,
+            "kind": "other",
+            "reporting_mta": "",
+            "feedback_type": "",
+            "recipients": [],
+        },
     ]
     assert "no mailbox here" in out[0]["recipients"][0]["diagnostic"]
 
@@ -95,11 +105,71 @@ def test_unreadable_file_gets_an_error_object_and_exit_1(
 def test_human_table(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["bounce", "parse", *files]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:6] == ["FILE", "KIND", "RECIPIENT", "STATUS", "TYPE", "REASON"]
-    assert "nobody@example.net" in lines[1] and "hard" in lines[1] and "userunknown" in lines[1]
+    assert lines[0].split()[:8] == [
+        "FILE",
+        "KIND",
+        "RECIPIENT",
+        "ACTION",
+        "STATUS",
+        "TYPE",
+        "REASON",
+        "REPORTED-BY",
+    ]
+    assert lines[1].split()[1:7] == [
+        "bounce",
+        "nobody@example.net",
+        "failed",
+        "5.1.1",
+        "hard",
+        "userunknown",
+    ]
     assert files[1] in lines[2] and "other" in lines[2]
 
 
 def test_parse_requires_a_file() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["bounce", "parse"])
+
+
+DELAYED = b"""From: MAILER-DAEMON@mx.example.net
+To: b-token@bounces.sender.example
+Subject: Delivery delayed
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+Your message has not been delivered yet. The server will keep trying.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Mon, 1 Jun 2026 10:00:00 +0000
+
+Final-Recipient: rfc822; slow@example.org
+Action: delayed
+Status: 4.4.1
+Remote-MTA: dns; mx.example.org
+Diagnostic-Code: smtp; 421 4.4.1 connection timed out
+Will-Retry-Until: Fri, 5 Jun 2026 10:00:00 +0000
+
+--B--
+"""
+
+
+def test_a_delay_notice_is_shown_as_a_delay_with_its_action_and_mta(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    delayed = tmp_path / "delayed.eml"
+    delayed.write_bytes(DELAYED.replace(b"\n", b"\r\n"))
+    assert _run(["--json", "bounce", "parse", str(delayed)]) == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert item["kind"] == "delay" and item["reporting_mta"] == "mx.example.net"
+    [row] = item["recipients"]
+    assert row["action"] == "delayed" and row["status"] == "4.4.1"
+    assert row["remote_mta"] == "mx.example.org"
+    assert _run(["bounce", "parse", str(delayed)]) == 0
+    line = capsys.readouterr().out.splitlines()[1].split()
+    assert line[1:4] == ["delay", "slow@example.org", "delayed"] and "mx.example.net" in line
