@@ -159,3 +159,16 @@ def test_plans_scopes_and_fields_are_checked(store: Store) -> None:
     key, secret = store.keys.create(account.id, scopes=["email:read", "email:send"], name="n")
     assert key.scopes == ("email:read", "email:send") and secret.startswith("sk_live_")
     assert secret not in key.hint and [k.id for k in store.keys.all(account.id)] == [key.id]
+
+
+def test_account_names_are_unique(store: Store) -> None:
+    first = store.accounts.create("acme")
+    with pytest.raises(RequestError) as refused:
+        store.accounts.create("acme")
+    assert refused.value.status == 409 and f"id {first.id}" in refused.value.detail
+    other = store.accounts.create("other")
+    with pytest.raises(RequestError) as renamed:
+        store.accounts.update(other.id, name="acme")
+    assert renamed.value.status == 409
+    assert store.accounts.update(first.id, name="acme").name == "acme"  # its own name is free
+    assert [a.name for a in store.accounts.all()] == ["acme", "other"]

@@ -72,6 +72,9 @@ def test_mistakes_are_one_line_and_change_nothing(cli: Cli, tmp_path: Path) -> N
         "relaygate: no account named 'nobody'"
     )
     assert cli.fails("account", "set", "7", "--plan", "free") == "relaygate: no account 7"
+    assert cli.fails("account", "create", "acme") == (
+        "relaygate: an account named 'acme' exists already (id 1)"
+    )
     missing = tmp_path / "missing.csv"
     assert cli.fails("suppression", "import", "--account", "acme", str(missing)) == (
         f"relaygate: {missing}: No such file or directory"

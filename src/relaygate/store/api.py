@@ -91,7 +91,10 @@ HitClassifier = Callable[[TrackingHit, float | None, int], HitFlags]
 class Accounts(Protocol):
     def create(
         self, name: str, *, plan: str = "trial", daily_quota: int = 10_000, rate_limit: int = 100
-    ) -> Account: ...
+    ) -> Account:
+        """A new account; names are unique (exact match): 409 when another account has it."""
+        ...
+
     def get(self, account_id: int) -> Account | None:
         """Cached for the policy (see the module docstring): cheap on the hot path."""
         ...
@@ -99,7 +102,8 @@ class Accounts(Protocol):
     def all(self) -> list[Account]: ...
     def update(self, account_id: int, **fields: Any) -> Account:
         """Change ``name``, ``plan``, ``daily_quota``, ``rate_limit``, ``track_opens``,
-        ``track_clicks``; 400 for another field or a bad value, 404 for no such account."""
+        ``track_clicks``; 400 for another field or a bad value, 404 for no such account, 409
+        for a name another account has."""
         ...
 
 

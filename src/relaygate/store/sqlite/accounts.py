@@ -7,6 +7,7 @@ Trust: API key secrets arrive here only to be hashed (``ids.hash_secret``) and c
 from __future__ import annotations
 
 import hmac
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,16 @@ from relaygate.store.sqlite.policycache import MISS
 from relaygate.store.sqlite.rows import row_account, row_key
 
 
+def _name_free(c: sqlite3.Connection, name: str, *, but: int | None = None) -> None:
+    """409 when another account has ``name`` (checked in the write transaction; the unique index
+    of schema 12 stands behind it)."""
+    taken = c.execute(
+        "SELECT id FROM accounts WHERE name = ? AND id IS NOT ?", (name, but)
+    ).fetchone()
+    if taken is not None:
+        raise RequestError(409, f"an account named {name!r} exists already (id {taken[0]})")
+
+
 class SqliteAccounts(Concern):
     def create(
         self, name: str, *, plan: str = "trial", daily_quota: int = 10_000, rate_limit: int = 100
@@ -26,14 +37,15 @@ class SqliteAccounts(Concern):
         check_plan(plan)
         check_account_fields(name=name, daily_quota=daily_quota, rate_limit=rate_limit)
         now = self.clock.now()
-        new_id = self._write(
-            lambda c: (
-                c.execute(
-                    "INSERT INTO accounts (name, plan, daily_quota, rate_limit, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, plan, daily_quota, rate_limit, now),
-                ).lastrowid
-            )
-        )
+
+        def insert(c: sqlite3.Connection) -> int | None:
+            _name_free(c, name)
+            return c.execute(
+                "INSERT INTO accounts (name, plan, daily_quota, rate_limit, created_at) VALUES (?, ?, ?, ?, ?)",
+                (name, plan, daily_quota, rate_limit, now),
+            ).lastrowid
+
+        new_id = self._write(insert)
         account = self.get(int(new_id or 0))
         assert account is not None
         return account
@@ -65,14 +77,23 @@ class SqliteAccounts(Concern):
             raise RequestError(400, f"unknown account fields: {', '.join(sorted(bad))}")
         if "plan" in fields:
             check_plan(fields["plan"])
+        check_account_fields(
+            name=fields.get("name"),
+            daily_quota=fields.get("daily_quota"),
+            rate_limit=fields.get("rate_limit"),
+        )
         if fields:
             assignments = ", ".join(f"{k} = ?" for k in fields)
-            self._write(
-                lambda c: c.execute(
+
+            def change(c: sqlite3.Connection) -> None:
+                if "name" in fields:
+                    _name_free(c, fields["name"], but=account_id)
+                c.execute(
                     f"UPDATE accounts SET {assignments} WHERE id = ?",
                     (*fields.values(), account_id),
                 )
-            )
+
+            self._write(change)
         account = self.get(account_id)
         if account is None:
             raise RequestError(404, f"no account {account_id}")
