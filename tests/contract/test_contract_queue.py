@@ -249,3 +249,10 @@ async def test_operator_actions(store: Store, account: int, clock: FakeClock) ->
     assert states(store, mid) == ["bounced", "queued"]
     assert store.queue.count_by_state() == {"bounced": 1, "queued": 1}
     assert store.queue.oldest_pending() == clock.now()
+
+
+def test_a_recipient_names_its_message(store: Store, account: int) -> None:
+    mid = admit(store, account, "a@d.test", "b@d.test")
+    ids = store.queue.select(ids=[mid], states=["queued"])
+    assert [store.messages.of_recipient(i) for i in ids] == [mid, mid]
+    assert store.messages.of_recipient(max(ids) + 1000) is None

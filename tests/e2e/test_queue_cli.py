@@ -47,6 +47,8 @@ def test_queue_operations(tmp_path: Path) -> None:
     assert rg.cli("queue", "release", mids[0])["changed"] == 1
     assert rg.cli("queue", "delete", mids[1])["changed"] == 1
     shown = rg.cli("queue", "show", mids[1])
+    by_recipient = rg.cli("queue", "show", str(shown["recipients"][0]["recipient_id"]))
+    assert by_recipient == shown  # a recipient id, as queue list shows them, names its message
     assert shown["recipients"][0]["state"] == "bounced"
     assert [e["type"] for e in shown["recipients"][0]["events"]] == ["queued", "held", "bounce"]
     assert rg.cli("queue", "retry", "--all")["matched"] == 2

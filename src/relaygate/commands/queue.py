@@ -32,7 +32,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     def human() -> str:
         if not data:
             return "queue is empty"
-        lines = [f"{'ID':>8}  {'MESSAGE':36}  {'STATE':9} {'TRIES':>5}  {'NEXT':20}  RECIPIENT"]
+        lines = [f"{'RCPT':>8}  {'MESSAGE':36}  {'STATE':9} {'TRIES':>5}  {'NEXT':20}  RECIPIENT"]
         for d in data:
             lines.append(
                 f"{d['recipient_id']:>8}  {d['message_id']:36}  {d['state']:9} {d['attempts']:>5}  {d['next_attempt_at']:20}  {d['address']}"
@@ -47,9 +47,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = open_store(args)
-    m = store.messages.get(args.id)
+    message_id: str | None = args.id
+    if args.id.isdigit():  # a recipient id, as `queue list` shows them: its message
+        message_id = store.messages.of_recipient(int(args.id))
+    m = store.messages.get(message_id) if message_id else None
     if m is None:
-        raise CliError(f"no message {args.id}")
+        raise CliError(f"no message or recipient {args.id}")
     data = {
         "id": m["id"],
         "from": m["from"],
@@ -150,7 +153,7 @@ def register(sub: Any) -> None:
     sp.add_argument("--domain")
     sp.add_argument("--limit", type=int, default=100)
     sp = add_command(queue, "show", cmd_show, "one message with every attempt and event")
-    sp.add_argument("id")
+    sp.add_argument("id", help="a message id (msg_…) or a recipient id (its message)")
     for action, help_ in (
         ("retry", "make queued or deferred recipients due now"),
         ("hold", "hold queued or deferred recipients (not attempted until released)"),

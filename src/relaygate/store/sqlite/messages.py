@@ -122,6 +122,10 @@ class SqliteMessages(Concern):
             )
         ]
 
+    def of_recipient(self, recipient_id: int) -> str | None:
+        rows = self._read("SELECT message_id FROM recipients WHERE id = ?", (recipient_id,))
+        return str(rows[0][0]) if rows else None
+
     def by_header_id(self, header_message_id: str) -> str | None:
         value = header_message_id.strip()
         if not value:
