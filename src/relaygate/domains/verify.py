@@ -242,7 +242,7 @@ async def verify_domain(
             now=now,
             summary={"status": previous.value, "reason": TEMPORARY},
         )
-        log.warning("domain check: %s", TEMPORARY, extra={"domain": domain})
+        log.info("domain check: %s", TEMPORARY, extra={"domain": domain})  # changes nothing
         return VerifyReport(
             domain=domain,
             status=previous,

@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 import dns.asyncresolver
 
-from relaygate.clock import Clock
+from relaygate.clock import Clock, iso
 from relaygate.events import schedule
 from relaygate.events.payloads import build_domain_payload, build_payload
 from relaygate.events.sender import SendOutcome, SendResult, post_event
@@ -62,6 +62,8 @@ from relaygate.store.models import AttemptResult, ClaimedDelivery
 log = logging.getLogger("relaygate.webhooks")
 
 DEFAULT_WINDOW = 100
+#: A delivery failing this long (seconds since its first failed try) is logged as a warning.
+FAILING_WARNING = 3600.0
 IDLE_WAIT = 0.5
 MIN_ROUND = 0.05
 """Wake-ups closer together than this are coalesced into one round: a relay recording a few
@@ -381,5 +383,12 @@ class WebhookDispatcher:
             log.info("webhook delivered", extra=info)
         elif next_at is None:
             log.warning("webhook abandoned", extra={**info, "error": error})
+        elif schedule.failing_for(d.attempts + 1) >= FAILING_WARNING:
+            # What an operator must act on (API.md §14): an endpoint failing for an hour.
+            log.warning(
+                "webhook failing", extra={**info, "error": error, "next_attempt_at": iso(next_at)}
+            )
         else:
-            log.info("webhook deferred", extra={**info, "error": error, "next_attempt_at": next_at})
+            log.info(
+                "webhook deferred", extra={**info, "error": error, "next_attempt_at": iso(next_at)}
+            )

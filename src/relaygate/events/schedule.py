@@ -46,3 +46,9 @@ def next_attempt(
             raise ValueError("rng must return a float in [0, 1)")
         delay += delay * jitter * r
     return now + delay
+
+
+def failing_for(attempts_made: int) -> float:
+    """Seconds between a delivery's first failed attempt and its ``attempts_made``-th (the waits
+    of the schedule, without jitter): how long its endpoint has been failing it."""
+    return sum(RETRY_DELAYS[: max(0, attempts_made - 1)])

@@ -244,7 +244,7 @@ class HitRecorder:
             try:
                 await asyncio.wait_for(task, timeout)
             except TimeoutError:
-                log.warning("tracking recorder stopped with %d hits unwritten", len(self._buf))
+                log.error("tracking recorder stopped with %d hits unwritten", len(self._buf))
 
     async def flush(self) -> None:
         """Write everything buffered now, in batches (for shutdown and tests)."""
@@ -288,7 +288,7 @@ class HitRecorder:
             raise
         except Exception as exc:
             self.stats.failed += len(batch)
-            log.warning("tracking sink failed, %d hits lost: %s", len(batch), type(exc).__name__)
+            log.error("tracking sink failed, %d hits lost: %s", len(batch), type(exc).__name__)
         else:
             self.stats.written += len(batch)
             self.stats.batches += 1

@@ -36,6 +36,11 @@ from relaygate.store.models import Claimed, Outcome
 
 log = logging.getLogger("relaygate.relay")
 
+#: A recipient waiting this long (seconds since it was queued) makes the queue "behind": a warning.
+QUEUE_AGE_WARNING = 3600.0
+#: How often (seconds, by the injected clock) a worker looks, and so repeats the warning.
+QUEUE_AGE_EVERY = 300.0
+
 
 def transactions(claimed: list[Claimed]) -> list[list[Claimed]]:
     """Claimed recipients → SMTP transactions: one per (message, destination domain), and one
@@ -84,8 +89,27 @@ class DeliveryWorker:
         #: Real seconds between looks at the clock for a due renewal.
         self.renew_tick = 1.0
         self.renewals = 0
+        self._next_age_check = 0.0
         #: Called after outcomes are committed (e.g. wakes the webhook dispatcher in this process).
         self.on_record: Callable[[], None] | None = None
+
+    async def check_queue_age(self) -> float | None:
+        """At most every ``QUEUE_AGE_EVERY`` seconds: how long the oldest recipient waiting for
+        delivery has waited, and a warning when that is ``QUEUE_AGE_WARNING`` or more (API.md
+        §14: the queue falling behind is for an operator to act on). None when not looked."""
+        now = self.clock.now()
+        if now < self._next_age_check:
+            return None
+        self._next_age_check = now + QUEUE_AGE_EVERY
+        oldest = await asyncio.to_thread(self.store.queue.oldest_pending)
+        age = 0.0 if oldest is None else max(0.0, now - oldest)
+        if age >= QUEUE_AGE_WARNING:
+            log.warning(
+                "queue behind: the oldest waiting recipient was queued %d minutes ago",
+                age // 60,
+                extra={"oldest_age_seconds": round(age)},
+            )
+        return age
 
     def recover(self) -> int:
         """At start-up: release leases held by processes of this host that no longer exist."""
@@ -121,6 +145,10 @@ class DeliveryWorker:
                     log.exception("delivery loop error")
                     handled = 0
                 if handled == 0:
+                    try:
+                        await self.check_queue_age()
+                    except Exception:
+                        log.exception("queue age check failed")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
         finally:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from relaygate.clock import FakeClock
 from relaygate.dnsresolver import make_resolver
@@ -98,10 +101,16 @@ async def test_success_is_signed_and_shaped_like_the_reference(
 
 
 async def test_retry_schedule_exact_times_then_abandoned_and_restart_changes_nothing(
-    tmp_path: Path, clock: FakeClock, receiver, webhook_settings: Callable[..., Settings]
+    tmp_path: Path,
+    clock: FakeClock,
+    receiver,
+    webhook_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Attempts at t0, +30 s, +330 s, +2130 s, +9330 s, +30930 s, then abandoned; the store and
-    the dispatcher are replaced (a restart) after the third attempt."""
+    the dispatcher are replaced (a restart) after the third attempt. A failure is logged at info
+    until the endpoint has been failing the delivery for an hour, then as a warning."""
+    caplog.set_level(logging.INFO, logger="relaygate.webhooks")
     path = tmp_path / "state" / "relaygate.sqlite3"
     settings = webhook_settings()
     store = Store(path, clock=clock).open()
@@ -140,6 +149,14 @@ async def test_retry_schedule_exact_times_then_abandoned_and_restart_changes_not
         await tick_until(offset)
     assert seen_at == expected
     assert _attempt_times(hooks, delivery.id) == expected
+    assert [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "relaygate.webhooks" and "released" not in r.getMessage()
+    ] == [("INFO", "webhook deferred")] * 4 + [
+        ("WARNING", "webhook failing"),
+        ("WARNING", "webhook abandoned"),
+    ]
     final = hooks.delivery(delivery.id)
     assert final is not None and final.state == "abandoned" and final.attempts == 6
     assert final.last_status == 500

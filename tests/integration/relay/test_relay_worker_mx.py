@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -351,3 +352,27 @@ async def test_a_dead_destination_is_tried_once_per_batch(
     responses = [r.last_response for r in store.messages.recipients(mid)]
     assert "Connection refused" in responses[0]
     assert all("recently unreachable" in r for r in responses[1:]), responses
+
+
+async def test_a_queue_an_hour_behind_is_a_warning(
+    tmp_path: Path,
+    clock: FakeClock,
+    dns_server: DNSServer,
+    sink: SmtpSink,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store(tmp_path / "s.sqlite3", clock=clock).open()
+    worker = worker_for(tmp_path, store, clock, dns_server, sink)
+    assert await worker.check_queue_age() == 0.0  # empty queue
+    account = store.accounts.create("a", plan="paid").id
+    admit(store, account, "r@gone.test")
+    caplog.set_level(logging.INFO, logger="relaygate.relay")
+    clock.advance(3599)
+    assert await worker.check_queue_age() == 3599 and not caplog.records
+    clock.advance(60)
+    assert await worker.check_queue_age() is None  # looked less than 5 minutes ago
+    clock.advance(300)
+    assert await worker.check_queue_age() == 3959
+    [warning] = caplog.records
+    assert warning.levelname == "WARNING" and "queued 65 minutes ago" in warning.getMessage()
+    store.close()
