@@ -127,7 +127,8 @@ def _bulk(action: str) -> Handler:
             args,
             {"action": action, "matched": done.matched, "changed": done.changed},
             f"{action}: {done.changed} of {done.matched} recipient(s) changed"
-            + ("" if done.matched else f" (none of them is {states})"),
+            if done.matched
+            else f"{action}: nothing to do, no {'named ' if args.ids else ''}recipient is {states}",
         )
         return 0
 

@@ -20,6 +20,7 @@ from relaygate.commands.common import (
     add_noun,
     open_store,
     out,
+    table,
 )
 from relaygate.errors import RequestError
 
@@ -39,11 +40,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         args,
         rows,
         lambda: (
-            "\n".join(
-                f"{r['account_id']:>4}  {r['address']:40} {r['reason']:14} {r['source']:10} {r['created_at']}"
-                for r in rows
+            table(
+                ["account", "address", "reason", "source", "created", "expires"],
+                [
+                    [
+                        r["account_id"],
+                        r["address"],
+                        r["reason"],
+                        r["source"],
+                        r["created_at"],
+                        r["expires_at"] or "never",
+                    ]
+                    for r in rows
+                ],
             )
-            or "no suppressed addresses"
+            if rows
+            else "no suppressed addresses"
         ),
     )
     return 0
