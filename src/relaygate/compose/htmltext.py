@@ -92,6 +92,10 @@ _URL_JUNK_RE = re.compile(r"[\t\n\r]")
 _SAME_URL_RE = re.compile(r"^(?:mailto:|tel:|https?://)?(?:www\.)?", re.IGNORECASE)
 #: Stands for a <br> in a paragraph (the tree never holds NUL: it becomes U+FFFD).
 _BREAK = "\x00"
+#: Characters str.splitlines() ends a line at besides \n and \r (vertical tab, form feed, the
+#: file/group/record separators, NEL, the Unicode line and paragraph separators): read as newlines,
+#: so every line of the text is a line for any reader of it.
+_OTHER_LINE_BREAKS_RE = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 #: Characters that carry nothing in plain text (soft hyphen, invisible padding of preheaders).
 _INVISIBLE = str.maketrans("", "", "\u00ad\u034f\u200b\ufeff")
 
@@ -411,6 +415,8 @@ def _table_lines(rows: list[list[str]], width: int) -> list[str]:
 
 def html_to_text(html: str) -> str:
     """Readable plain text for ``html`` (see the module docstring for the style)."""
+    if _OTHER_LINE_BREAKS_RE.search(html):
+        html = _OTHER_LINE_BREAKS_RE.sub("\n", html)
     renderer = _Renderer()
     renderer.children(parse(html))
     return renderer.w.text()

@@ -371,3 +371,15 @@ def test_deep_nesting_is_flattened_not_recursed() -> None:
         levels += 1
     assert levels == MAX_DEPTH and node.children == ["deep"]
     assert html_to_text("<ul><li>" * depth + "x").strip().endswith("- x")
+
+
+@pytest.mark.parametrize(
+    "char", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_other_line_breaks_are_newlines(char: str) -> None:
+    # str.splitlines() ends a line at these: left in the text, a reader would see a line ending
+    # in a space (found by the fuzz test: '<LI><PRE>\x1e0' gave '- \x1e0').
+    out = html_to_text(f"<li><pre>{char}0</pre></li><p>a {char} b</p>")
+    _check_shape(out)
+    assert char not in out
+    assert out.splitlines() == ["- 0", "", "a b"]
