@@ -11,6 +11,11 @@
     │   └── DeliveryDeferred   4xx, network or DNS trouble on the way out
     └── PermanentError         will not work if retried
         ├── RequestError       a client's input is wrong (carries an HTTP status and detail)
+        │   ├── Invalid        400: a field's value is wrong (carries the field's name)
+        │   ├── Forbidden      403: the actor lacks a scope the action needs
+        │   ├── NotFound       404: no such object in the actor's account (another account's
+        │   │                  object is "not found" too: existence is not leaked)
+        │   ├── Conflict       409: a duplicate, or an object another account holds
         │   └── LimitExceeded  429: the rate limit or the daily quota (carries when to retry)
         IdempotentReplay       (not a failure) a repeated Idempotency-Key: the original answer
         ├── IllegalTransition  a state change from a state that does not allow it
@@ -74,6 +79,36 @@ class RequestError(PermanentError):
         self.detail = detail
         self.headers = dict(headers or {})
         super().__init__(detail)
+
+
+class Invalid(RequestError):
+    """400: the value of ``field`` is wrong (the detail names the field)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(400, detail)
+        self.field = field
+
+
+class Forbidden(RequestError):
+    """403: the actor lacks ``scope``."""
+
+    def __init__(self, scope: str, detail: str | None = None) -> None:
+        super().__init__(403, detail or f"this API key lacks the {scope} scope")
+        self.scope = scope
+
+
+class NotFound(RequestError):
+    """404: no such object in the actor's account."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(404, detail)
+
+
+class Conflict(RequestError):
+    """409: a duplicate, or an object another account holds."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
 
 
 class LimitExceeded(RequestError):

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from relaygate.errors import LimitExceeded, RequestError
+from relaygate.errors import Forbidden, Invalid, LimitExceeded, RequestError
 
 PLANS: tuple[str, ...] = ("free", "trial", "paid")
 """Account plans; ``free`` accounts cannot send (402)."""
 SENDING_PLANS: tuple[str, ...] = ("trial", "paid")
-SCOPES: tuple[str, ...] = ("email:send", "email:read")
-"""API key scopes (``account:admin`` joins them with the management API, issue 18)."""
+SCOPES: tuple[str, ...] = ("email:send", "email:read", "account:admin")
+"""API key scopes: sending, reading back, and the management API (``account:admin``)."""
 DAY = 86400
 
 
@@ -45,16 +45,28 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
     found = sorted(set(scopes))
     for scope in found:
         if scope not in SCOPES:
-            raise RequestError(400, f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+            raise Invalid("scopes", f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
     if not found:
-        raise RequestError(400, "a key needs at least one scope")
+        raise Invalid("scopes", "scopes must name at least one scope")
     return found
 
 
-def check_scope(scopes: tuple[str, ...], scope: str) -> None:
+def check_scope(scopes: Iterable[str], scope: str) -> None:
     """403 unless a key with ``scopes`` holds ``scope``."""
     if scope not in scopes:
-        raise RequestError(403, f"this API key lacks the {scope} scope")
+        raise Forbidden(scope)
+
+
+def check_grantable(held: Iterable[str], wanted: Iterable[str]) -> None:
+    """403 unless every scope in ``wanted`` is in ``held``: a key or user creates keys only
+    with scopes it holds itself (API.md §14)."""
+    have = set(held)
+    missing = sorted(set(wanted) - have)
+    if missing:
+        raise Forbidden(
+            missing[0],
+            f"cannot grant {', '.join(missing)}: a key can only be given scopes its creator holds",
+        )
 
 
 def check_can_send(plan: str) -> None:

@@ -48,6 +48,9 @@ def test_admin_commands_with_json(tmp_path: Path) -> None:
     assert listed[0]["id"] == key["id"] and key["key"] not in str(listed)
     assert rg.cli("key", "revoke", key["id"]) == {"id": key["id"], "revoked": True}
     assert rg.cli("key", "list")[0]["revoked"] is True
+    admin = rg.cli("key", "create", "--account", "1", "--scope", "account:admin")
+    assert admin["scopes"] == ["account:admin"] and admin["created_at"].endswith("Z")
+    assert admin["id"] in [k["id"] for k in rg.cli("key", "list", "--account", "1")]
     ident = rg.cli("identity", "add", "--account", "1", "Example.COM", "--verified")
     assert (
         ident["value"] == "example.com"

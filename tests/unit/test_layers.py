@@ -10,10 +10,12 @@ first; an import may go to its own level or a lower one:
    (``store/sqlite/``). SQL and the database's exceptions live only there; it decides no policy.
 3. **the work** — compose (request → MIME, templates), dkim, domains, bounces (parse, classify,
    what a report changes), events (webhooks and tracking), relay (scheduler, routing, SMTP client).
-4. **the ways in and the service** — gateway (HTTP API, SMTP listener, the admission funnel),
-   ops (the status summary), service (wires the roles); the dashboard and the management API
-   join here.
-5. **the command line** — ``cli`` and ``commands`` (one module per noun). Nothing imports them
+4. **management actions** — ``manage``: the one code path per management action (keys,
+   domains, webhooks, templates, suppressions, the audit log) that the command line, the
+   management API and the dashboard all call.
+5. **the ways in and the service** — gateway (HTTP API, SMTP listener, the admission funnel),
+   ops (the status summary), service (wires the roles); the dashboard joins here.
+6. **the command line** — ``cli`` and ``commands`` (one module per noun). Nothing imports them
    but the entry point: ``commands`` only ``cli`` and ``__main__``; ``cli`` only ``__main__``.
 
 ``testing`` (fixtures users can use too: DNS server, SMTP sink, processes) may import anything;
@@ -37,6 +39,7 @@ LEVELS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"store"}),
     frozenset({"compose", "dkim", "domains", "bounces", "events", "relay"}),
+    frozenset({"manage"}),
     frozenset({"gateway", "ops", "service"}),
     frozenset({"cli", "commands", "__main__"}),
 )
@@ -150,7 +153,7 @@ def test_the_check_sees_function_level_imports_and_circles(tmp_path: Path) -> No
     edges = import_edges(pkg)
     assert set(edges) == {("store", "gateway"), ("gateway", "store")}
     assert _circles(edges) == [["gateway", "store", "gateway"]]
-    assert _level("store") == 1 and _level("gateway") == 3  # so store → gateway is upward
+    assert _level("store") == 1 and _level("gateway") == 4  # so store → gateway is upward
 
 
 def test_importing_the_store_loads_no_library_of_the_parts_above() -> None:

@@ -3,7 +3,7 @@
 A ``Store`` is a handful of lifecycle methods plus one object per concern — ``store.accounts``,
 ``store.keys``, ``store.identities``, ``store.dkim_keys``, ``store.templates``,
 ``store.suppressions``, ``store.admission``, ``store.usage``, ``store.queue``, ``store.messages``,
-``store.webhooks``, ``store.inbound``, ``store.tracking``, ``store.status`` — each a ``Protocol``
+``store.webhooks``, ``store.inbound``, ``store.tracking``, ``store.status``, ``store.audit`` — each a ``Protocol``
 below, with the value types of ``relaygate.store.models`` in and out and the state tables of
 ``relaygate.store.states``. Nothing outside a backend sees a connection, a cursor, SQL or a
 database exception: a backend raises ``StoreUnavailable`` (retry later: 503 / 451) for what its
@@ -47,6 +47,7 @@ from relaygate.store.models import (
     Applied,
     Attempt,
     AttemptResult,
+    AuditEntry,
     Backlog,
     CheckResult,
     Claimed,
@@ -519,10 +520,35 @@ class Status(Protocol):
         ...
 
 
-# Room for (issues 18 and 19), each a concern like the ones above:
+class Audit(Protocol):
+    """The audit log of management actions (API.md §11): who, what, on which object, when,
+    from which address. Append-only; read per account, newest first, cursor-paged by id."""
+
+    def append(
+        self,
+        account_id: int,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        address: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Record one action now (the store's clock); returns the entry after the commit.
+        ``detail`` is JSON-able and never holds a secret."""
+        ...
+
+    def list(
+        self, account_id: int, *, limit: int = 50, before: int | None = None
+    ) -> list[AuditEntry]:
+        """The account's entries newest first, at most ``limit``, with ids below ``before``
+        (the previous page's last id) when given."""
+        ...
+
+
+# Room for (issue 19), each a concern like the ones above:
 #   class Users(Protocol)     dashboard users: create, get_by_email, list, disable, set_password
 #   class Sessions(Protocol)  server-side sessions: open, touch (idle expiry), end, end_all_of
-#   class Audit(Protocol)     append(actor, action, target, address, at), list(account_id, cursor)
 
 
 class Store(Protocol):
@@ -558,6 +584,8 @@ class Store(Protocol):
     def tracking(self) -> Tracking: ...
     @property
     def status(self) -> Status: ...
+    @property
+    def audit(self) -> Audit: ...
 
     def open(self) -> Store:
         """Create or upgrade the schema. Idempotent."""

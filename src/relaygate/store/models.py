@@ -22,6 +22,7 @@ __all__ = [
     "Applied",
     "Attempt",
     "AttemptResult",
+    "AuditEntry",
     "CheckResult",
     "Claimed",
     "ClaimedDelivery",
@@ -78,6 +79,25 @@ class ApiKey:
     hint: str
     created_at: float
     revoked_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    """One management action as the audit log keeps it (``Audit``).
+
+    ``actor`` is who acted: ``key:<id>``, ``user:<id>`` or ``cli``; ``action`` a dotted verb
+    (``key.create``); ``target`` the object it acted on (``key_…``, a domain, ``wh_…``);
+    ``address`` the client's address (empty from the command line); ``detail`` what else is
+    worth knowing (never a secret)."""
+
+    id: int
+    account_id: int
+    actor: str
+    action: str
+    target: str
+    address: str
+    created_at: float
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 # -- identities and DKIM keys ---------------------------------------------------------------------

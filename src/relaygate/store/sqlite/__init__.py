@@ -13,6 +13,7 @@ from pathlib import Path
 from relaygate.clock import Clock
 from relaygate.store.sqlite.accounts import SqliteAccounts, SqliteKeys
 from relaygate.store.sqlite.admission import SqliteAdmission, SqliteUsage
+from relaygate.store.sqlite.audit import SqliteAudit
 from relaygate.store.sqlite.core import Core
 from relaygate.store.sqlite.identities import SqliteDkimKeys, SqliteIdentities
 from relaygate.store.sqlite.inbound import SqliteInbound
@@ -48,6 +49,7 @@ class SqliteStore:
         self.inbound = SqliteInbound(self.core)
         self.tracking = SqliteTracking(self.core)
         self.status = SqliteStatus(self.core)
+        self.audit = SqliteAudit(self.core)
 
     def open(self) -> SqliteStore:
         """Create/migrate the database. Idempotent."""
