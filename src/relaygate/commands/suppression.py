@@ -1,6 +1,7 @@
 """``relaygate suppression list|add|remove|import|export``: the per-account suppression list.
 
-The actions are ``relaygate.bounces.suppressions``'s; this module reads files and prints.
+add, remove and import are ``relaygate.manage.suppressions``' actions (the management API's
+too); this module reads files and prints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from relaygate.commands.common import (
     table,
 )
 from relaygate.errors import RequestError
+from relaygate.manage import Actor
+from relaygate.manage.suppressions import (
+    add_suppression,
+    import_suppressions,
+    remove_suppression,
+)
 
 
 def _add(parent: Any, name: str, func: Handler, help_: str) -> argparse.ArgumentParser:
@@ -62,12 +69,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    address = suppressions.add(
-        open_store(args),
-        args.account,
-        args.address,
-        reason=args.reason,
-        expires_in=args.expires_in,
+    store = open_store(args)
+    address = add_suppression(
+        store, Actor.cli(args.account), args.address, args.reason, expires_in=args.expires_in
     )
     out(
         args,
@@ -78,7 +82,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    address = suppressions.remove(open_store(args), args.account, args.address)
+    store = open_store(args)
+    address = remove_suppression(store, Actor.cli(args.account), args.address)
     out(
         args,
         {"account_id": args.account, "address": address, "suppressed": False},
@@ -87,20 +92,22 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
     try:
         raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror or type(exc).__name__}") from None
     try:
-        return suppressions.decode_csv(raw)
+        suppressions.decode_csv(raw)
     except RequestError as exc:
         raise CliError(f"{path}: {exc.detail}") from None
+    return raw
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    text = _read(args.file)
-    result = suppressions.import_csv(open_store(args), args.account, text)
+    raw = _read(args.file)
+    store = open_store(args)
+    result = import_suppressions(store, Actor.cli(args.account), raw)
     out(
         args,
         {"account_id": args.account, "imported": result.added, "problems": list(result.problems)},

@@ -31,6 +31,7 @@ from relaygate.clock import SystemClock, iso
 from relaygate.errors import IdempotentReplay, LimitExceeded, RequestError, StoreUnavailable
 from relaygate.gateway.admission import Admission, check_key
 from relaygate.gateway.authlimit import FailedAuthThrottle
+from relaygate.gateway.manageapi import ManagementApi
 from relaygate.gateway.openapi import openapi_document
 from relaygate.idn import address_key
 from relaygate.metrics import Metrics
@@ -309,14 +310,6 @@ class HttpApi:
         cursor = items[-1]["address"] if len(items) == int(limit_text) else None
         return JSONResponse({"data": items, "next_cursor": cursor})
 
-    async def delete_suppression(self, request: Request) -> Response:
-        key, account = self.authenticate(request)
-        check_key(key, account, "email:send")
-        address = request.path_params["address"].strip().lower()
-        if not await run_in_threadpool(self.store.suppressions.remove, account.id, address):
-            raise RequestError(404, f"{address} is not on the suppression list")
-        return JSONResponse({"address": address, "deleted": True})
-
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -341,9 +334,13 @@ class HttpApi:
             Route("/v1/messages", guarded(self.list_messages), methods=["GET"]),
             Route("/v1/messages/{id}", guarded(self.get_message), methods=["GET"]),
             Route("/v1/suppressions", guarded(self.list_suppressions), methods=["GET"]),
-            Route(
-                "/v1/suppressions/{address}", guarded(self.delete_suppression), methods=["DELETE"]
-            ),
+            *ManagementApi(
+                store=self.store,
+                authenticate=self.authenticate,
+                read_body=read_body,
+                parse_json=parse_json,
+                max_request_bytes=self.max_request_bytes,
+            ).routes(guarded),
             Route("/healthz", guarded(self.healthz), methods=["GET"]),
             Route("/readyz", guarded(self.readyz), methods=["GET"]),
             Route("/openapi.json", guarded(self.openapi), methods=["GET"]),

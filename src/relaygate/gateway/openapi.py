@@ -15,6 +15,14 @@ def _err(description: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    """The whole document: the sending and reading routes here, the management API's from
+    ``openapi_manage``."""
+    from relaygate.gateway.openapi_manage import merge
+
+    return merge(_base_document())
+
+
+def _base_document() -> dict[str, Any]:
     addr_list = {"type": "array", "items": {"type": "string"}}
     send_request = {
         "type": "object",

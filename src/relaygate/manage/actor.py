@@ -52,6 +52,14 @@ class Actor:
             scopes=frozenset(scopes),
         )
 
+    @property
+    def source(self) -> str:
+        """Where a change came from, as the store records it: ``operator`` (the command line),
+        ``api`` (a key) or ``dashboard`` (a user)."""
+        if self.who == "cli":
+            return "operator"
+        return "dashboard" if self.who.startswith("user:") else "api"
+
     def require(self, scope: str = ADMIN) -> None:
         """``Forbidden`` (403) unless the actor holds ``scope``."""
         check_scope(self.scopes, scope)

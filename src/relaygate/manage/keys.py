@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from relaygate.clock import iso, iso_or_none
-from relaygate.errors import Invalid, NotFound
+from relaygate.errors import NotFound
+from relaygate.manage import fields
 from relaygate.manage.actor import Actor
 from relaygate.manage.audit import record
 from relaygate.policy import check_grantable, check_scopes
@@ -22,9 +23,10 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """A new key of the actor's account and its secret (shown once; only a hash is kept)."""
     actor.require()
-    if not isinstance(name, str) or len(name) > MAX_NAME or not (name == "" or name.isprintable()):
-        raise Invalid("name", f"name must be printable text of at most {MAX_NAME} characters")
-    wanted = check_scopes(scopes)
+    name = fields.text(name, "name", max_len=MAX_NAME)
+    wanted = check_scopes(
+        fields.strings(list(scopes) if isinstance(scopes, tuple) else scopes, "scopes")
+    )
     check_grantable(actor.scopes, wanted)
     key, secret = store.keys.create(actor.account_id, scopes=wanted, name=name)
     record(store, actor, "key.create", key.id, {"name": name, "scopes": wanted})

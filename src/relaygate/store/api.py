@@ -239,6 +239,12 @@ class Usage(Protocol):
         """The account's limits as they stand now (this second, this UTC day)."""
         ...
 
+    async def count_request(self, account_id: int) -> Limits:
+        """Count one request (a management call) against the account's per-second rate limit,
+        like a send (no recipients, so no quota); ``LimitExceeded`` (429) when over, and then
+        nothing is counted. Returns after the commit."""
+        ...
+
 
 class Queue(Protocol):
     """Recipients waiting for delivery: claims with leases, outcomes, operator actions."""

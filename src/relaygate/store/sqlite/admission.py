@@ -386,6 +386,36 @@ class SqliteUsage(Concern):
         used = day_rows[0][0] if day_rows else 0
         return limits_after(account.rate_limit, account.daily_quota, requests, used)
 
+    async def count_request(self, account_id: int) -> Limits:
+        now = self.clock.now()
+        return await self.writer.run(
+            lambda conn: _count_request(conn, account_id, now), wait=REQUEST_LOCK_WAIT
+        )
+
+
+def _count_request(conn: sqlite3.Connection, account_id: int, now: float) -> Limits:
+    """One request this second for the account (the writer's savepoint undoes a refusal)."""
+    account = conn.execute(
+        "SELECT rate_limit, daily_quota FROM accounts WHERE id = ?", (account_id,)
+    ).fetchone()
+    if account is None:
+        raise RequestError(401, "unknown account")
+    requests = conn.execute(
+        "INSERT INTO usage_second (account_id, second, requests) VALUES (?, ?, 1)"
+        " ON CONFLICT (account_id, second) DO UPDATE SET requests = requests + 1 RETURNING requests",
+        (account_id, int(now)),
+    ).fetchone()[0]
+    refusal = check_rate(account["rate_limit"], requests)
+    if refusal is not None:
+        raise refusal
+    day = conn.execute(
+        "SELECT recipients FROM usage_daily WHERE account_id = ? AND day = ?",
+        (account_id, utc_day(now)),
+    ).fetchone()
+    return limits_after(
+        account["rate_limit"], account["daily_quota"], requests, day[0] if day else 0
+    )
+
 
 _MESSAGE_COLUMNS = (
     "id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size,"

@@ -1,0 +1,194 @@
+"""The management API (API.md §11): an account's keys, domains, webhooks, templates,
+suppressions, messages and audit log over HTTP, for a key with the ``account:admin`` scope.
+
+Each handler is thin: authenticate (401), check the scope (403), count the call against the
+account's rate limit (429), parse, run the action of ``relaygate.manage`` off the event loop,
+serialise. The actions raise ``relaygate.errors``; ``http.guarded`` turns them into a JSON
+``detail`` with their status (another account's object is a 404, never a 403).
+
+Trust: bodies and paths are stranger-controlled; they reach the actions only through
+``manage.fields`` checks, and bodies are read with the request size limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from relaygate.errors import Invalid
+from relaygate.manage import ADMIN, Actor, fields
+from relaygate.manage import account as account_actions
+from relaygate.manage import audit as audit_actions
+from relaygate.manage import keys as key_actions
+from relaygate.manage import messages as message_actions
+from relaygate.manage import suppressions as suppression_actions
+from relaygate.store import Store
+from relaygate.store.models import Account, ApiKey
+
+T = TypeVar("T")
+
+Authenticate = Callable[[Request], tuple[ApiKey, Account]]
+Guard = Callable[[Callable[[Request], Any]], Callable[[Request], Any]]
+
+
+class ManagementApi:
+    """The §11 routes; ``authenticate`` and ``guarded`` are the HTTP API's own."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        authenticate: Authenticate,
+        read_body: Callable[[Request, int], Any],
+        parse_json: Callable[[bytes], Any],
+        max_request_bytes: int,
+    ) -> None:
+        self.store = store
+        self._authenticate = authenticate
+        self._read_body = read_body
+        self._parse_json = parse_json
+        self.max_request_bytes = max_request_bytes
+
+    # -- the steps every handler takes -----------------------------------------------------------
+    async def actor(self, request: Request, scope: str = ADMIN) -> Actor:
+        """401 without a live key, 403 without ``scope``, 429 over the rate limit."""
+        key, account = self._authenticate(request)
+        actor = Actor.of_key(key, request.client.host if request.client else "")
+        actor.require(scope)
+        await self.store.usage.count_request(account.id)
+        return actor
+
+    async def body(self, request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+        """The JSON object of the request, with only ``allowed`` fields."""
+        data = self._parse_json(await self._read_body(request, self.max_request_bytes))
+        if not isinstance(data, dict):
+            raise Invalid("body", "request body must be a JSON object")
+        fields.only(data, allowed)
+        return data
+
+    @staticmethod
+    async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """An action off the event loop (store calls block)."""
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    # -- account and audit ------------------------------------------------------------------------
+    async def get_account(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        account, limits = await self.call(account_actions.get_account, self.store, actor)
+        return JSONResponse(account_actions.account_json(account, limits))
+
+    async def list_audit(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        q = request.query_params
+        limit = fields.integer(q.get("limit"), "limit", default=50, low=1, high=200)
+        entries, cursor = await self.call(
+            audit_actions.list_entries, self.store, actor, limit=limit, cursor=q.get("cursor")
+        )
+        return JSONResponse(
+            {"data": [audit_actions.entry_json(e) for e in entries], "next_cursor": cursor}
+        )
+
+    # -- keys -------------------------------------------------------------------------------------
+    async def list_keys(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        found = await self.call(key_actions.list_keys, self.store, actor)
+        return JSONResponse({"data": [key_actions.key_json(k) for k in found]})
+
+    async def create_key(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("name", "scopes"))
+        key, secret = await self.call(
+            key_actions.create_key,
+            self.store,
+            actor,
+            name=body.get("name"),
+            scopes=body.get("scopes", ["email:send"]),
+        )
+        return JSONResponse({**key_actions.key_json(key), "key": secret}, status_code=201)
+
+    async def revoke_key(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        key = await self.call(key_actions.revoke_key, self.store, actor, request.path_params["id"])
+        return JSONResponse(key_actions.key_json(key))
+
+    # -- suppressions -----------------------------------------------------------------------------
+    async def add_suppression(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("address", "reason"))
+        address = await self.call(
+            suppression_actions.add_suppression,
+            self.store,
+            actor,
+            body.get("address"),
+            body.get("reason"),
+        )
+        return JSONResponse(
+            {"address": address, "reason": body.get("reason") or "manual"}, status_code=201
+        )
+
+    async def import_suppressions(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            body = await self.body(request, ("csv",))
+            raw = fields.text_block(body.get("csv"), "csv").encode("utf-8")
+        else:
+            raw = await self._read_body(request, self.max_request_bytes)
+        result = await self.call(suppression_actions.import_suppressions, self.store, actor, raw)
+        return JSONResponse({"added": result.added, "problems": list(result.problems)})
+
+    async def remove_suppression(self, request: Request) -> Response:
+        actor = await self.actor(request, "email:send")
+        address = await self.call(
+            suppression_actions.remove_suppression,
+            self.store,
+            actor,
+            request.path_params["address"],
+            scope="email:send",
+        )
+        return JSONResponse({"address": address, "deleted": True})
+
+    # -- messages ---------------------------------------------------------------------------------
+    async def cancel_message(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        count, message = await self.call(
+            message_actions.cancel_message, self.store, actor, request.path_params["id"]
+        )
+        return JSONResponse(
+            {
+                "id": message["id"],
+                "cancelled": count,
+                "recipients": [
+                    {"address": r["address"], "state": r["state"]} for r in message["recipients"]
+                ],
+            }
+        )
+
+    async def message_content(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        content = await self.call(
+            message_actions.message_content, self.store, actor, request.path_params["id"]
+        )
+        return JSONResponse(content)
+
+    # -- the routes -------------------------------------------------------------------------------
+    def routes(self, guarded: Guard) -> list[BaseRoute]:
+        def r(path: str, handler: Callable[[Request], Any], method: str) -> Route:
+            return Route(path, guarded(handler), methods=[method])
+
+        return [
+            r("/v1/account", self.get_account, "GET"),
+            r("/v1/audit", self.list_audit, "GET"),
+            r("/v1/keys", self.list_keys, "GET"),
+            r("/v1/keys", self.create_key, "POST"),
+            r("/v1/keys/{id}", self.revoke_key, "DELETE"),
+            r("/v1/suppressions", self.add_suppression, "POST"),
+            r("/v1/suppressions/import", self.import_suppressions, "POST"),
+            r("/v1/suppressions/{address}", self.remove_suppression, "DELETE"),
+            r("/v1/messages/{id}/cancel", self.cancel_message, "POST"),
+            r("/v1/messages/{id}/content", self.message_content, "GET"),
+        ]
