@@ -25,6 +25,8 @@ from relaygate.commands.common import (
 )
 from relaygate.errors import RequestError
 from relaygate.idn import address_key
+from relaygate.manage import Actor
+from relaygate.manage.domains import add_domain
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -51,12 +53,12 @@ def _add_domain(args: argparse.Namespace) -> int:
     """The domain, its DKIM key(s), the records to publish."""
     settings = load_settings(args)
     store = open_store(args, settings)
-    setup = domains.add_domain(
+    setup = add_domain(
         store,
         settings,
-        args.account,
+        Actor.cli(args.account),
         args.identity,
-        verified=args.verified,
+        asserted=args.verified,
         ed25519=args.ed25519,
         selector=args.selector,
     )

@@ -1,6 +1,7 @@
 """``relaygate webhook …``: register endpoints, rotate their secrets, inspect and replay deliveries.
 
-The actions are ``relaygate.events.endpoints``'s; this module parses and prints.
+The actions are ``relaygate.events.endpoints``'s (``add`` goes through ``relaygate.manage.webhooks``,
+as the management API does); this module parses and prints.
 
 Secrets: a webhook's secret is printed by ``add`` (at creation), by ``rotate-secret`` (the new
 one) and by ``show --reveal``; never otherwise, and ``list`` never carries it.
@@ -23,6 +24,8 @@ from relaygate.commands.common import (
     table,
 )
 from relaygate.events import endpoints
+from relaygate.manage import Actor
+from relaygate.manage.webhooks import create_webhook
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.ids import delivery_ref, parse_delivery_ref
@@ -41,9 +44,7 @@ def _when(ts: float | None) -> str:
 # -- commands -------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     s, store = _open(args)
-    new = endpoints.register(
-        store, s, account_id=args.account, url=args.url, events=args.event or ()
-    )
+    new = create_webhook(store, s, Actor.cli(args.account), args.url, args.event or [])
     w, secret, warnings = new.webhook, new.secret, list(new.warnings)
     data = {**endpoints.webhook_dict(w), "secret": secret, "warnings": warnings}
 

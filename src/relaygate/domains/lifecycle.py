@@ -1,7 +1,8 @@
 """Adding a sending domain and rotating its DKIM keys (keys are made on disk by ``dkim.keys``).
 
-One account per domain: the DKIM keys and the verification belong to the domain, so a second
-account cannot add a domain another account holds. Selectors default to ``rg<YYYYMM>`` (``...ed``
+One account per domain, the first to verify it: the DKIM keys belong to the domain, the
+verification token to each account's claim. A pending claim holds nothing (no squatting);
+adding a domain another account holds (verified, at_risk or asserted) is a 409. Selectors default to ``rg<YYYYMM>`` (``...ed``
 for Ed25519), with ``-2``, ``-3``... appended when taken.
 """
 
@@ -20,7 +21,7 @@ from relaygate.errors import RequestError
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.models import DEFAULT_GRACE, DomainIdentity, StoredKey
-from relaygate.store.states import DomainStatus, KeyState
+from relaygate.store.states import DOMAIN_HELD, DomainStatus, KeyState
 
 log = logging.getLogger("relaygate.domains")
 
@@ -137,8 +138,9 @@ def add_domain(
     ``ed25519``). Adding it again is idempotent (a missing Ed25519 key is added if asked).
     ``verified``: the operator asserts the domain; it becomes ``asserted`` (with an event) and its
     keys active: it sends from the first second and the re-check never fails it (it still says
-    what it finds; only keys found published sign once a check has looked). RequestError 400 for a bad name, 404 for no such account, 409 when another
-    account holds the domain.
+    what it finds; only keys found published sign once a check has looked). RequestError 400
+    for a bad name, 404 for no such account, 409 when another account holds the domain
+    (verified, at_risk or asserted; another account's pending claim does not count).
     """
     now = (clock or store.clock).now()
     domain = normalise_domain(domain)
@@ -146,13 +148,11 @@ def add_domain(
         base = check_selector(selector) if selector else default_selector(now)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    for other in store.identities.domains(domain):
-        if other.identity.account_id != account_id:
-            raise RequestError(
-                409, f"domain {domain} already belongs to account {other.identity.account_id}"
-            )
+    holder = domain_holder(store, domain)
+    if holder is not None and holder.identity.account_id != account_id:
+        raise RequestError(409, f"domain {domain} is verified by another account")
     store.identities.add(account_id, domain)
-    ident = store.identities.domains(domain)[0]
+    ident = identity_of(store, domain, account_id)
     live = store.dkim_keys.of_domain(domain, states=(KeyState.PENDING, KeyState.ACTIVE))
     state = KeyState.ACTIVE if verified else KeyState.PENDING
     wanted: list[tuple[Algorithm, str]] = [("rsa", base)]
@@ -182,7 +182,7 @@ def add_domain(
                 reason="asserted by the operator",
                 now=now,
             )
-            ident = store.identities.domains(domain)[0]
+            ident = identity_of(store, domain, account_id)
     keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
     return DomainSetup(
         identity=ident,
@@ -200,13 +200,26 @@ def domain_records(store: Store, settings: Settings, domain: str) -> list[Record
     )
 
 
-def identity_of(store: Store, domain: str) -> DomainIdentity:
+def domain_holder(store: Store, domain: str) -> DomainIdentity | None:
+    """The identity that holds ``domain`` (verified, at_risk or asserted), if one does."""
+    for found in store.identities.domains(domain):
+        if found.identity.status in DOMAIN_HELD:
+            return found
+    return None
+
+
+def identity_of(store: Store, domain: str, account_id: int | None = None) -> DomainIdentity:
+    """The identity of ``domain`` that speaks for it: ``account_id``'s, or else the holder's,
+    or else the oldest claim. 404 when there is none."""
     found = store.identities.domains(domain)
+    if account_id is not None:
+        found = [f for f in found if f.identity.account_id == account_id]
     if not found:
         raise RequestError(
             404, f"no domain {domain} (add it with `relaygate identity add --account ID {domain}`)"
         )
-    return found[0]
+    held = [f for f in found if f.identity.status in DOMAIN_HELD]
+    return (held or found)[0]
 
 
 def rotate_keys(

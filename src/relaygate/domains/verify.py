@@ -39,7 +39,7 @@ from relaygate.domains.records import (
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.models import CheckResult, StoredKey
-from relaygate.store.states import DomainStatus, KeyState
+from relaygate.store.states import DOMAIN_HELD, DomainStatus, KeyState
 
 log = logging.getLogger("relaygate.domains")
 
@@ -207,8 +207,16 @@ async def verify_domain(
     resolver: Resolver,
     *,
     clock: Clock | None = None,
+    account_id: int | None = None,
+    apply: bool = True,
 ) -> VerifyReport:
     """Look up every record of ``domain`` and move its state (and its keys') accordingly.
+
+    The report speaks for ``account_id``'s claim (else the holder's, else the oldest); every
+    claim's state moves. One account holds a domain: a claim whose token is published too does
+    not become verified while another account holds it (the first to verify owns it).
+    ``apply=False`` only looks: the report says what is found, missing or different, and
+    nothing changes.
 
     Verified when the verification TXT and the active RSA DKIM key (or a pending one that this
     check activates) are published. A pending key seen published becomes active and the key it
@@ -218,7 +226,7 @@ async def verify_domain(
     """
     now = (clock or store.clock).now()
     domain = normalise_domain(domain)
-    primary = identity_of(store, domain)
+    primary = identity_of(store, domain, account_id)
     idents = store.identities.domains(domain)
     keys = store.dkim_keys.of_domain(domain, states=LIVE_KEY_STATES)
     planned = records_for(domain, primary, keys, settings)
@@ -236,6 +244,22 @@ async def verify_domain(
     )
     warnings = await _advice(domain, settings, resolver, seen)
     previous = primary.status
+    if not apply:
+        return VerifyReport(
+            domain=domain,
+            status=previous,
+            previous=previous,
+            reason=primary.status_reason,
+            records=tuple(judged.values()),
+            warnings=tuple(warnings),
+            temporary=temporary,
+            checked_at=now,
+            missing=any(
+                c.check is not Check.FOUND
+                for c in judged.values()
+                if c.record.required and c.record.purpose in ("verification", "dkim")
+            ),
+        )
     if temporary:
         store.identities.record_check_time(
             [i.identity.id for i in idents],
@@ -308,7 +332,8 @@ async def verify_domain(
     statuses: dict[int, tuple[DomainStatus, str]] = {}
     missing_ids: set[int] = set()
     primary_reason = ""
-    for ident in idents:
+    held = {i.identity.id for i in idents if i.identity.status in DOMAIN_HELD}
+    for ident in sorted(idents, key=lambda i: (i.identity.id not in held, i.identity.id)):
         token = judged.get(("verification", f"{VERIFY_PREFIX}.{domain}"))
         ident_problems = list(problems)
         if ident.identity.id == primary.identity.id:
@@ -330,6 +355,11 @@ async def verify_domain(
             now=now,
             grace=settings.domains.failure_grace,
         )
+        if status.value in DOMAIN_HELD and held - {ident.identity.id}:
+            # another account holds the domain: this claim stays as it is
+            status, reason = ident.status, f"domain {domain} is verified by another account"
+        elif status.value in DOMAIN_HELD:
+            held.add(ident.identity.id)
         if ident_problems:
             missing_ids.add(ident.identity.id)
         statuses[ident.identity.id] = (status, reason)

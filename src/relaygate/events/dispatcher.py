@@ -342,6 +342,7 @@ class WebhookDispatcher:
             duration=result.duration,
             final=False,
             extra=extra,
+            response=result.response_excerpt,
         )
 
     async def _record(
@@ -355,6 +356,7 @@ class WebhookDispatcher:
         duration: float,
         final: bool,
         extra: dict[str, Any],
+        response: str = "",
     ) -> None:
         now = self.clock.now()
         next_at = (
@@ -370,6 +372,7 @@ class WebhookDispatcher:
             error=error,
             duration_ms=int(duration * 1000),
             next_attempt_at=next_at,
+            response=response,
         )
         try:
             recorded = await self.hooks.record(self.owner, result, now=now)

@@ -73,8 +73,10 @@ def delivery_dict(d: Delivery) -> dict[str, Any]:
 
 
 def attempt_dict(a: Attempt) -> dict[str, Any]:
-    """One POST of a delivery, for output."""
+    """One POST of a delivery, for output: when, the HTTP status, the error, the first 512
+    bytes of the response, and when the next try is due (None: succeeded or abandoned)."""
     return {
+        "id": a.id,
         "delivery_id": delivery_ref(a.delivery_id),
         "attempt": a.attempt,
         "at": iso(a.at),
@@ -82,6 +84,8 @@ def attempt_dict(a: Attempt) -> dict[str, Any]:
         "outcome": a.outcome,
         "error": a.error,
         "duration_ms": a.duration_ms,
+        "response": a.response,
+        "next_attempt_at": iso_or_none(a.next_attempt_at),
     }
 
 

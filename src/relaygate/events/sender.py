@@ -41,7 +41,7 @@ from relaygate.events.ssrf import ParsedTarget, UnsafeTarget, resolve_and_check,
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "relaygate-webhooks/1"
-_EXCERPT_CHARS = 200
+_EXCERPT_BYTES = 512
 
 
 class SendOutcome(StrEnum):
@@ -69,7 +69,8 @@ class SendResult:
     address: str | None = None
     """The IP address the request went to (None if no connection was attempted)."""
     response_excerpt: str = ""
-    """The first characters of the response body, for an operator's attempt listing."""
+    """The first 512 bytes of the response body as text (control characters but newline and
+    tab made spaces), kept in the attempt log."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -178,8 +179,8 @@ async def post_event(
         address: str | None = None,
         excerpt: bytes = b"",
     ) -> SendResult:
-        text = excerpt[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
-        printable = "".join(ch if ch.isprintable() else " " for ch in text)[:_EXCERPT_CHARS]
+        text = excerpt[:_EXCERPT_BYTES].decode("utf-8", "ignore")
+        printable = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
         return SendResult(
             ok=outcome is SendOutcome.OK,
             status=status,

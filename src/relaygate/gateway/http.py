@@ -336,6 +336,7 @@ class HttpApi:
             Route("/v1/suppressions", guarded(self.list_suppressions), methods=["GET"]),
             *ManagementApi(
                 store=self.store,
+                settings=self.admission.settings,
                 authenticate=self.authenticate,
                 read_body=read_body,
                 parse_json=parse_json,

@@ -24,10 +24,14 @@ from relaygate.errors import Invalid
 from relaygate.manage import ADMIN, Actor, fields
 from relaygate.manage import account as account_actions
 from relaygate.manage import audit as audit_actions
+from relaygate.manage import domains as domain_actions
 from relaygate.manage import keys as key_actions
 from relaygate.manage import messages as message_actions
 from relaygate.manage import suppressions as suppression_actions
+from relaygate.manage import webhooks as webhook_actions
+from relaygate.settings import Settings
 from relaygate.store import Store
+from relaygate.store.ids import delivery_ref
 from relaygate.store.models import Account, ApiKey
 
 T = TypeVar("T")
@@ -43,12 +47,14 @@ class ManagementApi:
         self,
         *,
         store: Store,
+        settings: Settings,
         authenticate: Authenticate,
         read_body: Callable[[Request, int], Any],
         parse_json: Callable[[bytes], Any],
         max_request_bytes: int,
     ) -> None:
         self.store = store
+        self.settings = settings
         self._authenticate = authenticate
         self._read_body = read_body
         self._parse_json = parse_json
@@ -63,9 +69,15 @@ class ManagementApi:
         await self.store.usage.count_request(account.id)
         return actor
 
-    async def body(self, request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
-        """The JSON object of the request, with only ``allowed`` fields."""
-        data = self._parse_json(await self._read_body(request, self.max_request_bytes))
+    async def body(
+        self, request: Request, allowed: tuple[str, ...], *, optional: bool = False
+    ) -> dict[str, Any]:
+        """The JSON object of the request, with only ``allowed`` fields (``optional``: an
+        empty body is ``{}``)."""
+        raw = await self._read_body(request, self.max_request_bytes)
+        if optional and not raw.strip():
+            return {}
+        data = self._parse_json(raw)
         if not isinstance(data, dict):
             raise Invalid("body", "request body must be a JSON object")
         fields.only(data, allowed)
@@ -115,6 +127,153 @@ class ManagementApi:
         actor = await self.actor(request)
         key = await self.call(key_actions.revoke_key, self.store, actor, request.path_params["id"])
         return JSONResponse(key_actions.key_json(key))
+
+    # -- domains ----------------------------------------------------------------------------------
+    async def list_domains(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        found = await self.call(domain_actions.list_domains, self.store, actor)
+        return JSONResponse({"data": [domain_actions.domain_json(d) for d in found]})
+
+    async def add_domain(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("domain",))
+        setup = await self.call(
+            domain_actions.add_domain, self.store, self.settings, actor, body.get("domain")
+        )
+        return JSONResponse(setup.as_dict(), status_code=201)
+
+    async def read_domain(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        report = await self.call(
+            domain_actions.read_domain,
+            self.store,
+            self.settings,
+            actor,
+            request.path_params["domain"],
+        )
+        return JSONResponse(report.as_dict())
+
+    async def verify_domain(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        report = await self.call(
+            domain_actions.verify_domain,
+            self.store,
+            self.settings,
+            actor,
+            request.path_params["domain"],
+        )
+        return JSONResponse(report.as_dict())
+
+    async def rotate_dkim(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        rotation = await self.call(
+            domain_actions.rotate_dkim,
+            self.store,
+            self.settings,
+            actor,
+            request.path_params["domain"],
+        )
+        return JSONResponse(rotation.as_dict())
+
+    async def delete_domain(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        domain = await self.call(
+            domain_actions.delete_domain, self.store, actor, request.path_params["domain"]
+        )
+        return JSONResponse({"domain": domain, "deleted": True})
+
+    # -- webhooks ---------------------------------------------------------------------------------
+    async def list_webhooks(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        found = await self.call(webhook_actions.list_webhooks, self.store, actor)
+        return JSONResponse({"data": [webhook_actions.webhook_json(w) for w in found]})
+
+    async def create_webhook(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("url", "events"))
+        new = await self.call(
+            webhook_actions.create_webhook,
+            self.store,
+            self.settings,
+            actor,
+            body.get("url"),
+            body.get("events"),
+        )
+        return JSONResponse(
+            {
+                **webhook_actions.webhook_json(new.webhook),
+                "secret": new.secret,
+                "warnings": list(new.warnings),
+            },
+            status_code=201,
+        )
+
+    async def get_webhook(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        webhook_id = request.path_params["id"]
+        webhook = await self.call(webhook_actions.get_webhook, self.store, actor, webhook_id)
+        counts = await self.call(self.store.webhooks.counts, webhook.id)
+        return JSONResponse({**webhook_actions.webhook_json(webhook), "deliveries": counts})
+
+    async def update_webhook(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("url", "events"))
+        webhook = await self.call(
+            webhook_actions.update_webhook,
+            self.store,
+            self.settings,
+            actor,
+            request.path_params["id"],
+            url=body.get("url"),
+            events=body.get("events"),
+        )
+        return JSONResponse(webhook_actions.webhook_json(webhook))
+
+    async def delete_webhook(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        webhook_id = await self.call(
+            webhook_actions.delete_webhook, self.store, actor, request.path_params["id"]
+        )
+        return JSONResponse({"id": webhook_id, "deleted": True})
+
+    async def rotate_webhook_secret(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        grace = (await self.body(request, ("grace",), optional=True)).get("grace")
+        webhook, secret = await self.call(
+            webhook_actions.rotate_secret, self.store, actor, request.path_params["id"], grace
+        )
+        return JSONResponse({**webhook_actions.webhook_json(webhook), "secret": secret})
+
+    async def webhook_attempts(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        q = request.query_params
+        limit = fields.integer(q.get("limit"), "limit", default=50, low=1, high=200)
+        found, cursor = await self.call(
+            webhook_actions.list_attempts,
+            self.store,
+            actor,
+            request.path_params["id"],
+            limit=limit,
+            cursor=q.get("cursor"),
+        )
+        return JSONResponse(
+            {"data": [webhook_actions.attempt_json(a) for a in found], "next_cursor": cursor}
+        )
+
+    async def replay_webhook(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("attempt_ids", "status"))
+        replayed = await self.call(
+            webhook_actions.replay,
+            self.store,
+            actor,
+            request.path_params["id"],
+            attempt_ids=body.get("attempt_ids"),
+            status=body.get("status"),
+        )
+        return JSONResponse(
+            {"replayed": len(replayed), "deliveries": [delivery_ref(d) for d in replayed]}
+        )
 
     # -- suppressions -----------------------------------------------------------------------------
     async def add_suppression(self, request: Request) -> Response:
@@ -186,6 +345,20 @@ class ManagementApi:
             r("/v1/keys", self.list_keys, "GET"),
             r("/v1/keys", self.create_key, "POST"),
             r("/v1/keys/{id}", self.revoke_key, "DELETE"),
+            r("/v1/domains", self.list_domains, "GET"),
+            r("/v1/domains", self.add_domain, "POST"),
+            r("/v1/domains/{domain}", self.read_domain, "GET"),
+            r("/v1/domains/{domain}", self.delete_domain, "DELETE"),
+            r("/v1/domains/{domain}/verify", self.verify_domain, "POST"),
+            r("/v1/domains/{domain}/dkim/rotate", self.rotate_dkim, "POST"),
+            r("/v1/webhooks", self.list_webhooks, "GET"),
+            r("/v1/webhooks", self.create_webhook, "POST"),
+            r("/v1/webhooks/{id}", self.get_webhook, "GET"),
+            r("/v1/webhooks/{id}", self.update_webhook, "PATCH"),
+            r("/v1/webhooks/{id}", self.delete_webhook, "DELETE"),
+            r("/v1/webhooks/{id}/rotate-secret", self.rotate_webhook_secret, "POST"),
+            r("/v1/webhooks/{id}/attempts", self.webhook_attempts, "GET"),
+            r("/v1/webhooks/{id}/replay", self.replay_webhook, "POST"),
             r("/v1/suppressions", self.add_suppression, "POST"),
             r("/v1/suppressions/import", self.import_suppressions, "POST"),
             r("/v1/suppressions/{address}", self.remove_suppression, "DELETE"),

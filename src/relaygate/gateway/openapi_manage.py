@@ -31,7 +31,186 @@ def _page(item: str) -> dict[str, Any]:
     )
 
 
+_RECORD = {
+    "type": _S,
+    "name": _S,
+    "value": _S,
+    "purpose": {"type": "string", "enum": ["verification", "dkim", "spf", "dmarc", "return-path"]},
+    "required": _B,
+    "note": _S,
+    "strings": _STRINGS,
+    "zone": _S,
+}
+_DKIM_KEY = {
+    "domain": _S,
+    "selector": _S,
+    "algorithm": {"type": "string", "enum": ["rsa", "ed25519"]},
+    "state": {"type": "string", "enum": ["pending", "active", "retiring", "retired"]},
+    "name": _S,
+    "value": _S,
+    "published": {**_B, "nullable": True},
+    "created_at": _TIME,
+    "activated_at": _TIME_OR_NULL,
+    "retire_after": _TIME_OR_NULL,
+}
+_EVENT_TYPE = {
+    "type": "string",
+    "enum": ["delivery", "bounce", "open", "click", "complaint", "domain"],
+}
+_DOMAIN_STATUS = {
+    "type": "string",
+    "enum": ["pending", "verified", "at_risk", "failed", "asserted"],
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "DnsRecord": _obj(_RECORD, ("type", "name", "value", "purpose", "required")),
+    "CheckedRecord": _obj(
+        {
+            **_RECORD,
+            "check": {"type": "string", "enum": ["found", "missing", "different", "error"]},
+            "found": _STRINGS,
+        },
+        ("type", "name", "value", "purpose", "required", "check", "found"),
+    ),
+    "DkimKey": _obj(_DKIM_KEY, ("domain", "selector", "algorithm", "state", "name", "value")),
+    "DomainRequest": _obj({"domain": _S}, ("domain",), additionalProperties=False),
+    "DomainSetup": _obj(
+        {
+            "id": _I,
+            "account_id": _I,
+            "kind": _S,
+            "value": _S,
+            "domain": _S,
+            "status": _DOMAIN_STATUS,
+            "records": {"type": "array", "items": _ref("DnsRecord")},
+            "keys": {"type": "array", "items": _ref("DkimKey")},
+        },
+        ("domain", "status", "records", "keys"),
+    ),
+    "Domain": _obj(
+        {
+            "domain": _S,
+            "status": _DOMAIN_STATUS,
+            "reason": _S,
+            "created_at": _TIME,
+            "verified_at": _TIME_OR_NULL,
+            "last_checked_at": _TIME_OR_NULL,
+        },
+        ("domain", "status"),
+    ),
+    "DomainList": _obj({"data": {"type": "array", "items": _ref("Domain")}}, ("data",)),
+    "DomainReport": _obj(
+        {
+            "domain": _S,
+            "status": _DOMAIN_STATUS,
+            "previous_status": _DOMAIN_STATUS,
+            "reason": _S,
+            "temporary_failure": _B,
+            "checked_at": _TIME,
+            "records": {"type": "array", "items": _ref("CheckedRecord")},
+            "warnings": _STRINGS,
+        },
+        ("domain", "status", "records"),
+    ),
+    "DkimRotation": _obj(
+        {
+            "domain": _S,
+            "created": {"type": "array", "items": _ref("DkimKey")},
+            "already_pending": {"type": "array", "items": _ref("DkimKey")},
+            "records": {"type": "array", "items": _ref("DnsRecord")},
+        },
+        ("domain", "created", "already_pending", "records"),
+    ),
+    "DomainDeleted": _obj({"domain": _S, "deleted": _B}, ("domain", "deleted")),
+    "Webhook": _obj(
+        {
+            "id": _S,
+            "account_id": _I,
+            "url": _S,
+            "events": {"type": "array", "items": _EVENT_TYPE},
+            "created_at": _TIME,
+            "previous_secret_expires_at": _TIME_OR_NULL,
+        },
+        ("id", "account_id", "url", "events", "created_at"),
+    ),
+    "WebhookList": _obj({"data": {"type": "array", "items": _ref("Webhook")}}, ("data",)),
+    "WebhookRequest": _obj(
+        {
+            "url": {
+                **_S,
+                "description": "https URL (http and private addresses only when allowed)",
+            },
+            "events": {
+                "type": "array",
+                "items": _EVENT_TYPE,
+                "description": "event types to receive; empty or absent: all",
+            },
+        },
+        ("url",),
+        additionalProperties=False,
+    ),
+    "WebhookPatch": _obj(
+        {"url": _S, "events": {"type": "array", "items": _EVENT_TYPE}},
+        additionalProperties=False,
+    ),
+    "NewWebhook": {
+        "allOf": [
+            _ref("Webhook"),
+            _obj(
+                {"secret": {**_S, "description": "shown once"}, "warnings": _STRINGS},
+                ("secret", "warnings"),
+            ),
+        ]
+    },
+    "WebhookDetail": {
+        "allOf": [
+            _ref("Webhook"),
+            _obj(
+                {
+                    "deliveries": _obj(
+                        {s: _I for s in ("pending", "active", "succeeded", "abandoned")}
+                    )
+                },
+                ("deliveries",),
+            ),
+        ]
+    },
+    "WebhookDeleted": _obj({"id": _S, "deleted": _B}, ("id", "deleted")),
+    "RotateSecretRequest": _obj(
+        {"grace": {"type": "integer", "minimum": 0, "maximum": 2592000, "description": "seconds"}},
+        additionalProperties=False,
+    ),
+    "RotatedSecret": {
+        "allOf": [
+            _ref("Webhook"),
+            _obj({"secret": {**_S, "description": "shown once"}}, ("secret",)),
+        ]
+    },
+    "Attempt": _obj(
+        {
+            "id": _I,
+            "delivery_id": _S,
+            "attempt": _I,
+            "at": _TIME,
+            "status": {**_I, "nullable": True, "description": "HTTP status"},
+            "outcome": _S,
+            "error": _S,
+            "duration_ms": _I,
+            "response": {**_S, "description": "the first 512 bytes of the response"},
+            "next_attempt_at": _TIME_OR_NULL,
+        },
+        ("id", "delivery_id", "attempt", "at", "status", "error", "response", "next_attempt_at"),
+    ),
+    "AttemptPage": _page("Attempt"),
+    "ReplayRequest": _obj(
+        {
+            "attempt_ids": {"type": "array", "items": _I},
+            "status": {"type": "string", "enum": ["abandoned"]},
+        },
+        additionalProperties=False,
+        description="either attempt_ids or status",
+    ),
+    "Replayed": _obj({"replayed": _I, "deliveries": _STRINGS}, ("replayed", "deliveries")),
     "Account": _obj(
         {
             "id": _I,
@@ -220,6 +399,104 @@ def paths() -> dict[str, dict[str, Any]]:
         },
         "/v1/keys/{id}": {
             "delete": _operation("Revoke a key", "Key", params=("id",), errors=("404",)),
+        },
+        "/v1/domains": {
+            "get": _operation("The account's sending domains", "DomainList"),
+            "post": _operation(
+                "Add a domain: its status and the DNS records to publish",
+                "DomainSetup",
+                status="201",
+                request="DomainRequest",
+                errors=("400", "409"),
+            ),
+        },
+        "/v1/domains/{domain}": {
+            "get": _operation(
+                "The domain's status, each record looked up now (found, missing, different)",
+                "DomainReport",
+                params=("domain",),
+                errors=("404",),
+            ),
+            "delete": _operation(
+                "Remove the domain (mail from it is refused from then on)",
+                "DomainDeleted",
+                params=("domain",),
+                errors=("404",),
+            ),
+        },
+        "/v1/domains/{domain}/verify": {
+            "post": _operation(
+                "Check the DNS records now and move the domain's state",
+                "DomainReport",
+                params=("domain",),
+                errors=("404",),
+            ),
+        },
+        "/v1/domains/{domain}/dkim/rotate": {
+            "post": _operation(
+                "Start a DKIM key rotation (signing switches once the new record is published)",
+                "DkimRotation",
+                params=("domain",),
+                errors=("404", "409"),
+            ),
+        },
+        "/v1/webhooks": {
+            "get": _operation("The account's webhook endpoints (never a secret)", "WebhookList"),
+            "post": _operation(
+                "Register an endpoint (its secret is shown once)",
+                "NewWebhook",
+                status="201",
+                request="WebhookRequest",
+                errors=("400",),
+            ),
+        },
+        "/v1/webhooks/{id}": {
+            "get": _operation(
+                "An endpoint and its delivery counts",
+                "WebhookDetail",
+                params=("id",),
+                errors=("404",),
+            ),
+            "patch": _operation(
+                "Change the URL or the event types",
+                "Webhook",
+                params=("id",),
+                request="WebhookPatch",
+                errors=("400", "404"),
+            ),
+            "delete": _operation(
+                "Remove the endpoint (its pending deliveries are abandoned)",
+                "WebhookDeleted",
+                params=("id",),
+                errors=("404",),
+            ),
+        },
+        "/v1/webhooks/{id}/rotate-secret": {
+            "post": _operation(
+                "A new secret (shown once); the old one keeps signing for grace seconds",
+                "RotatedSecret",
+                params=("id",),
+                request="RotateSecretRequest",
+                errors=("400", "404"),
+            ),
+        },
+        "/v1/webhooks/{id}/attempts": {
+            "get": _operation(
+                "The attempt log, newest first: time, HTTP status, error, response, next try",
+                "AttemptPage",
+                params=("id",),
+                query=(_LIMIT, _CURSOR),
+                errors=("400", "404"),
+            ),
+        },
+        "/v1/webhooks/{id}/replay": {
+            "post": _operation(
+                "Send again the deliveries of chosen attempts, or every abandoned one",
+                "Replayed",
+                params=("id",),
+                request="ReplayRequest",
+                errors=("400", "404", "409"),
+            ),
         },
         "/v1/suppressions/import": {
             "post": _operation(

@@ -397,6 +397,11 @@ class Attempt:
     outcome: str
     error: str
     duration_ms: int
+    id: int = 0
+    response: str = ""
+    """The first 512 bytes of the endpoint's response body, as text."""
+    next_attempt_at: float | None = None
+    """When this failed attempt's delivery is tried again (None: succeeded or abandoned)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -433,6 +438,8 @@ class AttemptResult:
     duration_ms: int
     next_attempt_at: float | None
     """When to try again after a failure; None abandons the delivery. Ignored when ``ok``."""
+    response: str = ""
+    """The first 512 bytes of the response body, as text (kept in the attempt log)."""
 
 
 # -- inbound reports ------------------------------------------------------------------------------

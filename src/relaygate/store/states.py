@@ -102,6 +102,10 @@ class DomainStatus(StrEnum):
     ASSERTED = "asserted"
 
 
+#: The statuses in which an account holds a domain: one account at most, the first to verify
+#: it (a pending claim holds nothing, so it never blocks another account; API.md §11).
+DOMAIN_HELD: tuple[str, ...] = ("verified", "at_risk", "asserted")
+
 #: The event type a domain's move into a status writes.
 EVENT_FOR_DOMAIN_STATUS = {
     DomainStatus.VERIFIED: "domain_verified",

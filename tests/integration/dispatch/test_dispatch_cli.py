@@ -192,12 +192,15 @@ def test_attempts_and_replay(run, tmp_path: Path) -> None:
     assert code == 0 and shown["delivery"]["state"] == "abandoned"
     assert shown["attempts"] == [
         {
+            "id": 1,
             "delivery_id": f"whd_{d.id}",
             "attempt": 1,
             "at": "1970-01-01T00:01:40Z",
             "status": 503,
             "outcome": "http_status",
             "error": "HTTP 503",
+            "response": "",
+            "next_attempt_at": None,
             "duration_ms": 12,
         }
     ]

@@ -58,15 +58,24 @@ def test_records_to_publish(make_domain: Any) -> None:
     assert "_relaygate.example.com" in table and '" "' in table
 
 
-def test_adding_again_is_idempotent_and_another_account_is_refused(make_domain: Any) -> None:
+def test_adding_again_is_idempotent_and_a_held_domain_refuses_another_account(
+    make_domain: Any,
+) -> None:
     d = make_domain()
     again = make_domain()
     assert [k.selector for k in again.setup.keys] == [k.selector for k in d.setup.keys]
     assert again.setup.created == ()
     other = d.store.accounts.create("other", plan="paid")
+    # a pending claim holds nothing: another account may claim the domain too
+    claim = domains.add_domain(d.store, d.settings, other.id, "example.com")
+    assert claim.identity.identity.account_id == other.id and claim.identity.status == "pending"
+    assert claim.identity.identity.token != d.setup.identity.identity.token
+    make_domain(verified=True)  # the first account asserts it: now it holds the domain
+    third = d.store.accounts.create("third", plan="paid")
     with pytest.raises(RequestError) as info:
-        domains.add_domain(d.store, d.settings, other.id, "example.com")
-    assert info.value.status == 409 and "belongs to account" in info.value.detail
+        domains.add_domain(d.store, d.settings, third.id, "example.com")
+    assert info.value.status == 409 and "verified by another account" in info.value.detail
+    assert "account 1" not in info.value.detail  # which account holds it is not said
     with pytest.raises(RequestError):
         domains.add_domain(d.store, d.settings, d.account_id, "not a domain")
 

@@ -125,7 +125,7 @@ async def test_big_response_is_read_only_up_to_the_cap(
     result = await _post(
         dns_server, f"http://127.0.0.1:{hook_server.port}/big", max_response_bytes=1024
     )
-    assert result.ok and len(result.response_excerpt) == 200
+    assert result.ok and len(result.response_excerpt.encode()) == 512
 
 
 async def test_connection_refused_is_a_connect_failure(dns_server: DNSServer) -> None:

@@ -25,6 +25,8 @@ class Tenant:
     secret: str
     key_id: str
     message_id: str
+    domain: str
+    webhook_id: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -62,7 +64,19 @@ def tenant(store: Store, name: str, *scopes: str, rate_limit: int = 1000) -> Ten
     account = store.accounts.create(name, plan="paid", daily_quota=10_000, rate_limit=rate_limit)
     key, secret = store.keys.create(account.id, scopes=list(scopes or ["account:admin"]))
     mid = admit(store, account.id, "r1@dest.test", "r2@dest.test")
-    return Tenant(account_id=account.id, secret=secret, key_id=key.id, message_id=mid)
+    domain = f"{name.replace(':', '-')}.test"
+    store.identities.add(account.id, domain)
+    hook = store.webhooks.create(
+        account_id=account.id, url=f"https://hooks.{domain}/in", events=[], secret="s" * 32
+    )
+    return Tenant(
+        account_id=account.id,
+        secret=secret,
+        key_id=key.id,
+        message_id=mid,
+        domain=domain,
+        webhook_id=hook.id,
+    )
 
 
 @pytest.fixture

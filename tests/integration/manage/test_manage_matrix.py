@@ -20,6 +20,20 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/keys", None),
     ("POST", "/v1/keys", {"name": "new", "scopes": ["email:send"]}),
     ("DELETE", "/v1/keys/{id}", None),
+    ("GET", "/v1/domains", None),
+    ("POST", "/v1/domains", {"domain": "new.test"}),
+    ("GET", "/v1/domains/{domain}", None),
+    ("DELETE", "/v1/domains/{domain}", None),
+    ("POST", "/v1/domains/{domain}/verify", None),
+    ("POST", "/v1/domains/{domain}/dkim/rotate", None),
+    ("GET", "/v1/webhooks", None),
+    ("POST", "/v1/webhooks", {"url": "https://hooks.example/new", "events": ["delivery"]}),
+    ("GET", "/v1/webhooks/{id}", None),
+    ("PATCH", "/v1/webhooks/{id}", {"events": ["bounce"]}),
+    ("DELETE", "/v1/webhooks/{id}", None),
+    ("POST", "/v1/webhooks/{id}/rotate-secret", {"grace": 60}),
+    ("GET", "/v1/webhooks/{id}/attempts", None),
+    ("POST", "/v1/webhooks/{id}/replay", {"status": "abandoned"}),
     ("POST", "/v1/suppressions", {"address": "new@dest.test", "reason": "x"}),
     ("POST", "/v1/suppressions/import", {"csv": "new@dest.test,x\n"}),
     ("POST", "/v1/messages/{id}/cancel", None),
@@ -31,9 +45,9 @@ OWN_SCOPE = {("DELETE", "/v1/suppressions/{address}"): "email:send"}
 
 def fill(path: str, t: Tenant, address: str = "theirs@dest.test") -> str:
     """``path`` with the ids of ``t``'s objects of the noun it names."""
-    ids = {"keys": t.key_id, "messages": t.message_id}
+    ids = {"keys": t.key_id, "messages": t.message_id, "webhooks": t.webhook_id}
     noun = path.split("/")[2]
-    return path.format(id=ids.get(noun, ""), address=address)
+    return path.format(id=ids.get(noun, ""), address=address, domain=t.domain)
 
 
 def snapshot(store: Store, account_id: int) -> Any:
@@ -45,6 +59,9 @@ def snapshot(store: Store, account_id: int) -> Any:
     return (
         [(k.id, k.revoked_at) for k in store.keys.all(account_id)],
         [s.address for s in store.suppressions.all(account_id)],
+        store.identities.details(account_id),
+        store.webhooks.all(account_id=account_id, include_removed=True),
+        [store.webhooks.reveal_secret(w.id) for w in store.webhooks.all(account_id=account_id)],
         m,
         store.audit.list(account_id),
     )

@@ -28,7 +28,7 @@ from relaygate.store.sqlite.accounts import SqliteAccounts
 from relaygate.store.sqlite.core import Concern, Core
 from relaygate.store.sqlite.policycache import MISS
 from relaygate.store.sqlite.rows import insert_event, row_identity
-from relaygate.store.states import EVENT_FOR_DOMAIN_STATUS, DomainStatus, KeyState
+from relaygate.store.states import DOMAIN_HELD, EVENT_FOR_DOMAIN_STATUS, DomainStatus, KeyState
 
 _IDENTITY_COLUMNS = (
     "id, account_id, kind, value, status, token, created_at, verified_at,"
@@ -72,6 +72,14 @@ class SqliteIdentities(Concern):
                 "SELECT * FROM identities WHERE account_id = ? ORDER BY id", (account_id,)
             )
         return [row_identity(r) for r in rows]
+
+    def remove(self, identity_id: int) -> bool:
+        """Delete an identity (its account no longer sends from it); False if it was gone."""
+        return bool(
+            self._write(
+                lambda c: c.execute("DELETE FROM identities WHERE id = ?", (identity_id,)).rowcount
+            )
+        )
 
     def set_status(self, identity_id: int, status: str) -> None:
         now = self.clock.now()
@@ -382,6 +390,8 @@ def _apply(conn: sqlite3.Connection, result: CheckResult) -> Applied:
             continue
         src = DomainStatus(current["status"])
         missing = identity_id in result.missing
+        if status.value in DOMAIN_HELD and _held_by_another(conn, result.domain, identity_id):
+            status, reason = src, f"domain {result.domain} is verified by another account"
         if _move(conn, identity_id, src, status, reason, now, missing) and src != status:
             moved[identity_id] = (src.value, status.value)
         conn.execute(
@@ -390,6 +400,19 @@ def _apply(conn: sqlite3.Connection, result: CheckResult) -> Applied:
         )
     return Applied(
         moved=moved, activated=tuple(activated), retiring=tuple(retiring), retired=tuple(retired)
+    )
+
+
+def _held_by_another(conn: sqlite3.Connection, domain: str, identity_id: int) -> bool:
+    """Whether another claim of ``domain`` holds it (one holder at most, API.md §11)."""
+    marks = ", ".join("?" * len(DOMAIN_HELD))
+    return (
+        conn.execute(
+            f"SELECT 1 FROM identities WHERE kind = 'domain' AND value = ? AND id != ?"
+            f" AND status IN ({marks}) LIMIT 1",
+            (domain, identity_id, *DOMAIN_HELD),
+        ).fetchone()
+        is not None
     )
 
 

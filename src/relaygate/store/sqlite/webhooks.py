@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from relaygate.store.api import FAN_OUT_BATCH
 from relaygate.store.ids import new_webhook_id
@@ -83,6 +84,9 @@ def _row_attempt(row: sqlite3.Row) -> Attempt:
         outcome=row["outcome"],
         error=row["error"],
         duration_ms=row["duration_ms"],
+        id=row["id"],
+        response=row["response"],
+        next_attempt_at=row["next_attempt_at"],
     )
 
 
@@ -138,6 +142,35 @@ class SqliteWebhooks(Concern):
             (webhook_id,),
         )
         return _live_secrets(rows[0], self.clock.now()) if rows else ()
+
+    def update(
+        self, webhook_id: str, *, url: str | None = None, events: Sequence[str] | None = None
+    ) -> Webhook | None:
+        """Change a live endpoint's URL (validated already) and/or event types (empty: all);
+        None when it is removed or unknown. Deliveries already made keep their endpoint."""
+        sets: list[str] = []
+        params: list[Any] = []
+        if url is not None:
+            sets.append("url = ?")
+            params.append(url)
+        if events is not None:
+            bad = sorted(set(events) - set(WEBHOOK_EVENT_TYPES))
+            if bad:
+                raise ValueError(f"unknown event type(s): {', '.join(bad)}")
+            sets.append("events = ?")
+            params.append(" ".join(t for t in WEBHOOK_EVENT_TYPES if t in set(events)))
+        if not sets:
+            found = self.get(webhook_id)
+            return found if found is not None and found.removed_at is None else None
+        count = self._write(
+            lambda c: (
+                c.execute(
+                    f"UPDATE webhooks SET {', '.join(sets)} WHERE id = ? AND removed_at IS NULL",
+                    (*params, webhook_id),
+                ).rowcount
+            )
+        )
+        return self.get(webhook_id) if count else None
 
     def rotate_secret(self, webhook_id: str, *, new_secret: str, grace: float) -> Webhook | None:
         """Make ``new_secret`` current; the old one keeps signing for ``grace`` seconds."""
@@ -208,14 +241,20 @@ class SqliteWebhooks(Concern):
         )
         return [_row_attempt(r) for r in rows]
 
-    def recent_attempts(self, webhook_id: str, *, limit: int = 50) -> list[Attempt]:
-        """The webhook's most recent attempts, newest first."""
+    def recent_attempts(
+        self, webhook_id: str, *, limit: int = 50, before: int | None = None
+    ) -> list[Attempt]:
+        """The webhook's most recent attempts, newest first (ids below ``before`` if given)."""
         rows = self._read(
             "SELECT a.* FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
-            " WHERE d.webhook_id = ? ORDER BY a.id DESC LIMIT ?",
-            (webhook_id, limit),
+            " WHERE d.webhook_id = ? AND a.id < ? ORDER BY a.id DESC LIMIT ?",
+            (webhook_id, before if before is not None else 2**62, limit),
         )
         return [_row_attempt(r) for r in rows]
+
+    def attempt(self, attempt_id: int) -> Attempt | None:
+        rows = self._read("SELECT * FROM webhook_attempts WHERE id = ?", (attempt_id,))
+        return _row_attempt(rows[0]) if rows else None
 
     def next_due(self) -> float | None:
         """The earliest time something is due: a pending delivery or an expiring lease."""
@@ -540,9 +579,10 @@ def record(conn: sqlite3.Connection, owner: str, result: AttemptResult, *, now: 
     if row is None:
         return False
     conn.execute(
-        "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, outcome, error, duration_ms)"
+        "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, outcome, error,"
+        " duration_ms, response, next_attempt_at)"
         " VALUES (?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM webhook_attempts WHERE delivery_id = ?),"
-        " ?, ?, ?, ?, ?)",
+        " ?, ?, ?, ?, ?, ?, ?)",
         (
             result.delivery_id,
             result.delivery_id,
@@ -551,6 +591,8 @@ def record(conn: sqlite3.Connection, owner: str, result: AttemptResult, *, now: 
             result.outcome,
             result.error[:500],
             result.duration_ms,
+            result.response.encode("utf-8")[:512].decode("utf-8", "ignore"),
+            None if state is not DeliveryState.PENDING else next_at,
         ),
     )
     return True
