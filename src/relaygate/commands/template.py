@@ -1,6 +1,7 @@
 """``relaygate template list|show|clone|create|delete``: the system catalog and accounts' own templates.
 
-The actions are ``relaygate.compose.library``'s; this module reads files and prints.
+clone, create and delete are ``relaygate.manage.templates``' actions (the management API's
+too); list and show read ``relaygate.compose.library``. This module reads files and prints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from relaygate.commands.common import CliError, add_account, add_command, add_noun, open_store, out
 from relaygate.compose import library
 from relaygate.compose.templates import Template
+from relaygate.manage import Actor
+from relaygate.manage.templates import clone_template, delete_template, save_template
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -36,7 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    target = library.clone(open_store(args), args.account, args.slug, as_slug=args.as_slug)
+    store = open_store(args)
+    target = clone_template(store, Actor.cli(args.account), args.slug, args.as_slug)
     out(
         args,
         {"slug": target.slug, "account_id": args.account, "cloned_from": args.slug},
@@ -60,7 +64,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     t = Template(slug=args.slug, subject=args.subject, html=_read(args.html), text=_read(args.text))
     if not t.html and not t.text:
         raise CliError("a template needs --html FILE or --text FILE")
-    library.save(open_store(args), args.account, t)
+    store = open_store(args)
+    save_template(store, Actor.cli(args.account), t)
     out(
         args,
         {"slug": t.slug, "account_id": args.account},
@@ -70,7 +75,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    library.delete(open_store(args), args.account, args.slug)
+    store = open_store(args)
+    delete_template(store, Actor.cli(args.account), args.slug)
     out(args, {"slug": args.slug, "deleted": True}, f"deleted {args.slug}")
     return 0
 

@@ -337,6 +337,7 @@ class HttpApi:
             *ManagementApi(
                 store=self.store,
                 settings=self.admission.settings,
+                renderer=self.admission.renderer,
                 authenticate=self.authenticate,
                 read_body=read_body,
                 parse_json=parse_json,

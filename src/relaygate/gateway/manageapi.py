@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from relaygate.compose.renderer import Renderer
 from relaygate.errors import Invalid
 from relaygate.manage import ADMIN, Actor, fields
 from relaygate.manage import account as account_actions
@@ -28,6 +29,7 @@ from relaygate.manage import domains as domain_actions
 from relaygate.manage import keys as key_actions
 from relaygate.manage import messages as message_actions
 from relaygate.manage import suppressions as suppression_actions
+from relaygate.manage import templates as template_actions
 from relaygate.manage import webhooks as webhook_actions
 from relaygate.settings import Settings
 from relaygate.store import Store
@@ -48,6 +50,7 @@ class ManagementApi:
         *,
         store: Store,
         settings: Settings,
+        renderer: Renderer,
         authenticate: Authenticate,
         read_body: Callable[[Request, int], Any],
         parse_json: Callable[[bytes], Any],
@@ -55,6 +58,7 @@ class ManagementApi:
     ) -> None:
         self.store = store
         self.settings = settings
+        self.renderer = renderer
         self._authenticate = authenticate
         self._read_body = read_body
         self._parse_json = parse_json
@@ -275,6 +279,75 @@ class ManagementApi:
             {"replayed": len(replayed), "deliveries": [delivery_ref(d) for d in replayed]}
         )
 
+    # -- templates --------------------------------------------------------------------------------
+    async def list_templates(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        found = await self.call(template_actions.list_templates, self.store, actor)
+        return JSONResponse({"data": [{"slug": t.slug, "owner": t.owner} for t in found]})
+
+    async def create_template(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("slug", "subject", "html", "text", "clone_of"))
+        if "clone_of" in body:
+            fields.only(body, ("slug", "clone_of"))
+            made = await self.call(
+                template_actions.clone_template,
+                self.store,
+                actor,
+                body.get("clone_of"),
+                body.get("slug"),
+            )
+            return JSONResponse(
+                template_actions.template_json(made, f"account {actor.account_id}"),
+                status_code=201,
+            )
+        template = template_actions.new_template(
+            body.get("slug"), body.get("subject"), body.get("html"), body.get("text")
+        )
+        await template_actions.check_template(self.renderer, actor, template)
+        await self.call(template_actions.save_template, self.store, actor, template, checked=True)
+        return JSONResponse(
+            template_actions.template_json(template, f"account {actor.account_id}"),
+            status_code=201,
+        )
+
+    async def get_template(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        template, owner = await self.call(
+            template_actions.get_template, self.store, actor, request.path_params["slug"]
+        )
+        return JSONResponse(template_actions.template_json(template, owner))
+
+    async def put_template(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("subject", "html", "text"))
+        template = template_actions.new_template(
+            request.path_params["slug"], body.get("subject"), body.get("html"), body.get("text")
+        )
+        await template_actions.check_template(self.renderer, actor, template)
+        await self.call(template_actions.save_template, self.store, actor, template, checked=True)
+        return JSONResponse(template_actions.template_json(template, f"account {actor.account_id}"))
+
+    async def delete_template(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        slug = await self.call(
+            template_actions.delete_template, self.store, actor, request.path_params["slug"]
+        )
+        return JSONResponse({"slug": slug, "deleted": True})
+
+    async def render_template(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        body = await self.body(request, ("variables",), optional=True)
+        template, _ = await self.call(
+            template_actions.get_template, self.store, actor, request.path_params["slug"]
+        )
+        rendered = await template_actions.render_preview(
+            self.renderer, actor, template, body.get("variables")
+        )
+        return JSONResponse(
+            {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+        )
+
     # -- suppressions -----------------------------------------------------------------------------
     async def add_suppression(self, request: Request) -> Response:
         actor = await self.actor(request)
@@ -359,6 +432,12 @@ class ManagementApi:
             r("/v1/webhooks/{id}/rotate-secret", self.rotate_webhook_secret, "POST"),
             r("/v1/webhooks/{id}/attempts", self.webhook_attempts, "GET"),
             r("/v1/webhooks/{id}/replay", self.replay_webhook, "POST"),
+            r("/v1/templates", self.list_templates, "GET"),
+            r("/v1/templates", self.create_template, "POST"),
+            r("/v1/templates/{slug}", self.get_template, "GET"),
+            r("/v1/templates/{slug}", self.put_template, "PUT"),
+            r("/v1/templates/{slug}", self.delete_template, "DELETE"),
+            r("/v1/templates/{slug}/render", self.render_template, "POST"),
             r("/v1/suppressions", self.add_suppression, "POST"),
             r("/v1/suppressions/import", self.import_suppressions, "POST"),
             r("/v1/suppressions/{address}", self.remove_suppression, "DELETE"),

@@ -210,6 +210,43 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         additionalProperties=False,
         description="either attempt_ids or status",
     ),
+    "TemplateList": _obj(
+        {
+            "data": {
+                "type": "array",
+                "items": _obj(
+                    {"slug": _S, "owner": {**_S, "description": "system or account <id>"}},
+                    ("slug", "owner"),
+                ),
+            }
+        },
+        ("data",),
+    ),
+    "Template": _obj(
+        {"slug": _S, "owner": _S, "subject": _S, "html": _S, "text": _S},
+        ("slug", "owner", "subject", "html", "text"),
+    ),
+    "TemplateRequest": _obj(
+        {
+            "slug": {**_S, "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+            "subject": {**_S, "maxLength": 2048, "description": "Jinja2"},
+            "html": {**_S, "description": "Jinja2"},
+            "text": {**_S, "description": "Jinja2; blank: made from the HTML"},
+            "clone_of": {
+                **_S,
+                "description": "a system template's slug: copy it (with slug, subject, html and"
+                " text absent but slug)",
+            },
+        },
+        ("slug",),
+        additionalProperties=False,
+    ),
+    "TemplatePut": _obj(
+        {"subject": _S, "html": _S, "text": _S}, ("subject",), additionalProperties=False
+    ),
+    "TemplateDeleted": _obj({"slug": _S, "deleted": _B}, ("slug", "deleted")),
+    "RenderRequest": _obj({"variables": {"type": "object"}}, additionalProperties=False),
+    "Rendered": _obj({"subject": _S, "html": _S, "text": _S}, ("subject", "html", "text")),
     "Replayed": _obj({"replayed": _I, "deliveries": _STRINGS}, ("replayed", "deliveries")),
     "Account": _obj(
         {
@@ -496,6 +533,46 @@ def paths() -> dict[str, dict[str, Any]]:
                 params=("id",),
                 request="ReplayRequest",
                 errors=("400", "404", "409"),
+            ),
+        },
+        "/v1/templates": {
+            "get": _operation("System templates and the account's own", "TemplateList"),
+            "post": _operation(
+                "Create an own template, or clone a system one ({slug, clone_of})",
+                "Template",
+                status="201",
+                request="TemplateRequest",
+                errors=("400",),
+            ),
+        },
+        "/v1/templates/{slug}": {
+            "get": _operation(
+                "A template (the account's own first, else the system's)",
+                "Template",
+                params=("slug",),
+                errors=("404",),
+            ),
+            "put": _operation(
+                "Create or replace an own template",
+                "Template",
+                params=("slug",),
+                request="TemplatePut",
+                errors=("400",),
+            ),
+            "delete": _operation(
+                "Delete an own template (system ones are read-only)",
+                "TemplateDeleted",
+                params=("slug",),
+                errors=("404",),
+            ),
+        },
+        "/v1/templates/{slug}/render": {
+            "post": _operation(
+                "Render with variables, as a send would (nothing is sent)",
+                "Rendered",
+                params=("slug",),
+                request="RenderRequest",
+                errors=("400", "404"),
             ),
         },
         "/v1/suppressions/import": {

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from relaygate.clock import FakeClock
+from relaygate.compose.templates import Template
 from relaygate.gateway.admission import Admission
 from relaygate.gateway.http import HttpApi
 from relaygate.settings import Settings
@@ -27,6 +28,7 @@ class Tenant:
     message_id: str
     domain: str
     webhook_id: str
+    template: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -69,7 +71,12 @@ def tenant(store: Store, name: str, *scopes: str, rate_limit: int = 1000) -> Ten
     hook = store.webhooks.create(
         account_id=account.id, url=f"https://hooks.{domain}/in", events=[], secret="s" * 32
     )
+    slug = f"own-{account.id}"
+    store.templates.save(
+        account.id, Template(slug=slug, subject="Hi {{ name }}", html="<p>{{ name }}</p>", text="")
+    )
     return Tenant(
+        template=slug,
         account_id=account.id,
         secret=secret,
         key_id=key.id,

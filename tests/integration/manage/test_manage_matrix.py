@@ -34,11 +34,21 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/webhooks/{id}/rotate-secret", {"grace": 60}),
     ("GET", "/v1/webhooks/{id}/attempts", None),
     ("POST", "/v1/webhooks/{id}/replay", {"status": "abandoned"}),
+    ("GET", "/v1/templates", None),
+    ("POST", "/v1/templates", {"slug": "new", "subject": "s", "html": "<p>x</p>", "text": "x"}),
+    ("GET", "/v1/templates/{slug}", None),
+    ("PUT", "/v1/templates/{slug}", {"subject": "s", "html": "<p>changed</p>", "text": ""}),
+    ("DELETE", "/v1/templates/{slug}", None),
+    ("POST", "/v1/templates/{slug}/render", {"variables": {"name": "x"}}),
     ("POST", "/v1/suppressions", {"address": "new@dest.test", "reason": "x"}),
     ("POST", "/v1/suppressions/import", {"csv": "new@dest.test,x\n"}),
     ("POST", "/v1/messages/{id}/cancel", None),
     ("GET", "/v1/messages/{id}/content", None),
 ]
+#: Not in the isolation matrix: a template slug is a name within the caller's own account, so
+#: PUT with a slug another account uses creates the caller's own template (the other account's
+#: is untouched; test_manage_templates checks it).
+OWN_NAMESPACE = {("PUT", "/v1/templates/{slug}")}
 #: Routes of an older section that keep their own scope (API.md §3).
 OWN_SCOPE = {("DELETE", "/v1/suppressions/{address}"): "email:send"}
 
@@ -47,7 +57,7 @@ def fill(path: str, t: Tenant, address: str = "theirs@dest.test") -> str:
     """``path`` with the ids of ``t``'s objects of the noun it names."""
     ids = {"keys": t.key_id, "messages": t.message_id, "webhooks": t.webhook_id}
     noun = path.split("/")[2]
-    return path.format(id=ids.get(noun, ""), address=address, domain=t.domain)
+    return path.format(id=ids.get(noun, ""), address=address, domain=t.domain, slug=t.template)
 
 
 def snapshot(store: Store, account_id: int) -> Any:
@@ -60,6 +70,7 @@ def snapshot(store: Store, account_id: int) -> Any:
         [(k.id, k.revoked_at) for k in store.keys.all(account_id)],
         [s.address for s in store.suppressions.all(account_id)],
         store.identities.details(account_id),
+        [store.templates.get(account_id, x.slug) for x in store.templates.all(account_id)],
         store.webhooks.all(account_id=account_id, include_removed=True),
         [store.webhooks.reveal_secret(w.id) for w in store.webhooks.all(account_id=account_id)],
         m,
@@ -82,7 +93,8 @@ async def test_a_key_without_account_admin_is_refused(
 
 @pytest.mark.parametrize(
     ("method", "path", "body"),
-    [r for r in ROUTES if "{" in r[1]] + [("DELETE", "/v1/suppressions/{address}", None)],
+    [r for r in ROUTES if "{" in r[1] and (r[0], r[1]) not in OWN_NAMESPACE]
+    + [("DELETE", "/v1/suppressions/{address}", None)],
 )
 async def test_another_accounts_ids_are_not_found(
     client: httpx.AsyncClient,
