@@ -30,6 +30,7 @@ from relaygate.manage import keys as key_actions
 from relaygate.manage import messages as message_actions
 from relaygate.manage import suppressions as suppression_actions
 from relaygate.manage import templates as template_actions
+from relaygate.manage import usage as usage_actions
 from relaygate.manage import webhooks as webhook_actions
 from relaygate.settings import Settings
 from relaygate.store import Store
@@ -97,6 +98,13 @@ class ManagementApi:
         actor = await self.actor(request)
         account, limits = await self.call(account_actions.get_account, self.store, actor)
         return JSONResponse(account_actions.account_json(account, limits))
+
+    async def get_usage(self, request: Request) -> Response:
+        actor = await self.actor(request)
+        days = await self.call(
+            usage_actions.usage_days, self.store, actor, request.query_params.get("days")
+        )
+        return JSONResponse({"data": [usage_actions.usage_json(d) for d in days]})
 
     async def list_audit(self, request: Request) -> Response:
         actor = await self.actor(request)
@@ -414,6 +422,7 @@ class ManagementApi:
 
         return [
             r("/v1/account", self.get_account, "GET"),
+            r("/v1/usage", self.get_usage, "GET"),
             r("/v1/audit", self.list_audit, "GET"),
             r("/v1/keys", self.list_keys, "GET"),
             r("/v1/keys", self.create_key, "POST"),

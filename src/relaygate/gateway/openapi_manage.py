@@ -262,6 +262,36 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ("id", "name", "plan", "daily_quota", "rate_limit", "today"),
     ),
+    "UsageDay": _obj(
+        {
+            "day": {**_S, "format": "date", "description": "UTC day"},
+            **{
+                n: {**_I, "description": d}
+                for n, d in (
+                    ("accepted", "recipients admitted to the queue"),
+                    ("delivered", "recipients delivered"),
+                    ("deferred", "recipients deferred (the first time)"),
+                    ("bounced", "recipients bounced (hard, soft, expired)"),
+                    ("complained", "complaints"),
+                    ("suppressed", "recipients refused as suppressed"),
+                    ("opened", "recipients who opened (first human open)"),
+                    ("clicked", "recipients who clicked (first human click)"),
+                )
+            },
+        },
+        (
+            "day",
+            "accepted",
+            "delivered",
+            "deferred",
+            "bounced",
+            "complained",
+            "suppressed",
+            "opened",
+            "clicked",
+        ),
+    ),
+    "UsageList": _obj({"data": {"type": "array", "items": _ref("UsageDay")}}, ("data",)),
     "Key": _obj(
         {
             "id": _S,
@@ -415,6 +445,14 @@ def paths() -> dict[str, dict[str, Any]]:
     return {
         "/v1/account": {
             "get": _operation("The account: plan, limits, today's use", "Account"),
+        },
+        "/v1/usage": {
+            "get": _operation(
+                "Per UTC day, oldest first, counted in recipients",
+                "UsageList",
+                query=(("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 30}),),
+                errors=("400",),
+            ),
         },
         "/v1/audit": {
             "get": _operation(

@@ -76,6 +76,7 @@ from relaygate.store.models import (
     TotalsCursor,
     TrackingHit,
     UnverifiedDomain,
+    UsageDay,
     Webhook,
 )
 from relaygate.store.states import DomainStatus, KeyState, State
@@ -240,10 +241,20 @@ class Admission(Protocol):
 
 
 class Usage(Protocol):
-    """Usage counters. Room for: per-UTC-day outcome counts (issue 18's ``GET /v1/usage``)."""
+    """Usage counters: the limits (this second, this UTC day) and the per-day outcome counts."""
 
     def current_limits(self, account: Account) -> Limits:
         """The account's limits as they stand now (this second, this UTC day)."""
+        ...
+
+    def days(self, account_id: int, *, first: str, last: str) -> list[UsageDay]:
+        """The account's UTC days from ``first`` to ``last`` (YYYY-MM-DD, inclusive) that had
+        anything, oldest first; cheap whatever the volume (kept as daily counters, updated in
+        the transaction that records each event). Counted in recipients: ``accepted`` (admitted
+        to the queue), ``suppressed`` (refused at admission as suppressed), ``delivered``,
+        ``deferred`` (a recipient's first deferral only), ``bounced`` (any bounce but
+        suppressed: hard, soft, expired, a DSN after delivery), ``complained``, ``opened`` and
+        ``clicked`` (a recipient's first human open / click: no proxy, no scanner)."""
         ...
 
     async def count_request(self, account_id: int) -> Limits:

@@ -51,6 +51,7 @@ __all__ = [
     "TemplateInfo",
     "TrackingHit",
     "UnverifiedDomain",
+    "UsageDay",
     "Webhook",
 ]
 
@@ -98,6 +99,22 @@ class AuditEntry:
     address: str
     created_at: float
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageDay:
+    """One account's UTC day, counted in recipients (``Usage.days`` says what counts)."""
+
+    day: str
+    """YYYY-MM-DD (UTC)."""
+    accepted: int = 0
+    delivered: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    complained: int = 0
+    suppressed: int = 0
+    opened: int = 0
+    clicked: int = 0
 
 
 # -- identities and DKIM keys ---------------------------------------------------------------------

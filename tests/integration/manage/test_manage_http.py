@@ -228,3 +228,30 @@ async def test_a_message_admitted_later_can_be_cancelled(
     mid = admit(store, admin.account_id, "x@dest.test")
     r = await client.post(f"/v1/messages/{mid}/cancel", headers=admin.headers)
     assert r.json()["cancelled"] == 1
+
+
+async def test_usage_lists_every_day_oldest_first(
+    client: httpx.AsyncClient, store: Store, admin: Tenant, clock: FakeClock
+) -> None:
+    clock.advance(86400)
+    admit(store, admin.account_id, "x@dest.test", "y@dest.test")
+    r = await client.get("/v1/usage?days=3", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    days = r.json()["data"]
+    assert [d["day"] for d in days] == sorted(d["day"] for d in days) and len(days) == 3
+    assert [d["accepted"] for d in days] == [0, 2, 2]  # the fixture's message, then today's
+    assert set(days[0]) == {
+        "day",
+        "accepted",
+        "delivered",
+        "deferred",
+        "bounced",
+        "complained",
+        "suppressed",
+        "opened",
+        "clicked",
+    }
+    assert len((await client.get("/v1/usage", headers=admin.headers)).json()["data"]) == 30
+    for bad in ("0", "91", "x"):
+        r = await client.get(f"/v1/usage?days={bad}", headers=admin.headers)
+        assert r.status_code == 400 and "days" in detail(r)

@@ -16,6 +16,7 @@ from .conftest import Tenant, detail, tenant
 #: (method, path, JSON body); the path's ``{…}`` are filled with an account's ids (``fill``).
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/account", None),
+    ("GET", "/v1/usage", None),
     ("GET", "/v1/audit", None),
     ("GET", "/v1/keys", None),
     ("POST", "/v1/keys", {"name": "new", "scopes": ["email:send"]}),

@@ -21,7 +21,7 @@ from typing import Any
 from relaygate.clock import utc_day
 from relaygate.errors import IdempotentReplay, RequestError
 from relaygate.policy import Limits, check_quota, check_rate, limits_after
-from relaygate.store.models import Account, NewMessage, NewRecipient
+from relaygate.store.models import Account, NewMessage, NewRecipient, UsageDay
 from relaygate.store.sqlite.core import Concern
 from relaygate.store.sqlite.rows import (
     MAX_PARAMS,
@@ -386,6 +386,14 @@ class SqliteUsage(Concern):
         used = day_rows[0][0] if day_rows else 0
         return limits_after(account.rate_limit, account.daily_quota, requests, used)
 
+    def days(self, account_id: int, *, first: str, last: str) -> list[UsageDay]:
+        rows = self._read(
+            f"SELECT {', '.join(_USAGE_COLUMNS)} FROM usage_days"
+            " WHERE account_id = ? AND day BETWEEN ? AND ? ORDER BY day",
+            (account_id, first, last),
+        )
+        return [UsageDay(**dict(zip(_USAGE_COLUMNS, r, strict=True))) for r in rows]
+
     async def count_request(self, account_id: int) -> Limits:
         now = self.clock.now()
         return await self.writer.run(
@@ -417,6 +425,17 @@ def _count_request(conn: sqlite3.Connection, account_id: int, now: float) -> Lim
     )
 
 
+_USAGE_COLUMNS = (
+    "day",
+    "accepted",
+    "delivered",
+    "deferred",
+    "bounced",
+    "complained",
+    "suppressed",
+    "opened",
+    "clicked",
+)
 _MESSAGE_COLUMNS = (
     "id, account_id, channel, from_addr, sender_domain, subject, header_message_id, tags, size,"
     " created_at"
