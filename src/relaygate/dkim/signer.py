@@ -93,19 +93,20 @@ _LINE_END = re.compile(rb"\r?\n")
 _EMPTY_LINE = re.compile(rb"(\A|\n)\r?\n")  # the empty line that ends the header section
 
 
-def _parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+def _parse(message: bytes, *, crlf: bool = False) -> tuple[list[list[bytes]], bytes]:
     """dkimpy's ``rfc822_parse`` result: (header fields, body with CRLF line endings).
 
     ``rfc822_parse`` splits the whole message into lines and joins the body back with CRLF; only
     the header section needs that, so it gets just the header section, and the body (everything
     after the first empty line) has its line endings converted in one pass. Same result, about
-    4 ms less per 100 KB.
+    4 ms less per 100 KB. ``crlf``: the caller knows every line ending is CRLF already.
     """
     end = _EMPTY_LINE.search(message)
     if end is None:
         return dkim.rfc822_parse(message)[0], b""
     headers: list[list[bytes]] = dkim.rfc822_parse(message[: end.end(1)])[0]
-    return headers, to_crlf(message[end.end() :])
+    body = message[end.end() :]
+    return headers, body if crlf else to_crlf(body)
 
 
 def to_crlf(message: bytes) -> bytes:
@@ -242,8 +243,18 @@ class DkimSigner:
         message is optional. DkimError when the message cannot be signed (no From header, a
         header section dkimpy cannot parse).
         """
+        return self._sign(message, crlf=False)
+
+    def sign_crlf(self, message: bytes) -> tuple[bytes, bytes]:
+        """``(sign(message), to_crlf(message))`` with the line endings looked at once (each
+        look is ~0.1 ms per 100 KB). The second item is ``message`` itself when its line
+        endings were CRLF already; the message to send is the first item followed by it."""
+        crlf = to_crlf(message)
+        return self._sign(crlf, crlf=True), crlf
+
+    def _sign(self, message: bytes, *, crlf: bool) -> bytes:
         try:
-            headers, body = _parse(message)
+            headers, body = _parse(message, crlf=crlf)
         except (dkim.DKIMException, IndexError) as exc:  # IndexError: starts with a fold
             raise DkimError(
                 f"cannot parse the message header section ({type(exc).__name__})"

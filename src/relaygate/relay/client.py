@@ -357,6 +357,51 @@ async def _open_socket(address: str, port: int, timeout: float) -> socket.socket
     return sock
 
 
+_LINE_ENDINGS = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
+
+
+def wire_data(data: bytes) -> bytes:
+    """``data`` as it goes after DATA: every line ending CRLF (a lone CR or LF becomes CRLF), a
+    CRLF at the end, each line that starts with a dot given a second one (RFC 5321 §4.5.2),
+    then the terminating ``.<CRLF>``. The bytes aiosmtplib's ``data()`` sends, without its two
+    regular-expression passes over the whole message when they change nothing (the usual case:
+    a stored body has CRLF line endings already). Those passes cost ~0.75 ms per 100 KB; the
+    counts and the search that rule them out ~0.2 ms.
+    """
+    crlf = data.count(b"\r\n")
+    if not (crlf == data.count(b"\n") == data.count(b"\r")):
+        data = _LINE_ENDINGS.sub(b"\r\n", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    return data + b".\r\n"
+
+
+async def _data(smtp: aiosmtplib.SMTP, wire: bytes, timeout: float) -> aiosmtplib.SMTPResponse:
+    """``DATA``, then ``wire`` (``wire_data``'s form) in one write: what ``smtp.data()`` does,
+    with the message prepared once per delivery instead of once per transaction."""
+    start = await smtp.execute_command(b"DATA", timeout=timeout)
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(wire)
+        # read_response marks a reply as expected before it waits; nothing runs in between
+        # (no await since the write), so the reply cannot arrive unclaimed.
+        reply = await protocol.read_response(timeout=timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()
+        raise
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply
+
+
 async def _mail(
     smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str, timeout: float
 ) -> None:
@@ -392,6 +437,7 @@ class _Attempt:
     mail_from: str
     recipients: list[str]
     data: bytes
+    wire: bytes  # ``wire_data(data)``
     tls: TlsPolicy
     use_starttls: bool
     implicit_tls: bool
@@ -740,7 +786,7 @@ class _Attempt:
         elif accepted:
             self.phase = "sending message data"
             try:
-                reply = await smtp.data(self.data, timeout=self.timeouts.data)
+                reply = await _data(smtp, self.wire, self.timeouts.data)
             except aiosmtplib.SMTPDataError as exc:
                 refused = self._all(accepted, exc.code, exc.message, "DATA")
                 results.update({r.recipient: r for r in refused})
@@ -779,6 +825,7 @@ async def deliver(
     recipients: Sequence[str],
     data: bytes,
     resolver: dns.asyncresolver.Resolver,
+    wire: bytes | None = None,
     tls: TlsPolicy | None = None,
     auth: tuple[str, str] | None = None,
     implicit_tls: bool = False,
@@ -793,8 +840,9 @@ async def deliver(
     ``port`` applies to all of them. ``mail_from`` may be ``""`` (the null sender). At most
     ``max_addresses`` addresses are tried in all. Duplicate recipients are sent once and get
     one result. An address that cannot go on a command line verbatim (controls, spaces, ``<>``,
-    no ``@``) is bounced (5.1.3; 5.1.7 for the sender) without being sent. Never raises for
-    network or server behaviour; see the module docstring for the semantics.
+    no ``@``) is bounced (5.1.3; 5.1.7 for the sender) without being sent. ``wire`` is
+    ``wire_data(data)`` when the caller has it already (several transactions of one message).
+    Never raises for network or server behaviour; see the module docstring for the semantics.
     """
     unique = list(dict.fromkeys(recipients))
     if not unique:
@@ -816,6 +864,7 @@ async def deliver(
         mail_from=mail_from,
         rcpts=rcpts,
         data=data,
+        wire=wire_data(data) if wire is None else wire,
         resolver=resolver,
         tls=tls,
         auth=auth,
@@ -860,6 +909,7 @@ async def _deliver(
     mail_from: str,
     rcpts: list[str],
     data: bytes,
+    wire: bytes,
     resolver: dns.asyncresolver.Resolver,
     tls: TlsPolicy | None,
     auth: tuple[str, str] | None,
@@ -887,6 +937,7 @@ async def _deliver(
             mail_from=mail_from,
             recipients=rcpts,
             data=data,
+            wire=wire,
             tls=policy,
             use_starttls=use_starttls,
             implicit_tls=implicit_tls,
@@ -973,6 +1024,7 @@ async def deliver_via(
     resolver: dns.asyncresolver.Resolver,
     timeouts: Timeouts | None = None,
     sessions: SessionCache | None = None,
+    wire: bytes | None = None,
 ) -> DeliveryResult:
     """``deliver`` with the hosts, port, TLS and AUTH settings of a ``Route`` (mx or smarthost)."""
     if not route.hosts:
@@ -984,6 +1036,7 @@ async def deliver_via(
         mail_from=mail_from,
         recipients=recipients,
         data=data,
+        wire=wire,
         resolver=resolver,
         tls=route.tls,
         auth=route.auth,

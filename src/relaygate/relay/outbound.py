@@ -21,7 +21,7 @@ import dns.resolver
 from relaygate.dnsresolver import make_resolver
 from relaygate.idn import ascii_address
 from relaygate.metrics import Metrics
-from relaygate.relay.client import DeliveryResult, SessionCache, Timeouts, deliver_via
+from relaygate.relay.client import DeliveryResult, SessionCache, Timeouts, deliver_via, wire_data
 from relaygate.relay.routing import (
     MxRouter,
     Route,
@@ -86,6 +86,7 @@ class NetworkTransport:
         if sessions is None and len(transactions) > 1:
             sessions = own = SessionCache(idle_seconds=60.0)
         out: list[RecipientResult] = []
+        wire = wire_data(batch.data)  # once for all the transactions
         slot = self._slots.setdefault(domain, asyncio.Semaphore(self.per_domain))
         try:
             async with slot:
@@ -95,7 +96,7 @@ class NetworkTransport:
                         out += self._all(rcpts, "deferred", None, "4.4.1", dead)
                         continue
                     out += await self._transaction(
-                        domain, route, sender, rcpts, batch.data, sessions
+                        domain, route, sender, rcpts, batch.data, wire, sessions
                     )
         finally:
             if own is not None:
@@ -117,6 +118,7 @@ class NetworkTransport:
         sender: str,
         rcpts: tuple[Claimed, ...],
         data: bytes,
+        wire: bytes,
         sessions: SessionCache | None,
     ) -> list[RecipientResult]:
         started = self._monotonic()
@@ -126,6 +128,7 @@ class NetworkTransport:
             mail_from=sender,
             recipients=[_wire(r.address) for r in rcpts],
             data=data,
+            wire=wire,
             resolver=self.resolver,
             timeouts=self.timeouts,
             sessions=sessions,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from relaygate.dkim.keys import DkimKey, from_stored
-from relaygate.dkim.signer import DkimError, DkimSigner, to_crlf
+from relaygate.dkim.signer import DkimError, DkimSigner
 from relaygate.store import Store
 from relaygate.store.models import Claimed, PreparedBody
 
@@ -166,8 +166,8 @@ class MessageSigner:
                 if loading.done() and self._signers.get(cache_key) is loading:
                     del self._signers[cache_key]  # a fixed key file is picked up next time
                 raise
-            header = await asyncio.get_running_loop().run_in_executor(
-                self._executor, signer.sign, data
+            header, crlf = await asyncio.get_running_loop().run_in_executor(
+                self._executor, signer.sign_crlf, data
             )
         except DkimError as exc:
             log.warning(
@@ -176,4 +176,4 @@ class MessageSigner:
             self.unsigned += 1
             return data
         self.signed += 1
-        return header + to_crlf(data)
+        return header + crlf

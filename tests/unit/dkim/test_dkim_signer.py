@@ -277,6 +277,15 @@ def test_lf_and_crlf_input_sign_the_same_crlf_message(signer: DkimSigner) -> Non
     assert signer.sign(mixed) == signer.sign(lf)
 
 
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_sign_crlf_is_sign_and_to_crlf(signer: DkimSigner, name: str) -> None:
+    message = MESSAGES[name]
+    header, crlf = signer.sign_crlf(message)
+    assert (header, crlf) == (signer.sign(message), to_crlf(message))
+    if message.count(b"\n") == message.count(b"\r\n"):
+        assert crlf is message  # nothing to convert: the very object, no copy
+
+
 def test_to_crlf() -> None:
     assert to_crlf(b"a\nb\r\nc\n\n") == b"a\r\nb\r\nc\r\n\r\n"
     assert to_crlf(b"no end") == b"no end"

@@ -166,3 +166,21 @@ async def test_verdicts_name_the_failure() -> None:
 def test_unstuff() -> None:
     assert unstuff(b"..a\r\n.b\r\nc.\r\n") == b".a\r\nb\r\nc.\r\n"
     assert unstuff(b"plain\r\n") == b"plain\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.integers(min_value=0, max_value=1200), max_size=30),
+    tail=st.integers(min_value=0, max_value=1200),
+    line_limit=st.sampled_from([130, 200, 1001]),
+)
+def test_short_lines_never_passes_a_long_line(lines: list[int], tail: int, line_limit: int) -> None:
+    """The windowed test says True only when splitting at CRLF finds no line over the limit
+    (and says so for the usual message: every line well under it)."""
+    from relaygate.gateway.smtpdata import _short_lines
+
+    raw = b"".join(b"x" * n + b"\r\n" for n in lines) + b"y" * tail
+    exact = max(map(len, raw.split(b"\r\n"))) + 2 <= line_limit
+    assert not _short_lines(raw, line_limit) or exact
+    if max([*lines, tail]) <= line_limit // 2 - 3:
+        assert _short_lines(raw, line_limit)
