@@ -11,7 +11,7 @@ from relaygate.clock import FakeClock
 from relaygate.errors import IllegalTransition
 from relaygate.store import Store
 from relaygate.store.ids import new_message_id
-from relaygate.store.models import NewMessage, NewRecipient, Outcome
+from relaygate.store.models import NewMessage, NewRecipient, Outcome, PreparedBody
 from relaygate.store.states import ALLOWED, State, allowed
 
 
@@ -256,3 +256,37 @@ def test_a_recipient_names_its_message(store: Store, account: int) -> None:
     ids = store.queue.select(ids=[mid], states=["queued"])
     assert [store.messages.of_recipient(i) for i in ids] == [mid, mid]
     assert store.messages.of_recipient(max(ids) + 1000) is None
+
+
+BODY = b"Subject: s\r\n\r\nx\r\n"  # what ``admit`` stores
+SIGNATURE = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com;\r\n b=c2ln\r\n"
+
+
+@pytest.mark.parametrize(
+    ("prepared", "sent"),
+    [
+        # the signature as a prefix of the stored body (the store may keep just the prefix)
+        (dict(data=SIGNATURE + BODY, prefix=SIGNATURE), SIGNATURE + BODY),
+        # sent unchanged (no key): nothing to add, the body becomes final as it is
+        (dict(data=BODY, prefix=b""), BODY),
+        # a body that had to change (line endings): stored whole
+        (dict(data=SIGNATURE + b"Subject: t\r\n\r\ny\r\n"), SIGNATURE + b"Subject: t\r\n\r\ny\r\n"),
+    ],
+    ids=["prefix", "unchanged", "whole"],
+)
+async def test_the_prepared_body_is_stored_once_with_the_first_outcome(
+    store: Store, account: int, prepared: dict[str, bytes], sent: bytes
+) -> None:
+    mid = admit(store, account, "a@d.test", "b@d.test")
+    assert store.messages.body_for_delivery(mid) == (BODY, False)
+    first, second = await store.queue.claim("w", limit=2, lease_seconds=60)
+    deferred = Outcome(recipient_id=first.id, state="deferred", response="451 later")
+    body = PreparedBody(message_id=mid, ordinal=None, **prepared)
+    assert await store.queue.record("w", [deferred], prepared=body) == []
+    assert store.messages.body_for_delivery(mid) == (sent, True)
+    assert store.messages.body(mid) == sent
+    # the first stored version wins: a later one (another worker's) changes nothing
+    other = PreparedBody(message_id=mid, ordinal=None, data=b"X" + BODY, prefix=b"X")
+    delivered = Outcome(recipient_id=second.id, state="delivered", response="250 ok")
+    assert await store.queue.record("w", [delivered], prepared=other) == []
+    assert store.messages.body_for_delivery(mid) == (sent, True)

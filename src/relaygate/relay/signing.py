@@ -1,5 +1,8 @@
 """Sign once: each message is DKIM-signed before its first delivery attempt, and the signed bytes
 replace the stored body, so every attempt and every retry (by any worker) sends the same bytes.
+When the admitted body is signed as it is (CRLF line endings, the usual case), the store is
+given the signature as a prefix to keep in front of it (``PreparedBody.prefix``) instead of a
+second copy of the whole message.
 
 The signed bytes are stored in the transaction that records the first attempt's outcome (one
 commit per message, not two): ``prepare`` returns them with a ``PreparedBody`` for the worker to
@@ -103,8 +106,16 @@ class MessageSigner:
                     data, ready = self._ready(variant, claimed.message_id, ordinal)
                     if ready is not None:
                         return ready
-                signed = await self._sign(claimed, data)
-                prepared = PreparedBody(message_id=claimed.message_id, ordinal=ordinal, data=signed)
+                prefix, rest = await self._sign(claimed, data)
+                prepared = PreparedBody(
+                    message_id=claimed.message_id,
+                    ordinal=ordinal,
+                    data=prefix + rest,
+                    # the stored body unchanged (the usual case: its line endings were CRLF
+                    # already): the store need only keep the signature in front of it
+                    prefix=prefix if rest is data else None,
+                )
+                signed = prepared.data
                 if len(self._unsaved) >= self.max_unsaved:
                     self._unsaved.clear()  # only leaks (a transaction that never recorded) pile up
                 self._unsaved[variant] = prepared
@@ -142,11 +153,13 @@ class MessageSigner:
         self._keys[domain] = (now, keys, cache_key)
         return keys, cache_key
 
-    async def _sign(self, claimed: Claimed, data: bytes) -> bytes:
+    async def _sign(self, claimed: Claimed, data: bytes) -> tuple[bytes, bytes]:
+        """(the DKIM-Signature field(s) or b"", the body to follow them: ``data`` itself unless
+        its line endings had to become CRLF)."""
         keys, cache_key = self._active(claimed.sender_domain)
         if not keys:
             self.unsigned += 1
-            return data
+            return b"", data
         loading = self._signers.get(cache_key)
         if loading is None:
             if len(self._signers) >= self.max_cached:
@@ -174,6 +187,6 @@ class MessageSigner:
                 "not signed", extra={"msg_id": claimed.message_id, "reason": str(exc)[:200]}
             )
             self.unsigned += 1
-            return data
+            return b"", data
         self.signed += 1
-        return header + crlf
+        return header, crlf

@@ -286,11 +286,17 @@ class Claimed:
 @dataclass(frozen=True, kw_only=True, repr=False)
 class PreparedBody:
     """A message body in its final form (signed, or final unsigned), to be stored with the
-    outcome of the first attempt that sent it; ``ordinal`` names a per-recipient variant."""
+    outcome of the first attempt that sent it; ``ordinal`` names a per-recipient variant.
+
+    ``prefix``, when not None, says that ``data`` is ``prefix`` (the DKIM-Signature fields; empty
+    for a body sent unchanged) followed byte for byte by the body the store holds: a store may
+    keep just the prefix instead of writing ``data`` again (it is the whole message, 100 KB
+    and more). A store that writes ``data`` whole is correct too."""
 
     message_id: str
     ordinal: int | None
     data: bytes
+    prefix: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

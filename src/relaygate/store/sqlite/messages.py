@@ -168,9 +168,11 @@ class SqliteMessages(Concern):
                 raise KeyError(f"{message_id}#{ordinal}")
             return bytes(found[0][0]), bool(found[0][1])
         rows = self._read(
-            "SELECT b.data, m.signed FROM bodies b JOIN messages m ON m.id = b.message_id WHERE b.message_id = ?",
+            "SELECT p.prefix, b.data, m.signed FROM bodies b JOIN messages m ON m.id = b.message_id"
+            " LEFT JOIN body_prefixes p ON p.message_id = b.message_id WHERE b.message_id = ?",
             (message_id,),
         )
         if not rows:
             raise KeyError(message_id)
-        return bytes(rows[0][0]), bool(rows[0][1])
+        prefix, data, signed = rows[0]
+        return (bytes(prefix) + data if prefix else bytes(data)), bool(signed)
