@@ -4,9 +4,12 @@ aiosmtpd 1.4's ``smtp_DATA`` awaits ``readuntil(b"\\r\\n")`` once per line (a 1 
 couple of dozen awaits, each a trip through the stream machinery: a tenth of an SMTP
 submission's cost). ``read_message`` returns the same answer — the content with RFC 5321
 §4.5.2 dot-stuffing removed, or which of aiosmtpd's two failures (a line longer than its
-limit, more data than the size limit) it would report — from a few ``readuntil(b".\\r\\n")``
-calls: a ``.<CRLF>`` ends the message only where it starts a line, which is checked on the two
-bytes before it. Bytes after the terminating line (pipelined commands) stay in the reader.
+limit, more data than the size limit) it would report — from a few ``readuntil`` calls for
+``<CRLF>.<CRLF>`` (the message's last line end and the terminating line). Where the terminator
+may have begun in what was read already (at the very start, or when a chunk ends in a prefix
+of it) only the rest of it is read, so bytes after the terminating line (pipelined commands)
+stay in the reader. Searching for ``.<CRLF>`` alone stopped at every line that ends a
+sentence: 1.1 ms instead of 0.2 ms for 100 KB of such lines.
 
 The rare failure cases replay aiosmtpd's per-line bookkeeping over the data kept (at most the
 size limit plus a few lines) to name the same failure aiosmtpd would name first. The tests
@@ -20,6 +23,7 @@ import enum
 
 TERMINATOR = b".\r\n"
 CRLF = b"\r\n"
+END = CRLF + TERMINATOR  # the terminating line with the line end before it
 
 
 class DataState(enum.Enum):
@@ -47,32 +51,50 @@ async def read_message(
     # Bytes kept for the verdict: past the size limit plus two maximal lines, aiosmtpd's
     # first failure has been decided, so more is read and dropped.
     keep = size_limit + 2 * line_limit + 8 if size_limit else None
-    tail = CRLF  # the message starts a line: as if a CRLF came just before it
+    tail = CRLF  # the last bytes read: the message starts a line, as if after a CRLF
+    trim = 0  # bytes of the terminating line already counted in ``parts``
     while True:
-        try:
-            chunk = await reader.readuntil(TERMINATOR)
-        except asyncio.LimitOverrunError as exc:  # no ".\r\n" within the reader's limit
-            chunk = await reader.read(exc.consumed)
-            end = False
-        else:
-            before = chunk[-5:-3] if len(chunk) >= 5 else (tail + chunk[:-3])[-2:]
-            end = before == CRLF
-            if end:
-                chunk = chunk[:-3]
+        overlap = _overlap(tail)
+        if overlap:  # the terminator may have begun already: read just the rest of it
+            chunk = await reader.readexactly(len(END) - overlap)
+            end = chunk == END[overlap:]
+            if end:  # the CRLF before the "." is the last line's; the rest is not content
+                chunk = CRLF[overlap:]
+                trim = max(0, overlap - len(CRLF))  # the "." (and "\r") read already
+        else:  # the terminator, if it is coming, lies wholly ahead
+            try:
+                chunk = await reader.readuntil(END)
+            except asyncio.LimitOverrunError as exc:  # not within the reader's limit
+                chunk = await reader.read(exc.consumed)
+                end = False
+            else:
+                chunk = chunk[: -len(TERMINATOR)]
+                end = True
         total += len(chunk)
         if keep is None or total - len(chunk) < keep:
             parts.append(chunk)
         if end:
             break
-        if chunk:
-            tail = (tail + chunk)[-2:] if len(chunk) < 2 else chunk[-2:]
+        tail = (tail + chunk)[-4:]
     raw = b"".join(parts)
+    if trim:
+        total -= trim
+        if len(raw) == total + trim:  # (else the end was dropped: too much mail anyway)
+            raw = raw[:-trim]
     state = _verdict(
         raw, complete=keep is None or total <= keep, size_limit=size_limit, line_limit=line_limit
     )
     if state is not DataState.NOMINAL:
         return state, b""
     return DataState.NOMINAL, unstuff(raw)
+
+
+def _overlap(tail: bytes) -> int:
+    """How many of the last bytes of ``tail`` are the start of ``END``."""
+    for n in (4, 3, 2, 1):
+        if tail.endswith(END[:n]):
+            return n
+    return 0
 
 
 def unstuff(raw: bytes) -> bytes:
