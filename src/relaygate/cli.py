@@ -31,6 +31,7 @@ from relaygate.commands import (
     status,
     suppression,
     template,
+    user,
     webhook,
 )
 from relaygate.commands.common import DEFAULT_CONFIG, CliError
@@ -54,6 +55,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     webhook,
     bounce,
     inbound,
+    user,
 )
 
 

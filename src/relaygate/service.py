@@ -27,6 +27,7 @@ import uvicorn
 from relaygate.bounces.inbound import InboundProcessor
 from relaygate.clock import Clock, SystemClock
 from relaygate.compose.renderer import Renderer
+from relaygate.dashboard import dashboard_routes
 from relaygate.dnsresolver import make_resolver
 from relaygate.domains import DomainChecker
 from relaygate.errors import StartupError
@@ -252,6 +253,10 @@ class Service:
                         recorder=self.recorder,
                         clock=self.clock,
                         lifetime=self.settings.tracking.token_lifetime,
+                    )
+                if self.settings.dashboard.enabled:
+                    extra_routes += dashboard_routes(
+                        store=self.store, settings=self.settings, clock=self.clock
                     )
                 api = HttpApi(
                     store=self.store,

@@ -40,6 +40,8 @@ class HttpSettings:
     idle_timeout: float = 30.0
     max_connections: int = 1000
     render_workers: int = 4
+    #: Peers (CIDRs) whose X-Forwarded-For is believed: a reverse proxy on the host.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +123,16 @@ class DomainSettings:
     failure_grace: float = 72 * 3600.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class DashboardSettings:
+    """``/dashboard``: on by default; ``allow_from`` (CIDRs, empty: anyone) keeps it off a
+    public listener; ``operator_contact`` is whom an account's user asks for a plan change."""
+
+    enabled: bool = True
+    allow_from: tuple[str, ...] = ()
+    operator_contact: str = ""
+
+
 #: Roles that may have a metrics listener of their own (the http role serves /metrics itself).
 METRICS_ROLES = ("smtp", "relay", "webhooks")
 
@@ -147,6 +159,7 @@ class Settings:
     domains: DomainSettings = field(default_factory=DomainSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     log_level: str = "info"
     log_json: bool = True
 
@@ -311,6 +324,17 @@ def _tls_policies(v: Any) -> str | None:
     return None
 
 
+def _cidrs(v: Any) -> str | None:
+    for item in v:
+        if not isinstance(item, str):
+            return "must be a list of CIDR strings"
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not a CIDR network (e.g. 10.0.0.0/8 or 127.0.0.1)"
+    return None
+
+
 def _url(v: Any) -> str | None:
     return (
         None
@@ -382,6 +406,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         idle_timeout=float(h.get("idle_timeout", (int, float), 30.0, _positive)),
         max_connections=h.get("max_connections", int, 1000, _positive),
         render_workers=h.get("render_workers", int, 4, _positive),
+        trusted_proxies=tuple(h.get("trusted_proxies", list, [], _cidrs)),
     )
     if not http.public_url:
         host, port = parse_hostport(http.listen) if http.listen else ("127.0.0.1", 8025)
@@ -514,6 +539,13 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
     mt = _Reader(top.table("metrics"), "metrics", problems)
     metrics = MetricsSettings(listen=mt.get("listen", dict, {}, _metrics_listen))
     mt.finish()
+    db = _Reader(top.table("dashboard"), "dashboard", problems)
+    dashboard = DashboardSettings(
+        enabled=db.get("enabled", bool, True),
+        allow_from=tuple(db.get("allow_from", list, [], _cidrs)),
+        operator_contact=db.get("operator_contact", str, ""),
+    )
+    db.finish()
 
     top.finish()
 
@@ -533,6 +565,7 @@ def from_mapping(data: Mapping[str, Any], *, path: Path) -> Settings:
         domains=domains,
         tracking=tracking,
         metrics=metrics,
+        dashboard=dashboard,
         log_level=log_level,
         log_json=log_json,
     )

@@ -40,7 +40,7 @@ LEVELS: tuple[frozenset[str], ...] = (
     frozenset({"store"}),
     frozenset({"compose", "dkim", "domains", "bounces", "events", "relay"}),
     frozenset({"manage"}),
-    frozenset({"gateway", "ops", "service"}),
+    frozenset({"gateway", "ops", "service", "dashboard"}),
     frozenset({"cli", "commands", "__main__"}),
 )
 EDGES_ONLY = frozenset({"testing"})

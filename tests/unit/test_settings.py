@@ -75,6 +75,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         ("webhooks", settings_mod.WebhookSettings),
         ("domains", settings_mod.DomainSettings),
         ("metrics", settings_mod.MetricsSettings),
+        ("dashboard", settings_mod.DashboardSettings),
     ):
         body = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
         for f in dataclasses.fields(cls):
@@ -169,3 +170,34 @@ def test_inbound_report_caps_and_retention(tmp_path: Path) -> None:
     problems = "\n".join(info.value.problems)
     for key in ("max_report_bytes", "reports_per_minute", "report_retention"):
         assert f"bounces.{key}" in problems
+
+
+def test_dashboard_and_trusted_proxies(tmp_path: Path) -> None:
+    base = {"state_dir": str(tmp_path)}
+    s = settings_mod.from_mapping(base, path=tmp_path / "r.toml")
+    assert s.dashboard.enabled is True and s.dashboard.allow_from == ()
+    assert s.http.trusted_proxies == ()
+    s = settings_mod.from_mapping(
+        {
+            **base,
+            "http": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]},
+            "dashboard": {"enabled": False, "allow_from": ["::1"], "operator_contact": "ops@x"},
+        },
+        path=tmp_path / "r.toml",
+    )
+    assert s.http.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    assert (s.dashboard.enabled, s.dashboard.allow_from) == (False, ("::1",))
+    assert s.dashboard.operator_contact == "ops@x"
+    with pytest.raises(ConfigError) as caught:
+        settings_mod.from_mapping(
+            {
+                **base,
+                "http": {"trusted_proxies": ["nonsense"]},
+                "dashboard": {"allow_from": "10.0.0.0/8", "colour": "blue"},
+            },
+            path=tmp_path / "r.toml",
+        )
+    problems = " | ".join(caught.value.problems)
+    assert "http.trusted_proxies: 'nonsense' is not a CIDR network" in problems
+    assert "dashboard.allow_from: expected list" in problems
+    assert "dashboard.colour: unknown key" in problems

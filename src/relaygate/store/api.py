@@ -3,7 +3,8 @@
 A ``Store`` is a handful of lifecycle methods plus one object per concern — ``store.accounts``,
 ``store.keys``, ``store.identities``, ``store.dkim_keys``, ``store.templates``,
 ``store.suppressions``, ``store.admission``, ``store.usage``, ``store.queue``, ``store.messages``,
-``store.webhooks``, ``store.inbound``, ``store.tracking``, ``store.status``, ``store.audit`` — each a ``Protocol``
+``store.webhooks``, ``store.inbound``, ``store.tracking``, ``store.status``, ``store.audit``,
+``store.users``, ``store.sessions`` — each a ``Protocol``
 below, with the value types of ``relaygate.store.models`` in and out and the state tables of
 ``relaygate.store.states``. Nothing outside a backend sees a connection, a cursor, SQL or a
 database exception: a backend raises ``StoreUnavailable`` (retry later: 503 / 451) for what its
@@ -27,9 +28,8 @@ Guarantees every backend keeps (the contract suite, ``tests/contract/``, checks 
 * A policy change (key revoked, plan, identity, template) counts from the next request, in
   every process sharing the store.
 
-Adding a concern (issues 18/19: dashboard users and sessions, the audit log, per-day usage
-counters): a ``Protocol`` here, its values in ``models``, an attribute on ``Store``, and one
-module per backend. The places are marked ``Room for`` below.
+Adding a concern: a ``Protocol`` here, its values in ``models``, an attribute on ``Store``, one
+module per backend, and its tests in the contract suite.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ from relaygate.store.models import (
     TrackingHit,
     UnverifiedDomain,
     UsageDay,
+    User,
+    UserSession,
     Webhook,
 )
 from relaygate.store.states import DomainStatus, KeyState, State
@@ -584,9 +586,72 @@ class Audit(Protocol):
         ...
 
 
-# Room for (issue 19), each a concern like the ones above:
-#   class Users(Protocol)     dashboard users: create, get_by_email, list, disable, set_password
-#   class Sessions(Protocol)  server-side sessions: open, touch (idle expiry), end, end_all_of
+class Users(Protocol):
+    """Dashboard users: operators (``account_id`` None) and account users. E-mail addresses
+    are kept lower-cased and are unique; the store keeps the hashes it is given and decides
+    nothing about passwords."""
+
+    def create(
+        self, email: str, *, account_id: int | None, operator: bool, password_hash: str
+    ) -> User:
+        """A new user: 409 when the e-mail address has one, 404 for no such account, 400 when
+        not exactly one of ``account_id`` and ``operator`` is given."""
+        ...
+
+    def get(self, user_id: int) -> User | None: ...
+    def by_email(self, email: str) -> User | None: ...
+    def all(self, account_id: int | None = None) -> list[User]:
+        """Every user (or one account's), by id."""
+        ...
+
+    def set_password(self, user_id: int, password_hash: str) -> bool: ...
+    def set_totp(self, user_id: int, secret: str) -> bool:
+        """Set the TOTP secret (base32; empty turns the second factor off)."""
+        ...
+
+    def signed_in(self, user_id: int) -> None:
+        """Remember when the user last signed in."""
+        ...
+
+    def disable(self, user_id: int) -> bool:
+        """Disable the user and end every session of theirs, in one transaction; False when
+        there is no such user or it was disabled already."""
+        ...
+
+    def enable(self, user_id: int) -> bool: ...
+
+
+class Sessions(Protocol):
+    """Server-side dashboard sessions, by the hash of the cookie's token. The store keeps the
+    times; the dashboard decides when a session is too old (idle or absolute)."""
+
+    def open(
+        self, user_id: int, *, session_id: str, csrf: str, stage: str = "signed_in"
+    ) -> UserSession: ...
+    def get(self, session_id: str) -> UserSession | None:
+        """The session, or None (ended, never existed, or its user is disabled)."""
+        ...
+
+    def touch(self, session_id: str) -> bool:
+        """Mark the session seen now (the store's clock)."""
+        ...
+
+    def promote(self, session_id: str, *, new_id: str, csrf: str) -> UserSession | None:
+        """A ``second_factor`` session becomes ``signed_in`` under a new id (a new cookie)."""
+        ...
+
+    def switch(self, session_id: str, account_id: int | None) -> bool:
+        """The account an operator's session is looking at."""
+        ...
+
+    def end(self, session_id: str) -> bool: ...
+    def end_all_of(self, user_id: int, *, but: str | None = None) -> int:
+        """End every session of the user (except ``but``); returns how many."""
+        ...
+
+    def purge(self, *, seen_before: float, created_before: float) -> int:
+        """Drop sessions idle since ``seen_before`` or opened before ``created_before``."""
+        ...
 
 
 class Store(Protocol):
@@ -624,6 +689,10 @@ class Store(Protocol):
     def status(self) -> Status: ...
     @property
     def audit(self) -> Audit: ...
+    @property
+    def users(self) -> Users: ...
+    @property
+    def sessions(self) -> Sessions: ...
 
     def open(self) -> Store:
         """Create or upgrade the schema. Idempotent."""

@@ -52,6 +52,8 @@ __all__ = [
     "TrackingHit",
     "UnverifiedDomain",
     "UsageDay",
+    "User",
+    "UserSession",
     "Webhook",
 ]
 
@@ -115,6 +117,40 @@ class UsageDay:
     suppressed: int = 0
     opened: int = 0
     clicked: int = 0
+
+
+# -- dashboard users and their sessions ------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class User:
+    """A person who signs in to the dashboard: an operator (every account) or one account's user.
+    ``password_hash`` is an argon2id hash; ``totp_secret`` (base32, empty: no second factor) is a
+    secret: neither is in the repr."""
+
+    id: int
+    email: str
+    account_id: int | None
+    operator: bool
+    created_at: float
+    password_hash: str = field(default="", repr=False)
+    totp_secret: str = field(default="", repr=False)
+    disabled_at: float | None = None
+    last_sign_in_at: float | None = None
+    password_changed_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserSession:
+    """A server-side dashboard session. ``id`` is the hash of the cookie's token (the token
+    itself is never stored); ``stage`` is ``signed_in`` or ``second_factor`` (password given,
+    TOTP code awaited); ``account_id`` is the account an operator is looking at."""
+
+    id: str
+    user_id: int
+    created_at: float
+    seen_at: float
+    csrf: str = field(repr=False)
+    stage: str = "signed_in"
+    account_id: int | None = None
 
 
 # -- identities and DKIM keys ---------------------------------------------------------------------

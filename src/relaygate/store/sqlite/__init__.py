@@ -22,6 +22,7 @@ from relaygate.store.sqlite.messages import SqliteMessages
 from relaygate.store.sqlite.queue import SqliteQueue
 from relaygate.store.sqlite.status import SqliteStatus
 from relaygate.store.sqlite.tracking import SqliteTracking
+from relaygate.store.sqlite.users import SqliteSessions, SqliteUsers
 from relaygate.store.sqlite.webhooks import SqliteWebhooks
 
 __all__ = ["SqliteStore"]
@@ -50,6 +51,8 @@ class SqliteStore:
         self.tracking = SqliteTracking(self.core)
         self.status = SqliteStatus(self.core)
         self.audit = SqliteAudit(self.core)
+        self.users = SqliteUsers(self.core)
+        self.sessions = SqliteSessions(self.core)
 
     def open(self) -> SqliteStore:
         """Create/migrate the database. Idempotent."""
