@@ -256,7 +256,10 @@ class Service:
                     )
                 if self.settings.dashboard.enabled:
                     extra_routes += dashboard_routes(
-                        store=self.store, settings=self.settings, clock=self.clock
+                        store=self.store,
+                        settings=self.settings,
+                        clock=self.clock,
+                        renderer=self.renderer,
                     )
                 api = HttpApi(
                     store=self.store,

@@ -163,3 +163,9 @@ async def test_backlog_is_what_waits_now(store: Store, clock: FakeClock) -> None
     backlog = store.status.backlog()
     assert backlog.recipients == {"queued": 1, "active": 1}  # delivered ones are not backlog
     assert backlog.oldest_queued_at == queued_at
+    other = store.accounts.create("b2", plan="paid").id
+    await admit(store, other, "http", "o@d.test")
+    assert store.status.backlog(account).recipients == {"queued": 1, "active": 1}
+    assert store.status.backlog(other).recipients == {"queued": 1}
+    assert store.status.backlog(other).oldest_queued_at == clock.now()
+    assert store.status.backlog().recipients == {"queued": 2, "active": 1}

@@ -24,8 +24,8 @@ from relaygate.commands.common import (
     out,
     table,
 )
-from relaygate.dashboard import passwords
-from relaygate.errors import RequestError
+from relaygate.dashboard import passwords, users
+from relaygate.errors import NotFound, RequestError
 from relaygate.store import Store
 from relaygate.store.models import User
 
@@ -50,10 +50,10 @@ def _password(args: argparse.Namespace, email: str) -> str:
 
 
 def _user(store: Store, ref: str) -> User:
-    found = store.users.get(int(ref)) if ref.isdigit() else store.users.by_email(ref)
-    if found is None:
-        raise CliError(f"no user {ref}")
-    return found
+    try:
+        return users.find(store, ref)
+    except NotFound:
+        raise CliError(f"no user {ref}") from None
 
 
 def _data(u: User) -> dict[str, Any]:
@@ -74,11 +74,12 @@ def cmd_create(args: argparse.Namespace) -> int:
     if store.users.by_email(args.email) is not None:
         raise CliError(f"a user {args.email.strip().lower()} exists already")
     password = _password(args, args.email)
-    user = store.users.create(
-        args.email,
+    user = users.create_user(
+        store,
+        "cli",
+        email=args.email,
+        password=password,
         account_id=None if args.operator else args.account,
-        operator=args.operator,
-        password_hash=passwords.hash_password(password),
     )
     who = "operator" if user.operator else f"user of account {user.account_id}"
     out(args, _data(user), f"user {user.id} {user.email} created ({who})")
@@ -116,7 +117,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_disable(args: argparse.Namespace) -> int:
     store = open_store(args)
     user = _user(store, args.user)
-    changed = store.users.disable(user.id)
+    changed = users.set_disabled(store, "cli", user, True)
     out(
         args,
         {"id": user.id, "email": user.email, "disabled": True, "changed": changed},
@@ -130,7 +131,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 def cmd_enable(args: argparse.Namespace) -> int:
     store = open_store(args)
     user = _user(store, args.user)
-    changed = store.users.enable(user.id)
+    changed = users.set_disabled(store, "cli", user, False)
     out(
         args,
         {"id": user.id, "email": user.email, "disabled": False, "changed": changed},
@@ -143,10 +144,9 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
     store = open_store(args)
     user = _user(store, args.user)
     password = _password(args, user.email)
-    store.users.set_password(user.id, passwords.hash_password(password))
-    ended = store.sessions.end_all_of(user.id)
-    if args.clear_two_factor:
-        store.users.set_totp(user.id, "")
+    ended = users.reset_password(
+        store, "cli", user, password, clear_two_factor=args.clear_two_factor
+    )
     out(
         args,
         {"id": user.id, "email": user.email, "sessions_ended": ended},

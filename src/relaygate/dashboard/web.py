@@ -32,8 +32,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relaygate.clock import Clock
+from relaygate.compose.renderer import Renderer
 from relaygate.dashboard.clientaddr import Networks, client_address
 from relaygate.errors import RequestError, StoreUnavailable
+from relaygate.manage import Actor
 from relaygate.settings import Settings
 from relaygate.store import Store
 from relaygate.store.models import Account, User, UserSession
@@ -76,6 +78,23 @@ NOTICES = {
     "expired": "Your session ended. Sign in again.",
     "key-revoked": "The key is revoked: requests with it are refused from now on.",
     "switched": "Account switched.",
+    "account-created": "The account is created, and it is the one on screen now.",
+    "user-created": "The user is created: they can sign in now.",
+    "user-disabled": "The user is disabled and signed out everywhere.",
+    "user-enabled": "The user is enabled again.",
+    "queue-retry": "Done: those recipients are due now.",
+    "queue-hold": "Done: those recipients are held until released.",
+    "queue-release": "Done: those recipients are back in the queue.",
+    "cancelled": "The recipients not yet delivered are cancelled.",
+    "suppressed": "The address is suppressed: nothing is sent to it from now on.",
+    "unsuppressed": "The address is off the list: mail to it is sent again.",
+    "replayed": "Replayed: the deliveries are due again now.",
+    "webhook-removed": "The endpoint is removed: nothing more is sent to it.",
+    "rotated": "A new DKIM key is made: publish its record below; signing switches once it is found.",
+    "cloned": "Cloned: this copy is yours to edit.",
+    "template-saved": "Saved: sends with this slug use it from now on.",
+    "template-deleted": "The template is deleted.",
+    "plan-changed": "The plan is changed; it counts from the next request on.",
 }
 
 
@@ -170,6 +189,13 @@ class Ctx:
             raise RequestError(400, f"{name} is longer than {limit} characters")
         return text
 
+    def actor(self) -> Actor:
+        """The signed-in user acting on the account on screen (every action's audit entry says
+        ``user:<id>`` and the client's address)."""
+        account = self.need_account()
+        assert self.user is not None
+        return Actor.of_user(self.user.id, account.id, address=self.client)
+
     def need_account(self) -> Account:
         if self.account is None:
             raise RequestError(404, "there is no account yet: create one first")
@@ -224,8 +250,11 @@ Handler = Callable[[Ctx], Response]
 class Dashboard:
     """What every page shares: the store, the settings, the clock, the templates."""
 
-    def __init__(self, *, store: Store, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, *, store: Store, settings: Settings, clock: Clock, renderer: Renderer | None = None
+    ) -> None:
         self.store = store
+        self.renderer = renderer
         self.settings = settings
         self.clock = clock
         self.secure = settings.http.public_url.startswith("https://")

@@ -546,9 +546,10 @@ class Status(Protocol):
     def outcome_counts(self, *, since: float) -> dict[str, int]: ...
     def failing_webhooks(self, *, since: float) -> list[FailingWebhook]: ...
     def unverified_domains(self) -> list[UnverifiedDomain]: ...
-    def backlog(self) -> Backlog:
-        """Pending recipients by state, the oldest one, webhook deliveries waiting or abandoned;
-        reading only what is pending (cheap on a store of any size)."""
+    def backlog(self, account_id: int | None = None) -> Backlog:
+        """Pending recipients by state, the oldest one, webhook deliveries waiting or abandoned
+        (of every account, or of one); reading only what is pending (cheap on a store of any
+        size)."""
         ...
 
     def totals(self, after: TotalsCursor | None, *, latency_buckets: Sequence[float]) -> Totals:

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from relaygate.clock import FakeClock
+from relaygate.compose.renderer import Renderer
 from relaygate.dashboard import dashboard_routes, passwords
 from relaygate.dashboard.throttle import SignInLimits, SignInThrottle
 from relaygate.settings import Settings
@@ -32,11 +33,19 @@ def csrf_of(html: str) -> str:
 
 
 def make_app(
-    store: Store, settings: Settings, clock: FakeClock, limits: SignInLimits | None = None
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    limits: SignInLimits | None = None,
+    renderer: Renderer | None = None,
 ) -> Starlette:
     return Starlette(
         routes=dashboard_routes(
-            store=store, settings=settings, clock=clock, throttle=SignInThrottle(clock, limits)
+            store=store,
+            settings=settings,
+            clock=clock,
+            throttle=SignInThrottle(clock, limits),
+            renderer=renderer,
         )
     )
 

@@ -11,8 +11,18 @@ from relaygate.store.models import Event, MessageView, Recipient
 from relaygate.store.sqlite.core import Concern
 from relaygate.store.sqlite.rows import row_event, row_recipient
 
+#: A filter matching at most this many rows drives the search (see ``search``): about where
+#: sorting its matches costs what walking 100,000 messages to fill a page with them would
+#: (matches² ≈ 50 × messages; measured in bench/dashboard.py).
+DRIVE_LIMIT = 2_000
+
 
 class SqliteMessages(Concern):
+    def _count(self, sub: str, params: Sequence[Any]) -> int:
+        """How many rows ``sub`` gives, counted up to ``DRIVE_LIMIT + 1`` (an index walk)."""
+        rows = self._read(f"SELECT COUNT(*) FROM ({sub} LIMIT {DRIVE_LIMIT + 1})", params)
+        return int(rows[0][0])
+
     def get(self, message_id: str, *, account_id: int | None = None) -> dict[str, Any] | None:
         rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
         if not rows or (account_id is not None and rows[0]["account_id"] != account_id):
@@ -64,36 +74,78 @@ class SqliteMessages(Concern):
         limit: int = 50,
         before: tuple[float, str] | None = None,
     ) -> list[MessageView]:
-        """Newest first. ``before`` is the (created_at, id) of the last item of the previous page."""
+        """Newest first. ``before`` is the (created_at, id) of the last item of the previous page.
+
+        Each filter's matches are counted on an index first (the account's recipients by
+        address, its tags, recipients by state; up to ``DRIVE_LIMIT``). When the narrowest has
+        few, the query starts from its ids and sorts what it finds; otherwise it walks the
+        account's messages newest first, testing each, and stops at the page's end (a filter
+        with many matches matches densely). So a rare recipient or tag costs its matches, not
+        the account's history; a common one costs about a page."""
         where: list[str] = ["m.account_id = ?"]
         params: list[Any] = [account_id]
+        # (matches counted up to DRIVE_LIMIT + 1, the ids as a driving query, the test per message)
+        filters: list[tuple[int, str, list[Any], str, list[Any]]] = []
         if tag:
-            where.append(
-                "EXISTS (SELECT 1 FROM message_tags t WHERE t.message_id = m.id AND t.tag = ?)"
+            drive = "SELECT message_id FROM message_tags WHERE account_id = ? AND tag = ?"
+            test = "EXISTS (SELECT 1 FROM message_tags t WHERE t.message_id = m.id AND t.tag = ?)"
+            filters.append(
+                (self._count(drive, [account_id, tag]), drive, [account_id, tag], test, [tag])
             )
-            params.append(tag)
         if status:
             wanted = ("queued", "active") if status == "queued" else (status,)
             marks = ",".join("?" * len(wanted))
-            where.append(
-                f"EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ({marks}))"
+            drive = (
+                "SELECT message_id FROM recipients INDEXED BY recipients_due"
+                f" WHERE state IN ({marks}) AND account_id = ?"
             )
-            params.extend(wanted)
+            every = f"SELECT 1 FROM recipients INDEXED BY recipients_due WHERE state IN ({marks})"
+            test = (
+                "EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id"
+                f" AND r.state IN ({marks}))"
+            )
+            filters.append(
+                (self._count(every, wanted), drive, [*wanted, account_id], test, list(wanted))
+            )
         if recipient:
-            where.append(
-                "EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.address = ? COLLATE NOCASE)"
+            drive = (
+                "SELECT message_id FROM recipients INDEXED BY recipients_address"
+                " WHERE account_id = ? AND address = ? COLLATE NOCASE"
             )
-            params.append(recipient)
+            test = (
+                "EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id"
+                " AND r.address = ? COLLATE NOCASE)"
+            )
+            filters.append(
+                (
+                    self._count(drive, [account_id, recipient]),
+                    drive,
+                    [account_id, recipient],
+                    test,
+                    [recipient],
+                )
+            )
+        narrowest = min(filters, default=None, key=lambda f: f[0])
+        driving = narrowest is not None and narrowest[0] <= DRIVE_LIMIT
+        for f in filters:
+            if not (driving and f is narrowest):
+                where.append(f[3])
+                params.extend(f[4])
         if since is not None:
             where.append("m.created_at >= ?")
             params.append(since)
         if before is not None:
             where.append("(m.created_at < ? OR (m.created_at = ? AND m.id < ?))")
             params.extend([before[0], before[0], before[1]])
-        rows = self._read(
-            f"SELECT m.* FROM messages m WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-            (*params, limit),
-        )
+        order = f"WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC LIMIT ?"
+        if driving and narrowest is not None:
+            rows = self._read(
+                f"SELECT m.* FROM (SELECT DISTINCT message_id AS id FROM ({narrowest[1]})) AS hit"
+                f" CROSS JOIN messages m ON m.id = hit.id {order}",
+                (*narrowest[2], *params, limit),
+            )
+        else:
+            rows = self._read(f"SELECT m.* FROM messages m {order}", (*params, limit))
         out: list[MessageView] = []
         for m in rows:
             states = [

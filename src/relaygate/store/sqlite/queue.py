@@ -335,20 +335,26 @@ class SqliteQueue(Concern):
     def entries(
         self, *, state: str | None = None, domain: str | None = None, limit: int = 100
     ) -> list[QueueEntry]:
-        where, params = ["1 = 1"], []
-        if state:
-            where.append("r.state = ?")
-            params.append(state)
-        else:
-            where.append("r.state IN ('queued', 'active', 'deferred', 'held')")
+        # one index walk per state (recipients_due is ordered by state, then due time), merged:
+        # an IN over the states would sort every pending recipient to return the first few
+        states = [state] if state else ["queued", "active", "deferred", "held"]
+        extra, params = "", []
         if domain:
-            where.append("r.domain = ?")
+            extra = " AND domain = ?"
             params.append(domain.lower().rstrip("."))
+        walks = " UNION ALL ".join(
+            "SELECT * FROM (SELECT id, message_id, address, domain, state, attempts, queued_at,"
+            " next_attempt_at, last_response FROM recipients INDEXED BY recipients_due"
+            f" WHERE state = ?{extra} ORDER BY next_attempt_at, id LIMIT ?)"
+            for _ in states
+        )
+        walk_params = [p for s in states for p in (s, *params, limit)]
         rows = self._read(
-            "SELECT r.id, r.message_id, r.address, r.domain, r.state, r.attempts, r.queued_at, r.next_attempt_at,"
-            " r.last_response, m.from_addr FROM recipients r JOIN messages m ON m.id = r.message_id"
-            f" WHERE {' AND '.join(where)} ORDER BY r.next_attempt_at, r.id LIMIT ?",
-            (*params, limit),
+            "SELECT r.*, m.from_addr FROM ("
+            + walks
+            + ") AS r JOIN messages m ON m.id = r.message_id"
+            " ORDER BY r.next_attempt_at, r.id LIMIT ?",
+            (*walk_params, limit),
         )
         return [QueueEntry(**dict(r)) for r in rows]
 

@@ -190,18 +190,26 @@ class SqliteStatus(Concern):
             for r in rows
         ]
 
-    def backlog(self) -> Backlog:
+    def backlog(self, account_id: int | None = None) -> Backlog:
         marks = ",".join("?" * len(PENDING_STATES))
+        # INDEXED BY: only the pending rows are read, also for one account (whose recipients,
+        # by the account's index, would be all it ever sent)
+        mine = "" if account_id is None else " AND account_id = ?"
+        extra: tuple[int, ...] = () if account_id is None else (account_id,)
         recipients = self._read(
-            f"SELECT state, COUNT(*) FROM recipients WHERE state IN ({marks}) GROUP BY state",
-            PENDING_STATES,
+            f"SELECT state, COUNT(*) FROM recipients INDEXED BY recipients_due"
+            f" WHERE state IN ({marks}){mine} GROUP BY state",
+            (*PENDING_STATES, *extra),
         )
         oldest = self._read(
-            "SELECT MIN(queued_at) FROM recipients WHERE state IN ('queued', 'deferred', 'active')"
+            "SELECT MIN(queued_at) FROM recipients INDEXED BY recipients_due"
+            f" WHERE state IN ('queued', 'deferred', 'active'){mine}",
+            extra,
         )
         hooks = self._read(
-            "SELECT state, COUNT(*) FROM webhook_deliveries"
-            " WHERE state IN ('pending', 'active', 'abandoned') GROUP BY state"
+            "SELECT state, COUNT(*) FROM webhook_deliveries INDEXED BY webhook_deliveries_due"
+            f" WHERE state IN ('pending', 'active', 'abandoned'){mine} GROUP BY state",
+            extra,
         )
         return Backlog(
             recipients={str(r[0]): int(r[1]) for r in recipients},
